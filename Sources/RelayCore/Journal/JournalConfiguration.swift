@@ -1,0 +1,32 @@
+/// How a journal is laid out and how much it may buffer.
+public struct JournalConfiguration: Sendable {
+    /// The folder holding the segment files (`DATA/journal`).
+    public var directory: String
+    /// A new segment is started once the current one reaches this size. Default 64 MiB.
+    public var segmentSize: UInt64
+    /// The largest record payload accepted. Default 16 MiB.
+    public var maxRecordSize: Int
+    /// The most bytes written (and synced) in one group commit. Default 4 MiB.
+    public var maxBatchBytes: Int
+    /// The most bytes waiting to be written; an append beyond it fails at once with
+    /// `.overloaded` instead of queueing without bound. Default 64 MiB.
+    public var maxQueuedBytes: Int
+    /// Where writes go; tests inject failures here.
+    public var fileSystem: any JournalFileSystem
+
+    public init(
+        directory: String,
+        segmentSize: UInt64 = 64 << 20,
+        maxRecordSize: Int = 16 << 20,
+        maxBatchBytes: Int = 4 << 20,
+        maxQueuedBytes: Int = 64 << 20,
+        fileSystem: any JournalFileSystem = POSIXJournalFileSystem()
+    ) {
+        self.directory = directory
+        self.segmentSize = segmentSize
+        self.maxRecordSize = maxRecordSize
+        self.maxBatchBytes = maxBatchBytes
+        self.maxQueuedBytes = maxQueuedBytes
+        self.fileSystem = fileSystem
+    }
+}

@@ -1,0 +1,102 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Reads records in sequence order from any starting sequence, across segments, while the
+/// journal keeps writing. It never reads past `limit` (the durable end), so it never sees a
+/// record that has not been acknowledged as durable.
+///
+/// Not `Sendable`: one reader belongs to one task. `next()` returns nil when it has caught up;
+/// calling it again later continues with records written since.
+public final class JournalReader {
+    private let directory: String
+    private let maxRecordSize: Int
+    private let limit: (@Sendable () -> JournalPosition)?
+    private var from: UInt64
+    private var segmentBase: UInt64?
+    private var fd: Int32 = -1
+    private var scanner: SegmentScanner?
+
+    /// A reader over `directory`. With `limit` nil it reads every complete record on disk (for
+    /// offline tools); a torn tail in the last segment then reads as the end.
+    public init(directory: String, from sequence: UInt64 = 1, maxRecordSize: Int = 16 << 20, limit: (@Sendable () -> JournalPosition)? = nil) {
+        self.directory = directory
+        self.maxRecordSize = maxRecordSize
+        self.limit = limit
+        self.from = max(1, sequence)
+    }
+
+    deinit {
+        if fd >= 0 { close(fd) }
+    }
+
+    /// The next record, or nil if there is none (yet).
+    public func next() throws -> JournalRecord? {
+        while true {
+            if scanner == nil {
+                guard try openSegment() else { return nil }
+            }
+            guard var current = scanner, let base = segmentBase else { return nil }
+            let bound = limit?()
+            let path = directory + "/" + JournalFormat.segmentName(base: base)
+            if let bound, bound.segment == base {
+                current.end = bound.offset
+            } else {
+                current.end = try SegmentScanner.fileSize(fd, path: path)
+            }
+            let step = try current.next()
+            scanner = current
+            switch step {
+            case .record(let sequence, let type, let payload, let offset, _):
+                if sequence < from { continue }
+                from = sequence + 1
+                return JournalRecord(sequence: sequence, type: type, payload: payload, position: JournalPosition(segment: base, offset: offset))
+            case .end, .incomplete, .invalid:
+                var isEnd = false
+                if case .end = step { isEnd = true }
+                if let bound, bound.segment == base {
+                    // The durable end is in this segment: either caught up, or damage in acknowledged data.
+                    if isEnd { return nil }
+                    throw JournalError(.corrupt, "unreadable record at offset \(current.offset) before the durable end; run `relay journal verify`", path: path)
+                }
+                let later = try JournalRecovery.segmentBases(in: directory).contains { $0 > base }
+                if isEnd {
+                    guard later else { return nil }
+                    closeSegment()
+                    continue
+                }
+                // Offline, a torn tail of the last segment is where the log ends (recovery will cut it).
+                if !later && limit == nil { return nil }
+                throw JournalError(.corrupt, "unreadable record at offset \(current.offset); run `relay journal verify`", path: path)
+            }
+        }
+    }
+
+    private func closeSegment() {
+        if fd >= 0 { close(fd) }
+        fd = -1
+        scanner = nil
+    }
+
+    /// Opens the segment holding `from` (or the first one after it); false if there is none.
+    private func openSegment() throws -> Bool {
+        let bases = try JournalRecovery.segmentBases(in: directory)
+        let candidate: UInt64?
+        if let current = segmentBase {
+            candidate = bases.first { $0 > current }
+        } else {
+            candidate = bases.last { $0 <= from } ?? bases.first
+        }
+        guard let base = candidate else { return false }
+        let path = directory + "/" + JournalFormat.segmentName(base: base)
+        let descriptor = try SegmentScanner.openReadOnly(path)
+        fd = descriptor
+        segmentBase = base
+        scanner = SegmentScanner(fd: descriptor, path: path, offset: UInt64(JournalFormat.segmentHeaderSize), end: 0, maxPayload: maxRecordSize)
+        return true
+    }
+}

@@ -1,0 +1,59 @@
+import Hummingbird
+import Logging
+import NIOCore
+import RelayCore
+
+/// The public listener: `POST /webhooks/{source}` and `GET /healthz`.
+struct IngestRoutes {
+    let pipeline: IngestPipeline
+    let logger: Logger
+
+    func register(on router: Router<BasicRequestContext>) {
+        router.get("/healthz") { _, _ in JSONResponse.ok("{\"status\":\"ok\"}") }
+        router.post("/webhooks/:source") { request, context in
+            await handle(request, context: context)
+        }
+    }
+
+    func handle(_ request: Request, context: BasicRequestContext) async -> Response {
+        let name = context.parameters.get("source") ?? ""
+        guard let source = pipeline.source(named: name) else {
+            return reject(IngestError(.unknownSource, "unknown source \(JSONWriter.quote(name))"), source: name)
+        }
+        if let length = request.headers[.contentLength].flatMap(Int.init), length > source.maxBodyBytes {
+            return reject(tooLarge(source), source: name)
+        }
+        // Read the body with a limit: never buffer more than the source allows.
+        var body: [UInt8] = []
+        do {
+            for try await chunk in request.body {
+                guard body.count + chunk.readableBytes <= source.maxBodyBytes else {
+                    return reject(tooLarge(source), source: name)
+                }
+                body.append(contentsOf: chunk.readableBytesView)
+            }
+        } catch {
+            return reject(IngestError(.badRequest, "could not read the request body"), source: name)
+        }
+        var headers = HeaderList()
+        for field in request.headers {
+            headers.append(name: field.name.canonicalName, value: field.value)
+        }
+        do {
+            let result = try await pipeline.ingest(source: source, headers: headers, body: body)
+            return JSONResponse.ok(result.json)
+        } catch {
+            return reject(error, source: name)
+        }
+    }
+
+    private func tooLarge(_ source: SourceConfig) -> IngestError {
+        IngestError(.tooLarge, "body exceeds the limit of \(source.maxBodyBytes) bytes for source \(source.name)")
+    }
+
+    private func reject(_ error: IngestError, source: String) -> Response {
+        logger.info("ingest rejected", metadata: ["source": "\(source)", "reason": "\(error.reason)", "status": "\(error.httpStatus)"])
+        let status = HTTPResponse.Status(code: error.httpStatus)
+        return JSONResponse.error(status, error.message, retryAfter: error.code == .overloaded || error.code == .unavailable ? 1 : nil)
+    }
+}

@@ -1,0 +1,98 @@
+import Hummingbird
+import Logging
+import NIOCore
+import RelayCore
+import ServiceLifecycle
+import UnixSignals
+import Synchronization
+
+/// The relay process: journal, ingest listener and admin listener in one service group, so
+/// SIGTERM/SIGINT stop the listeners first (finishing in-flight requests), then the journal.
+public final class RelayServer: Sendable {
+    public let configuration: RelayServerConfiguration
+    public let journal: Journal
+    public let pipeline: IngestPipeline
+    private let logger: Logger
+    private let ports = Mutex<(ingest: Int?, admin: Int?)>((nil, nil))
+    private let ready = Mutex<[CheckedContinuation<Void, Never>]>([])
+
+    /// Loads the config and opens (recovering) the journal. Throws `ConfigError` or `JournalError`.
+    public init(configuration: RelayServerConfiguration, config: RelayConfig, clock: any RelayClock = SystemClock(), logger: Logger) throws {
+        self.configuration = configuration
+        self.logger = logger
+        self.journal = try Journal.open(configuration.journal, logger: logger)
+        self.pipeline = IngestPipeline(sources: config.sources, journal: journal, clock: clock, logger: logger)
+    }
+
+    /// The bound ingest port (useful with port 0), once listening.
+    public var ingestPort: Int? { ports.withLock { $0.ingest } }
+    /// The bound admin port, once listening.
+    public var adminPort: Int? { ports.withLock { $0.admin } }
+
+    /// Waits until both listeners are bound.
+    public func waitUntilListening() async {
+        await withCheckedContinuation { continuation in
+            let done = ports.withLock { $0.ingest != nil && $0.admin != nil }
+            if done { continuation.resume(); return }
+            ready.withLock { $0.append(continuation) }
+            // Re-check in case both ports were set between the two locks.
+            if ports.withLock({ $0.ingest != nil && $0.admin != nil }) { resumeWaiters() }
+        }
+    }
+
+    private func resumeWaiters() {
+        let waiters = ready.withLock { waiters in
+            defer { waiters = [] }
+            return waiters
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+
+    private func bound(ingest: Int? = nil, admin: Int? = nil) {
+        let both = ports.withLock { ports in
+            if let ingest { ports.ingest = ingest }
+            if let admin { ports.admin = admin }
+            return ports.ingest != nil && ports.admin != nil
+        }
+        if both { resumeWaiters() }
+    }
+
+    /// The services to run, in start order (they stop in reverse).
+    public func services() -> [any Service] {
+        let ingestRouter = Router(context: BasicRequestContext.self)
+        ingestRouter.add(middleware: JSONNotFoundMiddleware())
+        IngestRoutes(pipeline: pipeline, logger: logger).register(on: ingestRouter)
+        let ingest = Application(
+            router: ingestRouter,
+            configuration: ApplicationConfiguration(address: .hostname(configuration.listen.host, port: configuration.listen.port), serverName: nil, backlog: 1024),
+            onServerRunning: { [self] channel in
+                self.bound(ingest: channel.localAddress?.port)
+                logger.info("ingest listening", metadata: ["address": "\(channel.localAddress.map { "\($0)" } ?? "?")"])
+            },
+            logger: logger
+        )
+        let adminRouter = Router(context: BasicRequestContext.self)
+        adminRouter.add(middleware: JSONNotFoundMiddleware())
+        AdminRoutes(journal: journal).register(on: adminRouter)
+        let admin = Application(
+            router: adminRouter,
+            configuration: ApplicationConfiguration(address: .hostname(configuration.adminListen.host, port: configuration.adminListen.port), serverName: nil),
+            onServerRunning: { [self] channel in
+                self.bound(admin: channel.localAddress?.port)
+                logger.info("admin listening", metadata: ["address": "\(channel.localAddress.map { "\($0)" } ?? "?")"])
+            },
+            logger: logger
+        )
+        return [JournalService(journal: journal), ingest, admin]
+    }
+
+    /// Runs until SIGTERM/SIGINT (or cancellation), then drains and returns.
+    public func run(handleSignals: Bool = true) async throws {
+        let group = ServiceGroup(
+            services: services(),
+            gracefulShutdownSignals: handleSignals ? [.sigterm, .sigint] : [],
+            logger: logger
+        )
+        try await group.run()
+    }
+}

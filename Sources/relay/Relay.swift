@@ -1,0 +1,20 @@
+import ArgumentParser
+import CCurlShim
+import RelayCore
+
+/// The relay's version.
+enum RelayVersion {
+    static let string = "0.1.0"
+}
+
+@main
+struct Relay: AsyncParsableCommand {
+    static var configuration: CommandConfiguration {
+        CommandConfiguration(
+            commandName: "relay",
+            abstract: "A durable webhook relay: receive, journal, route, forward and replay provider webhooks.",
+            version: "relay \(RelayVersion.string)\n\(String(cString: ccurl_version()))",
+            subcommands: [Serve.self, Routes.self, Journal.self, Sink.self]
+        )
+    }
+}

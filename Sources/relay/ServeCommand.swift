@@ -1,0 +1,93 @@
+import ArgumentParser
+import CCurlShim
+import Logging
+import RelayCore
+import RelayServer
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run the relay: ingest, journal, routing and forwarding.")
+
+    @Option(help: "The routes file.")
+    var config: String = "routes.json"
+
+    @Option(help: "The data directory (the journal lives in DATA/journal).")
+    var data: String = "./data"
+
+    @Option(help: "Ingest listener, HOST:PORT (the one providers reach).")
+    var listen = RelayServerConfiguration.Address(host: "127.0.0.1", port: 8080)
+
+    @Option(help: "Admin listener, HOST:PORT (never expose it publicly).")
+    var adminListen = RelayServerConfiguration.Address(host: "127.0.0.1", port: 8081)
+
+    @OptionGroup var logging: LoggingOptions
+
+    func run() async throws {
+        let logger = try logging.bootstrap(label: "relay")
+        let curl = ccurl_global_init()
+        guard curl == 0 else { throw fail("libcurl failed to initialise (code \(curl))") }
+        let relayConfig: RelayConfig
+        do {
+            relayConfig = try RelayConfig.load(path: config)
+        } catch let error as ConfigError {
+            for issue in error.issues { printError(issue.description) }
+            throw ExitCode(1)
+        }
+        let server: RelayServer
+        do {
+            server = try RelayServer(
+                configuration: RelayServerConfiguration(configPath: config, dataDirectory: data, listen: listen, adminListen: adminListen),
+                config: relayConfig,
+                logger: logger
+            )
+        } catch {
+            throw fail("cannot open the journal in \(data)/journal: \(error)")
+        }
+        logger.info("relay starting", metadata: [
+            "version": "\(RelayVersion.string)", "sources": "\(relayConfig.sources.keys.sorted().joined(separator: ","))",
+            "last_sequence": "\(server.journal.durable.lastSequence)",
+        ])
+        try await server.run()
+        logger.info("relay stopped")
+    }
+}
+
+struct Sink: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run a small downstream that answers every request and logs it.")
+
+    @Option(help: "HOST:PORT to listen on.")
+    var listen = RelayServerConfiguration.Address(host: "127.0.0.1", port: 9001)
+
+    @Option(help: "Status to answer (default 204).")
+    var status: Int = 204
+
+    @Option(help: "Fraction of requests answered 503 instead, 0…1.")
+    var failRate: Double = 0
+
+    @Option(help: "Delay before each answer, in milliseconds.")
+    var delayMs: Int = 0
+
+    @Option(help: "Append one JSON line per request to this file.")
+    var log: String?
+
+    @OptionGroup var logging: LoggingOptions
+
+    func validate() throws {
+        guard (100...599).contains(status) else { throw ValidationError("--status: must be an HTTP status 100…599, not \(status)") }
+        guard (0...1).contains(failRate) else { throw ValidationError("--fail-rate: must be between 0 and 1, not \(failRate)") }
+        guard delayMs >= 0 else { throw ValidationError("--delay-ms: must not be negative") }
+    }
+
+    func run() async throws {
+        let logger = try logging.bootstrap(label: "relay-sink")
+        let sink: SinkServer
+        do {
+            sink = try SinkServer(
+                configuration: .init(listen: listen, status: status, failRate: failRate, delayMilliseconds: delayMs, logPath: log),
+                logger: logger
+            )
+        } catch {
+            throw fail("sink: \(error)")
+        }
+        try await sink.run()
+    }
+}

@@ -51,6 +51,7 @@ let package = Package(
             name: "RelayTesting",
             dependencies: [
                 "RelayCore",
+                "RelayServer",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
             ],

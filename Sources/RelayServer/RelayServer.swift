@@ -67,7 +67,7 @@ public final class RelayServer: Sendable {
             configuration: ApplicationConfiguration(address: .hostname(configuration.listen.host, port: configuration.listen.port), serverName: nil, backlog: 1024),
             onServerRunning: { [self] channel in
                 self.bound(ingest: channel.localAddress?.port)
-                logger.info("ingest listening", metadata: ["address": "\(channel.localAddress.map { "\($0)" } ?? "?")"])
+                logger.info("ingest listening", metadata: ["port": "\(channel.localAddress?.port ?? 0)"])
             },
             logger: logger
         )
@@ -79,7 +79,7 @@ public final class RelayServer: Sendable {
             configuration: ApplicationConfiguration(address: .hostname(configuration.adminListen.host, port: configuration.adminListen.port), serverName: nil),
             onServerRunning: { [self] channel in
                 self.bound(admin: channel.localAddress?.port)
-                logger.info("admin listening", metadata: ["address": "\(channel.localAddress.map { "\($0)" } ?? "?")"])
+                logger.info("admin listening", metadata: ["port": "\(channel.localAddress?.port ?? 0)"])
             },
             logger: logger
         )

@@ -77,7 +77,7 @@ public final class SinkServer: Sendable {
             ),
             onServerRunning: { [self] channel in
                 self.port.withLock { $0 = channel.localAddress?.port }
-                logger.info("sink listening", metadata: ["address": "\(channel.localAddress.map { "\($0)" } ?? "?")"])
+                logger.info("sink listening", metadata: ["port": "\(channel.localAddress?.port ?? 0)"])
             },
             logger: logger
         )

@@ -1,0 +1,63 @@
+import RelayCore
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A journal file system that behaves like the real one until told to fail: then writes (and
+/// optionally syncs) fail with the given errno, as a full or broken disk would.
+public final class FaultyFileSystem: JournalFileSystem {
+    private let real = POSIXJournalFileSystem()
+    private let failure = Mutex<Int32?>(nil)
+    private let partial = Atomic<Bool>(false)
+
+    public init() {}
+
+    /// Makes every following write fail with `errno` (e.g. ENOSPC); nil restores normal writes.
+    /// With `partialWrite`, half of each failing write reaches the file first, as on a disk that
+    /// fills up mid-write.
+    public func failWrites(_ errno: Int32?, partialWrite: Bool = false) {
+        failure.withLock { $0 = errno }
+        partial.store(partialWrite, ordering: .relaxed)
+    }
+
+    var currentFailure: Int32? { failure.withLock { $0 } }
+    var writesPartially: Bool { partial.load(ordering: .relaxed) }
+
+    public func openWritable(path: String, create: Bool) throws -> any JournalWritableFile {
+        if let errno = currentFailure, create {
+            throw JournalError(.io, "injected failure creating segment", path: path, errno: errno)
+        }
+        return FaultyFile(inner: try real.openWritable(path: path, create: create), owner: self)
+    }
+
+    public func syncDirectory(path: String) throws {
+        try real.syncDirectory(path: path)
+    }
+
+    final class FaultyFile: JournalWritableFile {
+        let inner: any JournalWritableFile
+        let owner: FaultyFileSystem
+
+        init(inner: any JournalWritableFile, owner: FaultyFileSystem) {
+            self.inner = inner
+            self.owner = owner
+        }
+
+        func write(_ bytes: UnsafeRawBufferPointer, at offset: UInt64) throws {
+            if let errno = owner.currentFailure {
+                if owner.writesPartially && bytes.count > 1 {
+                    try inner.write(UnsafeRawBufferPointer(rebasing: bytes[0..<(bytes.count / 2)]), at: offset)
+                }
+                throw JournalError(.io, "injected write failure", errno: errno)
+            }
+            try inner.write(bytes, at: offset)
+        }
+
+        func sync() throws { try inner.sync() }
+        func truncate(to size: UInt64) throws { try inner.truncate(to: size) }
+        func size() throws -> UInt64 { try inner.size() }
+        func close() { inner.close() }
+    }
+}

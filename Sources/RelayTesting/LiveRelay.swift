@@ -1,0 +1,68 @@
+import Foundation
+import Logging
+import RelayCore
+import RelayServer
+
+/// An in-process relay on `127.0.0.1:0` with its journal in a temp directory, for tests that
+/// cross the HTTP boundary. `stop()` cancels it and waits for the journal to close.
+public final class LiveRelay: Sendable {
+    public let server: RelayServer
+    public let directory: TemporaryDirectory
+    private let task: Task<Void, any Error>
+
+    public init(
+        routes: String, journal: ((String) -> JournalConfiguration)? = nil, clock: any RelayClock = SystemClock(),
+        environment: [String: String] = [:], logger: Logger = LiveRelay.defaultLogger()
+    ) async throws {
+        let directory = try TemporaryDirectory()
+        self.directory = directory
+        let configPath = try directory.write("routes.json", routes)
+        let config = try RelayConfig.parse(Array(routes.utf8), file: "routes.json", environment: environment)
+        let journalDirectory = directory.path + "/data/journal"
+        let server = try RelayServer(
+            configuration: RelayServerConfiguration(
+                configPath: configPath, dataDirectory: directory.path + "/data",
+                listen: .init(host: "127.0.0.1", port: 0), adminListen: .init(host: "127.0.0.1", port: 0),
+                journal: journal?(journalDirectory) ?? JournalConfiguration(directory: journalDirectory)
+            ),
+            config: config, clock: clock, logger: logger
+        )
+        self.server = server
+        task = Task { try await server.run(handleSignals: false) }
+        await server.waitUntilListening()
+    }
+
+    /// Silent unless `RELAY_TEST_LOG` names a level (e.g. `debug`), then to stderr.
+    public static func defaultLogger() -> Logger {
+        guard let level = ProcessInfo.processInfo.environment["RELAY_TEST_LOG"].flatMap(Logger.Level.init(rawValue:)) else {
+            return Logger(label: "live-relay", factory: { _ in SwiftLogNoOpLogHandler() })
+        }
+        var logger = Logger(label: "live-relay", factory: { StreamLogHandler.standardError(label: $0) })
+        logger.logLevel = level
+        return logger
+    }
+
+    public var ingestPort: Int { server.ingestPort ?? 0 }
+    public var adminPort: Int { server.adminPort ?? 0 }
+
+    /// POSTs `body` to `/webhooks/{source}`.
+    public func post(_ source: String, body: [UInt8], headers: [(String, String)] = [("Content-Type", "application/json")]) async throws -> TestHTTPClient.Response {
+        try await TestHTTPClient.send(port: ingestPort, method: "POST", path: "/webhooks/\(source)", headers: headers, body: body)
+    }
+
+    /// Every event in the journal, in order.
+    public func storedEvents() throws -> [Event] {
+        let reader = server.journal.reader()
+        var events: [Event] = []
+        while let record = try reader.next() {
+            if record.type == .event { events.append(try Event(decoding: record.payload)) }
+        }
+        return events
+    }
+
+    public func stop() async {
+        task.cancel()
+        _ = try? await task.value
+        directory.remove()
+    }
+}

@@ -1,0 +1,129 @@
+import Dispatch
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A minimal HTTP/1.1 client over a blocking loopback socket, for tests and tools: one request
+/// per connection (`Connection: close`), each on its own thread, off Swift's cooperative pool.
+public enum TestHTTPClient {
+    public struct Response: Sendable {
+        public var status: Int
+        public var headers: [(name: String, value: String)]
+        public var body: [UInt8]
+        public var text: String { String(decoding: body, as: UTF8.self) }
+
+        public func header(_ name: String) -> String? {
+            headers.first { $0.name.lowercased() == name.lowercased() }?.value
+        }
+    }
+
+    public struct Failure: Error, CustomStringConvertible {
+        public var description: String
+    }
+
+    /// Sends one request to `127.0.0.1:port`. `timeout` bounds connect, send and receive.
+    public static func send(
+        port: Int, method: String = "GET", path: String, headers: [(String, String)] = [], body: [UInt8] = [],
+        host: String = "127.0.0.1", timeout: Double = 10
+    ) async throws -> Response {
+        try await withCheckedThrowingContinuation { continuation in
+            // A thread of its own: blocking calls on Dispatch's pool starve it on Linux, where
+            // it adds a thread for a blocked worker only about once a second.
+            let thread = Thread {
+                continuation.resume(with: Result { try sendBlocking(host: host, port: port, method: method, path: path, headers: headers, body: body, timeout: timeout) })
+            }
+            thread.start()
+        }
+    }
+
+    static func sendBlocking(host: String, port: Int, method: String, path: String, headers: [(String, String)], body: [UInt8], timeout: Double) throws -> Response {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw Failure(description: "socket: \(errno)") }
+        defer { close(fd) }
+        var tv = timeval(tv_sec: Int(timeout), tv_usec: Int((timeout - Double(Int(timeout))) * 1_000_000))
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        guard inet_pton(AF_INET, host, &address.sin_addr) == 1 else { throw Failure(description: "bad host \(host)") }
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else { throw Failure(description: "connect to \(host):\(port) failed: errno \(errno)") }
+
+        var head = "\(method) \(path) HTTP/1.1\r\nHost: \(host):\(port)\r\nConnection: close\r\n"
+        var hasLength = false
+        for (name, value) in headers {
+            head += "\(name): \(value)\r\n"
+            if name.lowercased() == "content-length" || name.lowercased() == "transfer-encoding" { hasLength = true }
+        }
+        if !hasLength && (method != "GET" || !body.isEmpty) { head += "Content-Length: \(body.count)\r\n" }
+        head += "\r\n"
+        let request = Array(head.utf8) + body
+        var sent = 0
+        while sent < request.count {
+            let n = request.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + sent, request.count - sent, Int32(MSG_NOSIGNAL)) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                // The server may answer (e.g. 413) and close before reading the whole body.
+                break
+            }
+            sent += n
+        }
+        var received: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress!, 65536, 0) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                if received.isEmpty { throw Failure(description: "receive failed: errno \(errno)") }
+                break
+            }
+            if n == 0 { break }
+            received.append(contentsOf: chunk[0..<n])
+        }
+        return try parse(received)
+    }
+
+    static func parse(_ bytes: [UInt8]) throws -> Response {
+        let separator: [UInt8] = [13, 10, 13, 10]
+        guard let headerEnd = bytes.indices.first(where: { bytes.count - $0 >= 4 && Array(bytes[$0..<($0 + 4)]) == separator }) else {
+            throw Failure(description: "no HTTP response (\(bytes.count) bytes)")
+        }
+        let headText = String(decoding: bytes[0..<headerEnd], as: UTF8.self)
+        var lines = headText.components(separatedBy: "\r\n")
+        let statusLine = lines.removeFirst().split(separator: " ")
+        guard statusLine.count >= 2, let status = Int(statusLine[1]) else { throw Failure(description: "bad status line") }
+        var headers: [(name: String, value: String)] = []
+        for line in lines {
+            guard let colon = line.firstIndex(of: ":") else { continue }
+            headers.append((String(line[..<colon]), line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)))
+        }
+        var body = Array(bytes[(headerEnd + 4)...])
+        if headers.contains(where: { $0.name.lowercased() == "transfer-encoding" && $0.value.lowercased().contains("chunked") }) {
+            body = try dechunk(body)
+        } else if let length = headers.first(where: { $0.name.lowercased() == "content-length" }).flatMap({ Int($0.value) }), body.count > length {
+            body = Array(body[0..<length])
+        }
+        return Response(status: status, headers: headers, body: body)
+    }
+
+    static func dechunk(_ bytes: [UInt8]) throws -> [UInt8] {
+        var out: [UInt8] = []
+        var index = 0
+        while index < bytes.count {
+            guard let lineEnd = (index..<(bytes.count - 1)).first(where: { bytes[$0] == 13 && bytes[$0 + 1] == 10 }) else { break }
+            let sizeText = String(decoding: bytes[index..<lineEnd], as: UTF8.self).split(separator: ";").first.map(String.init) ?? ""
+            guard let size = Int(sizeText.trimmingCharacters(in: .whitespaces), radix: 16) else { throw Failure(description: "bad chunk") }
+            if size == 0 { break }
+            let start = lineEnd + 2
+            guard start + size <= bytes.count else { throw Failure(description: "short chunk") }
+            out.append(contentsOf: bytes[start..<(start + size)])
+            index = start + size + 2
+        }
+        return out
+    }
+}

@@ -1,0 +1,269 @@
+import Foundation
+import Logging
+import RelayCore
+import RelayTesting
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Captures log messages so tests can assert the recovery warning.
+final class CapturingLogHandler: LogHandler, @unchecked Sendable {
+    // @unchecked: `messages` is guarded by `lock`; the other properties are set before use.
+    private let lock = NSLock()
+    private var captured: [(Logger.Level, String, Logger.Metadata)] = []
+    var metadata: Logger.Metadata = [:]
+    var logLevel: Logger.Level = .trace
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    func log(event: LogEvent) {
+        lock.withLock { captured.append((event.level, "\(event.message)", event.metadata ?? [:])) }
+    }
+
+    var messages: [(level: Logger.Level, message: String, metadata: Logger.Metadata)] { lock.withLock { captured } }
+}
+
+func makeLogger() -> (Logger, CapturingLogHandler) {
+    let handler = CapturingLogHandler()
+    return (Logger(label: "test", factory: { _ in handler }), handler)
+}
+
+func payload(_ index: Int, size: Int = 40) -> [UInt8] {
+    var bytes = Array("record-\(index)-".utf8)
+    while bytes.count < size { bytes.append(UInt8(truncatingIfNeeded: index &* 31 &+ bytes.count)) }
+    return bytes
+}
+
+func readAll(_ directory: String, from: UInt64 = 1) throws -> [JournalRecord] {
+    let reader = JournalReader(directory: directory, from: from)
+    var records: [JournalRecord] = []
+    while let record = try reader.next() { records.append(record) }
+    return records
+}
+
+func lastSegmentPath(_ directory: String) throws -> String {
+    let names = try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasSuffix(".seg") }.sorted()
+    return directory + "/" + names.last!
+}
+
+@Suite struct JournalTests {
+    @Test func crc32cKnownVectors() {
+        #expect(CRC32C.checksum(Array("123456789".utf8)) == 0xE306_9283)
+        #expect(CRC32C.checksum([UInt8]()) == 0)
+        let long = (0..<1000).map { UInt8($0 & 0xFF) }
+        // Checksumming in pieces gives the same result as all at once.
+        let split = CRC32C.checksum(long[500...], continuing: CRC32C.checksum(long[..<500]))
+        #expect(split == CRC32C.checksum(long))
+    }
+
+    @Test func roundTripAndReopen() async throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let (logger, _) = makeLogger()
+        let config = JournalConfiguration(directory: dir.path + "/journal")
+        let journal = try Journal.open(config, logger: logger)
+        var sequences: [UInt64] = []
+        for i in 0..<10 {
+            sequences.append(try await journal.append(JournalEntry(type: .event, payload: payload(i))))
+        }
+        #expect(sequences == Array(1...10))
+        #expect(journal.durable.lastSequence == 10)
+        await journal.close()
+        await #expect(throws: JournalError.self) { try await journal.append(JournalEntry(type: .event, payload: [1])) }
+
+        let reopened = try Journal.open(config, logger: logger)
+        #expect(reopened.durable.lastSequence == 10)
+        let next = try await reopened.append(JournalEntry(type: .routingDecision, payload: payload(10)))
+        #expect(next == 11)
+        let records = try readAll(config.directory)
+        #expect(records.map(\.sequence) == Array(1...11))
+        #expect(records.map(\.payload) == (0...10).map { payload($0) })
+        #expect(records.last?.type == .routingDecision)
+        // Reading from the middle starts at that sequence.
+        #expect(try readAll(config.directory, from: 7).map(\.sequence) == Array(7...11))
+        await reopened.close()
+        #expect(try JournalVerifier.verify(directory: config.directory).isIntact)
+    }
+
+    @Test func concurrentAppendersAreAllDurableAndOrdered() async throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let (logger, _) = makeLogger()
+        let config = JournalConfiguration(directory: dir.path + "/journal")
+        let journal = try Journal.open(config, logger: logger)
+        let results = try await withThrowingTaskGroup(of: [(UInt64, [UInt8])].self) { group in
+            for task in 0..<64 {
+                group.addTask {
+                    var mine: [(UInt64, [UInt8])] = []
+                    for i in 0..<20 {
+                        let bytes = payload(task * 1000 + i, size: 100)
+                        // Some appends carry two records that must land together.
+                        if i % 5 == 0 {
+                            let numbers = try await journal.append([JournalEntry(type: .event, payload: bytes), JournalEntry(type: .event, payload: bytes)])
+                            #expect(numbers.count == 2 && numbers[1] == numbers[0] + 1)
+                            mine.append((numbers[0], bytes))
+                            mine.append((numbers[1], bytes))
+                        } else {
+                            mine.append((try await journal.append(JournalEntry(type: .event, payload: bytes)), bytes))
+                        }
+                    }
+                    return mine
+                }
+            }
+            var all: [(UInt64, [UInt8])] = []
+            for try await part in group { all += part }
+            return all
+        }
+        await journal.close()
+        #expect(results.count == 64 * 24)
+        let bySequence = Dictionary(uniqueKeysWithValues: results.map { ($0.0, $0.1) })
+        #expect(bySequence.count == results.count, "every append got its own sequence numbers")
+        let records = try readAll(config.directory)
+        #expect(records.map(\.sequence) == Array(1...UInt64(results.count)))
+        for record in records {
+            #expect(bySequence[record.sequence] == record.payload)
+        }
+    }
+
+    @Test func rotatesSegmentsAndReadsAcrossThem() async throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let (logger, _) = makeLogger()
+        let config = JournalConfiguration(directory: dir.path + "/journal", segmentSize: 4096)
+        let journal = try Journal.open(config, logger: logger)
+        for i in 0..<300 {
+            _ = try await journal.append(JournalEntry(type: .event, payload: payload(i, size: 200)))
+        }
+        await journal.close()
+        let segments = try FileManager.default.contentsOfDirectory(atPath: config.directory).filter { $0.hasSuffix(".seg") }
+        #expect(segments.count >= 10)
+        let records = try readAll(config.directory)
+        #expect(records.map(\.sequence) == Array(1...300))
+        #expect(records.map(\.payload) == (0..<300).map { payload($0, size: 200) })
+        // A reader starting mid-journal finds the right segment.
+        #expect(try readAll(config.directory, from: 250).first?.sequence == 250)
+        let report = try JournalVerifier.verify(directory: config.directory)
+        #expect(report.isIntact)
+        #expect(report.records == 300)
+        #expect(report.segments.count == segments.count)
+    }
+
+    @Test func readerSeesOnlyDurableRecordsWhileWritesContinue() async throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let (logger, _) = makeLogger()
+        let journal = try Journal.open(JournalConfiguration(directory: dir.path + "/journal", segmentSize: 2048), logger: logger)
+        let reader = journal.reader()
+        #expect(try reader.next() == nil)
+        var seen: [UInt64] = []
+        for round in 0..<5 {
+            for i in 0..<20 {
+                _ = try await journal.append(JournalEntry(type: .event, payload: payload(round * 20 + i, size: 120)))
+            }
+            while let record = try reader.next() { seen.append(record.sequence) }
+            #expect(seen.count == (round + 1) * 20)
+        }
+        #expect(seen == Array(1...100))
+        await journal.close()
+    }
+
+    @Test(arguments: ["truncate", "flip-payload", "flip-length", "garbage-tail"])
+    func tornTailIsTruncatedToLastGoodRecord(damage: String) async throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let (logger, handler) = makeLogger()
+        let config = JournalConfiguration(directory: dir.path + "/journal")
+        let journal = try Journal.open(config, logger: logger)
+        for i in 0..<20 { _ = try await journal.append(JournalEntry(type: .event, payload: payload(i, size: 64))) }
+        await journal.close()
+
+        let path = try lastSegmentPath(config.directory)
+        var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+        let recordSize = 20 + 64
+        let lastStart = bytes.count - recordSize
+        switch damage {
+        case "truncate": bytes.removeLast(30)  // mid-record
+        case "flip-payload": bytes[bytes.count - 5] ^= 0xFF
+        case "flip-length": bytes[lastStart] ^= 0x40
+        default: bytes += [0xDE, 0xAD, 0xBE, 0xEF, 0x01]  // a partial header after the last record
+        }
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        let expectedLast: UInt64 = damage == "garbage-tail" ? 20 : 19
+        let expectedEnd = damage == "garbage-tail" ? bytes.count - 5 : lastStart
+
+        #expect(try JournalVerifier.verify(directory: config.directory).isIntact == false)
+        let reopened = try Journal.open(config, logger: logger)
+        #expect(reopened.durable.lastSequence == expectedLast)
+        let warnings = handler.messages.filter { $0.level == .warning }
+        #expect(warnings.count == 1)
+        #expect(warnings.first?.metadata["segment"] == .string((path as NSString).lastPathComponent))
+        #expect(warnings.first?.metadata["offset"] == .string("\(expectedEnd)"))
+        // Appends continue right after the last good record.
+        #expect(try await reopened.append(JournalEntry(type: .event, payload: payload(99, size: 64))) == expectedLast + 1)
+        await reopened.close()
+        let records = try readAll(config.directory)
+        #expect(records.map(\.sequence) == Array(1...(expectedLast + 1)))
+        #expect(records.last?.payload == payload(99, size: 64))
+        #expect(try JournalVerifier.verify(directory: config.directory).isIntact)
+    }
+
+    @Test func corruptionBeforeValidRecordsIsRefusedNotTruncated() async throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let (logger, _) = makeLogger()
+        let config = JournalConfiguration(directory: dir.path + "/journal")
+        let journal = try Journal.open(config, logger: logger)
+        for i in 0..<10 { _ = try await journal.append(JournalEntry(type: .event, payload: payload(i, size: 64))) }
+        await journal.close()
+        let path = try lastSegmentPath(config.directory)
+        var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+        let thirdRecordPayload = 20 + 2 * 84 + 20 + 10
+        bytes[thirdRecordPayload] ^= 0x01
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        let sizeBefore = bytes.count
+
+        #expect(throws: JournalError.self) { try Journal.open(config, logger: logger) }
+        // Nothing was cut away.
+        #expect((try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) == sizeBefore)
+        let report = try JournalVerifier.verify(directory: config.directory)
+        #expect(report.segments.first?.problem?.offset == UInt64(20 + 2 * 84))
+        #expect(report.segments.first?.records == 2)
+    }
+
+    @Test func failedWriteIsNeverAcknowledgedAndJournalRecovers() async throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let (logger, _) = makeLogger()
+        let faults = FaultyFileSystem()
+        let config = JournalConfiguration(directory: dir.path + "/journal", fileSystem: faults)
+        let journal = try Journal.open(config, logger: logger)
+        #expect(try await journal.append(JournalEntry(type: .event, payload: payload(1))) == 1)
+
+        faults.failWrites(ENOSPC, partialWrite: true)
+        await #expect(throws: JournalError.self) { try await journal.append(JournalEntry(type: .event, payload: payload(2))) }
+        #expect(journal.durable.lastSequence == 1)
+
+        faults.failWrites(nil)
+        // The failed record's sequence is reused: the log has no gap and no half record.
+        #expect(try await journal.append(JournalEntry(type: .event, payload: payload(3))) == 2)
+        await journal.close()
+        let records = try readAll(config.directory)
+        #expect(records.map(\.payload) == [payload(1), payload(3)])
+        #expect(try JournalVerifier.verify(directory: config.directory).isIntact)
+    }
+
+    @Test func oversizedRecordAndFullQueueAreRefused() async throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let (logger, _) = makeLogger()
+        let journal = try Journal.open(JournalConfiguration(directory: dir.path + "/journal", maxRecordSize: 1000), logger: logger)
+        await #expect(throws: JournalError.self) { try await journal.append(JournalEntry(type: .event, payload: [UInt8](repeating: 1, count: 1001))) }
+        #expect(try await journal.append(JournalEntry(type: .event, payload: [UInt8](repeating: 1, count: 1000))) == 1)
+        await journal.close()
+    }
+}

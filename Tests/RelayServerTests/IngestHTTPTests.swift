@@ -1,0 +1,109 @@
+import Foundation
+import RelayCore
+import RelayTesting
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+let genericRoutes = """
+{ "sources": { "shop": { "provider": "generic", "max_body_bytes": 1000 } } }
+"""
+
+@Suite struct IngestHTTPTests {
+    @Test func acceptedEventIsDurableWithSourceTimeAndHeaders() async throws {
+        let relay = try await LiveRelay(routes: genericRoutes)
+        let body = Array("{\"id\":\"o-1\",\"status\":\"COMPLETED\"}".utf8)
+        let response = try await relay.post("shop", body: body, headers: [("Content-Type", "application/json"), ("User-Agent", "shop/1")])
+        #expect(response.status == 200)
+        #expect(response.header("content-type") == "application/json")
+        let json = try JSONParser.parse(response.body)
+        #expect(json["accepted"]?.doubleValue == 1)
+        #expect(json["duplicates"]?.doubleValue == 0)
+        let ids = json["ids"]?.arrayValue?.compactMap(\.stringValue) ?? []
+        #expect(ids.count == 1)
+        // The 200 came after the append, so the event is already readable as durable.
+        let events = try relay.storedEvents()
+        #expect(events.map(\.id) == ids)
+        #expect(events.first?.source == "shop")
+        #expect(events.first?.body == body)
+        #expect(events.first?.headers.contains { $0.name == "content-type" && $0.value == "application/json" } == true)
+        #expect(events.first?.headers.contains { $0.name == "user-agent" && $0.value == "shop/1" } == true)
+        let age = SystemClock().now().milliseconds - (events.first?.receivedAt.milliseconds ?? 0)
+        #expect(age >= 0 && age < 60_000)
+        #expect(try await TestHTTPClient.send(port: relay.ingestPort, path: "/healthz").status == 200)
+        await relay.stop()
+    }
+
+    @Test func unknownSourceIs404WithJSONError() async throws {
+        let relay = try await LiveRelay(routes: genericRoutes)
+        let response = try await relay.post("nope", body: Array("{}".utf8))
+        #expect(response.status == 404)
+        #expect(try JSONParser.parse(response.body)["error"]?.stringValue == "unknown source \"nope\"")
+        let other = try await TestHTTPClient.send(port: relay.ingestPort, path: "/nothing-here")
+        #expect(other.status == 404)
+        #expect(try JSONParser.parse(other.body)["error"] != nil)
+        #expect(try relay.storedEvents().isEmpty)
+        await relay.stop()
+    }
+
+    @Test func bodiesOverTheLimitAre413AndNotStored() async throws {
+        let relay = try await LiveRelay(routes: genericRoutes)
+        let big = [UInt8](repeating: UInt8(ascii: "a"), count: 1001)
+        // Declared length over the limit.
+        let declared = try await relay.post("shop", body: big)
+        #expect(declared.status == 413)
+        #expect(try JSONParser.parse(declared.body)["error"]?.stringValue?.contains("1000 bytes") == true)
+        // Chunked, with no length up front: the limit is enforced while reading.
+        var chunked: [UInt8] = []
+        for _ in 0..<3 {
+            chunked += Array("190\r\n".utf8) + [UInt8](repeating: UInt8(ascii: "b"), count: 400) + Array("\r\n".utf8)
+        }
+        chunked += Array("0\r\n\r\n".utf8)
+        let streamed = try await relay.post("shop", body: chunked, headers: [("Transfer-Encoding", "chunked")])
+        #expect(streamed.status == 413)
+        // Exactly at the limit is fine.
+        #expect(try await relay.post("shop", body: [UInt8](repeating: UInt8(ascii: "c"), count: 1000)).status == 200)
+        #expect(try relay.storedEvents().count == 1)
+        await relay.stop()
+    }
+
+    @Test func journalFailureIs503AndNothingIsAcknowledged() async throws {
+        let faults = FaultyFileSystem()
+        let relay = try await LiveRelay(routes: genericRoutes, journal: { JournalConfiguration(directory: $0, fileSystem: faults) })
+        #expect(try await relay.post("shop", body: Array("{\"n\":1}".utf8)).status == 200)
+        faults.failWrites(ENOSPC, partialWrite: true)
+        let failed = try await relay.post("shop", body: Array("{\"n\":2}".utf8))
+        #expect(failed.status == 503)
+        #expect(try JSONParser.parse(failed.body)["error"]?.stringValue != nil)
+        #expect(failed.header("retry-after") == "1")
+        faults.failWrites(nil)
+        #expect(try await relay.post("shop", body: Array("{\"n\":3}".utf8)).status == 200)
+        #expect(try relay.storedEvents().map { String(decoding: $0.body, as: UTF8.self) } == ["{\"n\":1}", "{\"n\":3}"])
+        await relay.stop()
+    }
+
+    @Test func concurrentRequestsShareGroupCommitsAndAllLand() async throws {
+        let relay = try await LiveRelay(routes: genericRoutes)
+        let ids = try await withThrowingTaskGroup(of: [String].self) { group in
+            for client in 0..<16 {
+                group.addTask {
+                    var mine: [String] = []
+                    for i in 0..<10 {
+                        let response = try await relay.post("shop", body: Array("{\"c\":\(client),\"i\":\(i)}".utf8))
+                        #expect(response.status == 200)
+                        mine += try JSONParser.parse(response.body)["ids"]?.arrayValue?.compactMap(\.stringValue) ?? []
+                    }
+                    return mine
+                }
+            }
+            var all: [String] = []
+            for try await part in group { all += part }
+            return all
+        }
+        #expect(Set(ids).count == 160)
+        #expect(Set(try relay.storedEvents().map(\.id)) == Set(ids))
+        await relay.stop()
+    }
+}

@@ -1,0 +1,163 @@
+#!/usr/bin/env python3
+"""Turn scripts/bench's raw results into one table and the target line.
+
+Usage: report.py RUNS_TSV EXTRAS_TSV
+
+RUNS_TSV has one line per wrk run, in the order rows should appear:
+    key <TAB> label <TAB> baseline_key <TAB> conns <TAB> wrk_output_file
+The ratio column is this row's req/s divided by the req/s of the row with
+key == baseline_key at the same connection count ("-" for no baseline).
+
+EXTRAS_TSV has other measurements, one per line:
+    fdatasync <TAB> syncs_per_second
+    rss <TAB> label <TAB> conns <TAB> VmHWM_kB
+
+Exit status: 0 when every run produced numbers (whatever they are), 1 when a
+run's output could not be parsed or it completed no requests at all.
+"""
+import re
+import sys
+
+TARGET_KEY, TARGET_BASELINE, TARGET_CONNS, TARGET_RATIO = "relay", "sink", 64, 0.8
+
+# wrk prints times with these units (see format_time in wrk's units.c).
+UNIT_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0, "h": 3_600_000.0}
+
+
+def to_ms(text):
+    match = re.fullmatch(r"([\d.]+)(us|ms|s|m|h)", text)
+    if not match:
+        raise ValueError(f"unknown wrk time {text!r}")
+    return float(match.group(1)) * UNIT_MS[match.group(2)]
+
+
+def parse_wrk(path):
+    """Return a dict of the numbers we need from one wrk --latency output."""
+    with open(path, encoding="utf-8", errors="replace") as f:
+        text = f.read()
+    result = {}
+    m = re.search(r"^Requests/sec:\s+([\d.]+)", text, re.M)
+    if m:
+        result["rps"] = float(m.group(1))
+    m = re.search(r"^\s*(\d+) requests in ", text, re.M)
+    if m:
+        result["requests"] = int(m.group(1))
+    # Percentiles live in the "Latency Distribution" block, e.g. "     99%    1.23ms".
+    block = text.split("Latency Distribution", 1)
+    if len(block) == 2:
+        for pct, value in re.findall(r"^\s+(50|75|90|99)%\s+(\S+)", block[1], re.M):
+            result[f"p{pct}"] = to_ms(value)
+    m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
+    result["socket_errors"] = dict(zip(("connect", "read", "write", "timeout"), map(int, m.groups()))) if m else {}
+    # Our Lua counter (any status outside 2xx); fall back to wrk's own (>= 400 only).
+    m = re.search(r"^bench non-2xx: (\d+)", text, re.M)
+    if m:
+        result["non2xx"] = int(m.group(1))
+    else:
+        m = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+        result["non2xx"] = int(m.group(1)) if m else 0
+    return result
+
+
+def fmt_ms(value):
+    if value is None:
+        return "-"
+    return f"{value:.3f}" if value < 1 else f"{value:.2f}"
+
+
+def main():
+    runs_path, extras_path = sys.argv[1], sys.argv[2]
+    runs, problems = [], []
+    with open(runs_path, encoding="utf-8") as f:
+        for line in f:
+            if not line.strip():
+                continue
+            key, label, baseline, conns, path = line.rstrip("\n").split("\t")
+            try:
+                numbers = parse_wrk(path)
+            except (OSError, ValueError) as error:
+                numbers = {}
+                problems.append(f"{label} c={conns}: cannot read wrk output ({error})")
+            if "rps" not in numbers or not numbers.get("requests"):
+                problems.append(f"{label} c={conns}: wrk completed no requests (see {path})")
+            runs.append({"key": key, "label": label, "baseline": baseline, "conns": int(conns), **numbers})
+
+    fdatasync, rss = None, []
+    with open(extras_path, encoding="utf-8") as f:
+        for line in f:
+            fields = line.rstrip("\n").split("\t")
+            if fields[0] == "fdatasync":
+                fdatasync = float(fields[1])
+            elif fields[0] == "rss":
+                rss.append((fields[1], int(fields[2]), int(fields[3])))
+
+    rps_by = {(r["key"], r["conns"]): r.get("rps") for r in runs}
+
+    def ratio(run):
+        base = rps_by.get((run["baseline"], run["conns"]))
+        if run["baseline"] == "-" or not base or run.get("rps") is None:
+            return None
+        return run["rps"] / base
+
+    header = ["scenario", "conns", "req/s", "p50 ms", "p99 ms", "non-2xx", "ratio"]
+    rows = []
+    for run in runs:
+        errors = str(run.get("non2xx", "-"))
+        sock = sum(run.get("socket_errors", {}).values())
+        if sock:
+            errors += f" (+{sock} sock)"
+        r = ratio(run)
+        rows.append([
+            run["label"], str(run["conns"]),
+            f"{run['rps']:.0f}" if "rps" in run else "-",
+            fmt_ms(run.get("p50")), fmt_ms(run.get("p99")), errors,
+            f"{r:.2f}×" if r is not None else "-",
+        ])
+    if fdatasync is not None:
+        rows.append(["disk fdatasync 2 KiB (syncs/s)", "1", f"{fdatasync:.0f}", "-", "-", "-", "-"])
+
+    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]
+    left = {0}  # scenario left-aligned, numbers right-aligned
+
+    def line(cells):
+        return "| " + " | ".join(c.ljust(w) if i in left else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))) + " |"
+
+    print(line(header))
+    print("|" + "|".join(("-" * (w + 2)) if i in left else ("-" * (w + 1) + ":") for i, w in enumerate(widths)) + "|")
+    for row in rows:
+        print(line(row))
+    print()
+    print("ratio: relay rows = relay ÷ sink, sink rows = sink ÷ nginx, at the same connection count.")
+
+    socket_notes = [
+        f"  {r['label']} c={r['conns']}: " + ", ".join(f"{k} {v}" for k, v in r["socket_errors"].items() if v)
+        for r in runs if sum(r.get("socket_errors", {}).values())
+    ]
+    if socket_notes:
+        print("socket errors:")
+        print("\n".join(socket_notes))
+    if rss:
+        by_label = {}
+        for label, conns, kb in rss:
+            by_label.setdefault(label, []).append(f"c={conns} {kb / 1024:.1f} MiB")
+        for label, parts in by_label.items():
+            print(f"peak RSS (VmHWM) {label}: " + ", ".join(parts))
+    relay_non2xx = sum(r.get("non2xx", 0) for r in runs if r["key"] == TARGET_KEY)
+    if relay_non2xx:
+        print(f"WARNING: the relay answered {relay_non2xx} requests outside 2xx")
+    for problem in problems:
+        print(f"ERROR: {problem}")
+    print()
+
+    target = next((r for r in runs if r["key"] == TARGET_KEY and r["conns"] == TARGET_CONNS), None)
+    measured = ratio(target) if target else None
+    if measured is None:
+        print(f"target: relay ingest ≥ {TARGET_RATIO}× sink at {TARGET_CONNS} connections — not measured")
+        return 1
+    verdict = "met" if measured >= TARGET_RATIO else "NOT met"
+    print(f"target: relay ingest ≥ {TARGET_RATIO}× sink at {TARGET_CONNS} connections — measured {measured:.2f}× ({verdict})")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -22,6 +22,7 @@ public final class RelayServer: Sendable {
         self.logger = logger
         self.journal = try Journal.open(configuration.journal, logger: logger)
         self.pipeline = IngestPipeline(sources: config.sources, journal: journal, clock: clock, logger: logger)
+        try pipeline.recover(from: journal.reader())
     }
 
     /// The bound ingest port (useful with port 0), once listening.

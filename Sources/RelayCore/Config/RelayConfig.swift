@@ -115,6 +115,12 @@ public struct RelayConfig: Sendable {
         if let tolerance = reader.duration(value["timestamp_tolerance"], "\(path).timestamp_tolerance") {
             signature.toleranceMillis = tolerance
         }
+        if signature.scheme == .standardWebhooks {
+            for (index, secret) in secrets.enumerated() where Signatures.standardWebhooksKey(secret.value) == nil {
+                let secretPath = value["secret"]?.arrayValue == nil ? "\(path).secret" : "\(path).secret[\(index)]"
+                reader.fail(secretPath, "the secret from \(secret.origin) is not a Standard Webhooks secret (whsec_ followed by base64)")
+            }
+        }
         if signature.scheme != .none && value["secret"] == nil {
             reader.fail("\(path).secret", "is required for \(provider == .generic ? signature.scheme.rawValue + " signatures" : provider.rawValue)")
         }

@@ -59,3 +59,44 @@ public final class EventIDGenerator: Sendable {
         return String(decoding: out, as: UTF8.self)
     }
 }
+
+extension EventIDGenerator {
+    /// An event id in 128 bits: 48 bits of milliseconds and 80 random bits. Ids that are not
+    /// relay ids pack to zero (and unpack to "").
+    public struct Packed: Hashable, Sendable {
+        public var high: UInt64  // millis << 16 | random high 16
+        public var low: UInt64
+    }
+
+    static let decodeTable: [UInt8] = {
+        var table = [UInt8](repeating: 0xFF, count: 256)
+        for (index, char) in alphabet.enumerated() { table[Int(char)] = UInt8(index) }
+        return table
+    }()
+
+    /// Packs `evt_` + 26 Crockford characters.
+    public static func pack(_ id: String) -> Packed {
+        let utf8 = Array(id.utf8)
+        guard utf8.count == 30, id.hasPrefix("evt_") else { return Packed(high: 0, low: 0) }
+        var millis: UInt64 = 0
+        for i in 4..<14 {
+            let value = decodeTable[Int(utf8[i])]
+            guard value != 0xFF else { return Packed(high: 0, low: 0) }
+            millis = millis << 5 | UInt64(value)
+        }
+        var hi: UInt64 = 0  // top 16 random bits
+        var lo: UInt64 = 0
+        for i in 14..<30 {
+            let value = decodeTable[Int(utf8[i])]
+            guard value != 0xFF else { return Packed(high: 0, low: 0) }
+            hi = (hi << 5 | lo >> 59) & 0xFFFF
+            lo = lo << 5 | UInt64(value)
+        }
+        return Packed(high: (millis & 0xFFFF_FFFF_FFFF) << 16 | hi, low: lo)
+    }
+
+    public static func unpack(_ packed: Packed) -> String {
+        if packed.high == 0 && packed.low == 0 { return "" }
+        return format(millis: Int64(packed.high >> 16), high: UInt16(truncatingIfNeeded: packed.high), low: packed.low)
+    }
+}

@@ -25,8 +25,14 @@ public final class IngestPipeline: Sendable {
     private let ids: EventIDGenerator
     private let clock: any RelayClock
     private let logger: Logger
+    /// Which provider events are already stored.
+    public let deduplication: DeduplicationIndex
 
-    public init(sources: [String: SourceConfig], journal: Journal, clock: any RelayClock = SystemClock(), logger: Logger) {
+    public init(
+        sources: [String: SourceConfig], journal: Journal, clock: any RelayClock = SystemClock(),
+        deduplication: DeduplicationIndex.Configuration = .init(), logger: Logger
+    ) {
+        self.deduplication = DeduplicationIndex(configuration: deduplication)
         self.sources = Mutex(sources)
         self.journal = journal
         self.clock = clock
@@ -44,22 +50,107 @@ public final class IngestPipeline: Sendable {
         sources.withLock { $0[name] }
     }
 
-    /// Verifies, normalizes and durably stores the events of one request.
+    /// Verifies, normalizes and durably stores the events of one request. Events the relay
+    /// already has (by provider event id) are counted as duplicates and not stored again.
     public func ingest(source: SourceConfig, headers: HeaderList, body: [UInt8]) async throws(IngestError) -> IngestResult {
         guard body.count <= source.maxBodyBytes else {
             throw IngestError(.tooLarge, "body of \(body.count) bytes exceeds the limit of \(source.maxBodyBytes) bytes for source \(source.name)")
         }
         let receivedAt = clock.now()
-        let events = try ProviderAdapters.normalize(source: source, headers: headers, body: body, receivedAt: receivedAt, clock: clock)
-            .map { normalized in normalized.event(id: ids.next(), source: source, receivedAt: receivedAt) }
-        do {
-            _ = try await journal.append(events.map(\.journalEntry))
-        } catch let error as JournalError where error.code == .overloaded {
-            throw IngestError(.overloaded, "the relay is busy writing; retry shortly")
-        } catch {
-            logger.error("journal append failed; answering 503", metadata: ["source": "\(source.name)", "error": "\(error)"])
-            throw IngestError(.unavailable, "the journal cannot store events right now; nothing was stored, retry later")
+        let normalized = try ProviderAdapters.normalize(source: source, headers: headers, body: body, now: receivedAt)
+        let plan = await claim(normalized, source: source, now: receivedAt)
+        let events = plan.compactMap { step -> Event? in
+            if case .store(let event, _) = step { return event }
+            return nil
         }
-        return IngestResult(accepted: events.count, duplicates: 0, ids: events.map(\.id))
+        let claimed = plan.compactMap { step -> DeduplicationIndex.Key? in
+            if case .store(_, let key?) = step { return key }
+            return nil
+        }
+        if !events.isEmpty {
+            do {
+                _ = try await journal.append(events.map(\.journalEntry))
+            } catch let error as JournalError where error.code == .overloaded {
+                deduplication.release(claimed)
+                throw IngestError(.overloaded, "the relay is busy writing; retry shortly")
+            } catch {
+                deduplication.release(claimed)
+                logger.error("journal append failed; answering 503", metadata: ["source": "\(source.name)", "error": "\(error)"])
+                throw IngestError(.unavailable, "the journal cannot store events right now; nothing was stored, retry later")
+            }
+            deduplication.commit(plan.compactMap { step in
+                if case .store(let event, let key?) = step { return (key, event.id, event.receivedAt) }
+                return nil
+            })
+        }
+        var ids: [String] = []
+        var duplicates = 0
+        for step in plan {
+            switch step {
+            case .store(let event, _): ids.append(event.id)
+            case .duplicate(let id):
+                duplicates += 1
+                ids.append(id)
+            }
+        }
+        return IngestResult(accepted: events.count, duplicates: duplicates, ids: ids)
+    }
+
+    enum Step {
+        case store(Event, DeduplicationIndex.Key?)
+        case duplicate(id: String)
+    }
+
+    /// Decides, per event, store or duplicate, claiming the keys of the ones to store. A request
+    /// never holds claims while it waits for another's (so two batches cannot deadlock): on a
+    /// busy key it releases what it holds, waits, and starts over.
+    private func claim(_ normalized: [NormalizedEvent], source: SourceConfig, now: Timestamp) async -> [Step] {
+        while true {
+            var steps: [Step] = []
+            var held: [DeduplicationIndex.Key] = []
+            var inRequest: [DeduplicationIndex.Key: String] = [:]
+            var busy: DeduplicationIndex.Key?
+            for item in normalized {
+                let event = item.event(id: ids.next(), source: source, receivedAt: now)
+                guard !item.providerEventID.isEmpty else {
+                    steps.append(.store(event, nil))
+                    continue
+                }
+                let key = DeduplicationIndex.Key(source: source.name, providerEventID: item.providerEventID)
+                if let earlier = inRequest[key] {
+                    steps.append(.duplicate(id: earlier))  // the same event twice in one batch
+                    continue
+                }
+                switch deduplication.claim(key, now: now) {
+                case .new:
+                    held.append(key)
+                    inRequest[key] = event.id
+                    steps.append(.store(event, key))
+                case .duplicate(let id):
+                    inRequest[key] = id
+                    steps.append(.duplicate(id: id))
+                case .busy:
+                    busy = key
+                }
+                if busy != nil { break }
+            }
+            guard let busy else { return steps }
+            deduplication.release(held)
+            await deduplication.waitWhilePending(busy)
+        }
+    }
+
+    /// Rebuilds the de-duplication keys from the journal's events (at start-up).
+    public func recover(from reader: JournalReader) throws {
+        let now = clock.now()
+        while let record = try reader.next() {
+            guard record.type == .event else { continue }
+            let event = try Event(decoding: record.payload)
+            guard !event.providerEventID.isEmpty else { continue }
+            deduplication.recover(
+                key: DeduplicationIndex.Key(source: event.source, providerEventID: event.providerEventID),
+                id: event.id, receivedAt: event.receivedAt, now: now
+            )
+        }
     }
 }

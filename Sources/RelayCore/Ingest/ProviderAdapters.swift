@@ -36,14 +36,31 @@ public struct NormalizedEvent: Sendable, Equatable {
 /// Dispatches a request to its source's provider adapter.
 public enum ProviderAdapters {
     /// Headers kept with every stored event, besides the provider's own signature headers.
-    static let keptHeaders = ["content-type", "user-agent"]
+    static let keptHeaderNames = ["content-type", "user-agent"]
 
-    public static func normalize(source: SourceConfig, headers: HeaderList, body: [UInt8], receivedAt: Timestamp, clock: any RelayClock) throws(IngestError) -> [NormalizedEvent] {
+    /// Verifies, splits and normalizes one request. Pure: bytes, headers, config and clock in,
+    /// events or an `IngestError` (401 / 400) out.
+    public static func normalize(source: SourceConfig, headers: HeaderList, body: [UInt8], now: Timestamp) throws(IngestError) -> [NormalizedEvent] {
         switch source.provider {
-        case .generic, .runa, .fastspring:
-            var kept: [(name: String, value: String)] = []
-            for name in keptHeaders { if let value = headers[name] { kept.append((name, value)) } }
-            return [NormalizedEvent(headers: kept, body: body)]
+        case .runa: try RunaAdapter.normalize(source: source, headers: headers, body: body, now: now)
+        case .fastspring: try FastSpringAdapter.normalize(source: source, headers: headers, body: body)
+        case .generic: try GenericAdapter.normalize(source: source, headers: headers, body: body, now: now)
+        }
+    }
+
+    static func keptHeaders(_ headers: HeaderList, extra: [String]) -> [(name: String, value: String)] {
+        var kept: [(name: String, value: String)] = []
+        for name in keptHeaderNames + extra {
+            if let value = headers[name] { kept.append((name.lowercased(), value)) }
+        }
+        return kept
+    }
+
+    static func parseJSON(_ body: [UInt8], provider: String) throws(IngestError) -> JSONValue {
+        do {
+            return try JSONParser.parse(body)
+        } catch {
+            throw IngestError(.badRequest, "\(provider) body is not valid JSON: \(error)")
         }
     }
 }

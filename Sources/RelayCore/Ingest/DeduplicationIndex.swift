@@ -1,0 +1,152 @@
+import Crypto
+import Synchronization
+
+/// Remembers which provider events the relay already stored, so a provider's retry is
+/// acknowledged without being stored or routed again.
+///
+/// Memory is bounded: each key is kept for `window` (default 7 days) and at most `maxKeys` keys
+/// (default 1,000,000; the oldest go first), at roughly 80 bytes each: a 128-bit hash of
+/// `source + provider event id`, the original relay id packed into 128 bits, and the time.
+/// A retry that arrives after its key has been evicted is stored again (at-least-once).
+///
+/// Concurrent copies of one event: the first request *claims* the key; a second one waits for
+/// the first to finish and is then a duplicate (or, if the first failed, claims it itself).
+public final class DeduplicationIndex: Sendable {
+    public struct Configuration: Sendable {
+        public var windowMillis: Int64
+        public var maxKeys: Int
+
+        public init(windowMillis: Int64 = 7 * 86_400_000, maxKeys: Int = 1_000_000) {
+            self.windowMillis = windowMillis
+            self.maxKeys = maxKeys
+        }
+    }
+
+    /// A 128-bit digest of source and provider event id.
+    public struct Key: Hashable, Sendable {
+        let high: UInt64
+        let low: UInt64
+
+        public init(source: String, providerEventID: String) {
+            let digest = SHA256.hash(data: Array(source.utf8) + [0] + Array(providerEventID.utf8))
+            var high: UInt64 = 0
+            var low: UInt64 = 0
+            for (index, byte) in digest.prefix(16).enumerated() {
+                if index < 8 { high = high << 8 | UInt64(byte) } else { low = low << 8 | UInt64(byte) }
+            }
+            self.high = high
+            self.low = low
+        }
+    }
+
+    struct Entry {
+        var id: EventIDGenerator.Packed
+        var seconds: UInt32
+    }
+
+    struct State {
+        var stored: [Key: Entry] = [:]
+        /// Keys in insertion order, for expiry; `head` is the oldest still in use.
+        var order: [(key: Key, seconds: UInt32)] = []
+        var head = 0
+        var pending: [Key: [CheckedContinuation<Void, Never>]] = [:]
+    }
+
+    /// The outcome of claiming a key.
+    public enum Claim: Equatable, Sendable {
+        /// Not seen: the caller now owns the key and must `commit` or `release` it.
+        case new
+        /// Already stored as this relay event.
+        case duplicate(id: String)
+        /// Another request holds the key right now; `waitWhilePending` and try again.
+        case busy
+    }
+
+    public let configuration: Configuration
+    private let state = Mutex(State())
+
+    public init(configuration: Configuration = Configuration()) {
+        self.configuration = configuration
+    }
+
+    public var count: Int { state.withLock { $0.stored.count } }
+
+    public func claim(_ key: Key, now: Timestamp) -> Claim {
+        state.withLock { state in
+            expire(&state, now: now)
+            if let entry = state.stored[key] { return .duplicate(id: EventIDGenerator.unpack(entry.id)) }
+            if state.pending[key] != nil { return .busy }
+            state.pending[key] = []
+            return .new
+        }
+    }
+
+    /// Returns once `key` is no longer claimed by another request.
+    public func waitWhilePending(_ key: Key) async {
+        await withCheckedContinuation { continuation in
+            let waiting = state.withLock { state -> Bool in
+                guard state.pending[key] != nil else { return false }
+                state.pending[key]!.append(continuation)
+                return true
+            }
+            if !waiting { continuation.resume() }
+        }
+    }
+
+    /// Records claimed keys as stored (after the journal append succeeded).
+    public func commit(_ entries: [(key: Key, id: String, receivedAt: Timestamp)]) {
+        let waiters = state.withLock { state in
+            var waiters: [CheckedContinuation<Void, Never>] = []
+            for entry in entries {
+                waiters += state.pending.removeValue(forKey: entry.key) ?? []
+                insert(&state, key: entry.key, id: entry.id, receivedAt: entry.receivedAt)
+            }
+            return waiters
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+
+    /// Gives up claimed keys without storing them (the append failed, or the request backs off).
+    public func release(_ keys: [Key]) {
+        let waiters = state.withLock { state in
+            keys.flatMap { state.pending.removeValue(forKey: $0) ?? [] }
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+
+    /// Adds a key found in the journal at start-up.
+    public func recover(key: Key, id: String, receivedAt: Timestamp, now: Timestamp) {
+        guard now.milliseconds - receivedAt.milliseconds <= configuration.windowMillis else { return }
+        state.withLock { state in
+            if state.stored[key] == nil { insert(&state, key: key, id: id, receivedAt: receivedAt) }
+        }
+    }
+
+    private func insert(_ state: inout State, key: Key, id: String, receivedAt: Timestamp) {
+        let seconds = UInt32(clamping: receivedAt.seconds)
+        state.stored[key] = Entry(id: EventIDGenerator.pack(id), seconds: seconds)
+        state.order.append((key, seconds))
+        while state.stored.count > configuration.maxKeys {
+            evictOldest(&state)
+        }
+    }
+
+    private func expire(_ state: inout State, now: Timestamp) {
+        let cutoff = now.seconds - configuration.windowMillis / 1000
+        while state.head < state.order.count, Int64(state.order[state.head].seconds) < cutoff {
+            evictOldest(&state)
+        }
+    }
+
+    private func evictOldest(_ state: inout State) {
+        guard state.head < state.order.count else { return }
+        let oldest = state.order[state.head]
+        if state.stored[oldest.key]?.seconds == oldest.seconds { state.stored[oldest.key] = nil }
+        state.head += 1
+        // Compact the order list once its dead prefix is as large as the live part.
+        if state.head > 1024 && state.head * 2 > state.order.count {
+            state.order.removeFirst(state.head)
+            state.head = 0
+        }
+    }
+}

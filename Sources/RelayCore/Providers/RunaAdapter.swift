@@ -1,0 +1,28 @@
+/// Runa: Svix-signed, one order (or product update) per request, no envelope, the type not in
+/// the body. An order has `status`; a product update has `product_code`.
+enum RunaAdapter {
+    static func normalize(source: SourceConfig, headers: HeaderList, body: [UInt8], now: Timestamp) throws(IngestError) -> [NormalizedEvent] {
+        let messageID = try Signatures.verifyStandardWebhooks(
+            headers: headers, body: body, secrets: source.secrets, names: .svix,
+            toleranceMillis: source.signature.toleranceMillis, now: now
+        )
+        let document = try ProviderAdapters.parseJSON(body, provider: "Runa")
+        guard document.objectValue != nil else { throw IngestError(.badRequest, "Runa body must be a JSON object, not \(document.kindName)") }
+        var event = NormalizedEvent(
+            orderID: document["id"]?.scalarText ?? "", providerEventID: messageID,
+            headers: ProviderAdapters.keptHeaders(headers, extra: ["svix-id", "svix-timestamp", "svix-signature"]), body: body
+        )
+        if let status = document["status"], status != .null {
+            guard let text = status.stringValue else { throw IngestError(.badRequest, "Runa order status must be a string, not \(status.kindName)") }
+            event.type = "order.completion"
+            event.status = text
+        } else if let product = document["product_code"]?.scalarText {
+            event.type = "product.update"
+            event.products = [product]
+            event.orderID = ""
+        } else {
+            throw IngestError(.badRequest, "Runa body has neither status (order) nor product_code (product update)")
+        }
+        return [event]
+    }
+}

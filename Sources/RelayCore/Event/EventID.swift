@@ -39,7 +39,8 @@ public final class EventIDGenerator: Sendable {
 
     static let alphabet = Array("0123456789ABCDEFGHJKMNPQRSTVWXYZ".utf8)
 
-    static func format(millis: Int64, high: UInt16, low: UInt64) -> String {
+    /// The id of a time and 80 random bits.
+    public static func format(millis: Int64, high: UInt16, low: UInt64) -> String {
         var out = [UInt8](repeating: 0, count: 30)
         out[0] = UInt8(ascii: "e"); out[1] = UInt8(ascii: "v"); out[2] = UInt8(ascii: "t"); out[3] = UInt8(ascii: "_")
         // 10 characters of time (50 bits, top 2 zero).

@@ -88,16 +88,18 @@ public enum Signatures {
         guard abs(skew) <= toleranceMillis else {
             throw IngestError(.unauthorized, "\(names.timestamp) is outside the tolerance of \(toleranceMillis / 1000) seconds (\(skew / 1000) s \(skew > 0 ? "old" : "in the future"))")
         }
+        // Compare the canonical base64 text, as the Svix libraries do: an unpadded or otherwise
+        // re-encoded signature is not accepted.
         let candidates = signatureHeader.split(separator: " ").compactMap { entry -> [UInt8]? in
             let parts = entry.split(separator: ",", maxSplits: 1)
             guard parts.count == 2, parts[0] == "v1" else { return nil }
-            return base64Decode(parts[1])
+            return Array(parts[1].utf8)
         }
         guard !candidates.isEmpty else { throw IngestError(.unauthorized, "\(names.signature) header has no v1 signature") }
         let message = Array("\(id).\(timestampText).".utf8) + body
         for secret in secrets {
             guard let key = standardWebhooksKey(secret.value) else { continue }
-            let expected = hmacSHA256(key: key, message: message)
+            let expected = Array(base64Encode(hmacSHA256(key: key, message: message)).utf8)
             for candidate in candidates where constantTimeEquals(candidate, expected) {
                 return id
             }
@@ -116,10 +118,15 @@ public enum Signatures {
             guard value.hasPrefix(prefix) else { throw IngestError(.unauthorized, "\(header) header does not start with \"\(prefix)\"") }
             value = String(value.dropFirst(prefix.count))
         }
-        let decoded = encoding == .hex ? hexDecode(value) : base64Decode(value)
-        guard let signature = decoded else { throw IngestError(.unauthorized, "malformed \(header) header (expected \(encoding.rawValue))") }
-        for secret in secrets where constantTimeEquals(signature, hmacSHA256(key: Array(secret.value.utf8), message: body)) {
-            return
+        guard (encoding == .hex ? hexDecode(value) : base64Decode(value)) != nil else {
+            throw IngestError(.unauthorized, "malformed \(header) header (expected \(encoding.rawValue))")
+        }
+        // Canonical text comparison: hex in either case, base64 exactly as encoded.
+        let candidate = Array((encoding == .hex ? value.lowercased() : value).utf8)
+        for secret in secrets {
+            let mac = hmacSHA256(key: Array(secret.value.utf8), message: body)
+            let expected = Array((encoding == .hex ? Digest.hex(mac) : base64Encode(mac)).utf8)
+            if constantTimeEquals(candidate, expected) { return }
         }
         throw IngestError(.unauthorized, "invalid signature in \(header) header")
     }
@@ -137,7 +144,7 @@ public enum Signatures {
             guard pair.count == 2 else { continue }
             let key = pair[0].trimmingCharacters(in: .whitespaces)
             if key == "t" { timestamp = String(pair[1]) }
-            if key == "v1", let bytes = hexDecode(pair[1]) { candidates.append(bytes) }
+            if key == "v1" { candidates.append(Array(pair[1].lowercased().utf8)) }
         }
         guard let timestamp, let seconds = Int64(timestamp), seconds >= 0, seconds < 1 << 40 else {
             throw IngestError(.unauthorized, "\(header) header has no valid t= timestamp")
@@ -149,7 +156,7 @@ public enum Signatures {
         }
         let message = Array("\(timestamp).".utf8) + body
         for secret in secrets {
-            let expected = hmacSHA256(key: Array(secret.value.utf8), message: message)
+            let expected = Array(Digest.hex(hmacSHA256(key: Array(secret.value.utf8), message: message)).utf8)
             if candidates.contains(where: { constantTimeEquals($0, expected) }) { return }
         }
         throw IngestError(.unauthorized, "invalid signature in \(header) header")

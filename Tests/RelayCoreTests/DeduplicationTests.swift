@@ -1,0 +1,134 @@
+import Logging
+import RelayCore
+import RelayTesting
+import Synchronization
+import Testing
+
+/// A clock tests can move.
+final class ManualClock: RelayClock {
+    private let time: Mutex<Timestamp>
+    init(_ start: Timestamp) { time = Mutex(start) }
+    func now() -> Timestamp { time.withLock { $0 } }
+    func advance(millis: Int64) { time.withLock { $0.milliseconds += millis } }
+}
+
+func fastSpringBody(ids: [String]) -> [UInt8] {
+    let events = ids.map { "{\"id\":\"\($0)\",\"type\":\"order.completed\",\"data\":{\"id\":\"o-\($0)\",\"items\":[{\"product\":\"p\"}]}}" }
+    return Array("{\"events\":[\(events.joined(separator: ","))]}".utf8)
+}
+
+func signedFastSpring(ids: [String]) -> (HeaderList, [UInt8]) {
+    let body = fastSpringBody(ids: ids)
+    return (["X-FS-Signature": Fixtures.fastSpringSignature(secret: Fixtures.fastSpringSecret, body: body)], body)
+}
+
+@Suite struct DeduplicationTests {
+    @Test func indexExpiresByWindowAndEvictsOverCap() {
+        let index = DeduplicationIndex(configuration: .init(windowMillis: 60_000, maxKeys: 3))
+        let t0 = Timestamp(seconds: 1_700_000_000)
+        let keys = (0..<5).map { DeduplicationIndex.Key(source: "s", providerEventID: "e\($0)") }
+        let ids = (0..<5).map { EventIDGenerator.format(millis: 1_700_000_000_000 + Int64($0), high: 7, low: UInt64($0)) }
+        #expect(index.claim(keys[0], now: t0) == .new)
+        #expect(index.claim(keys[0], now: t0) == .busy)
+        index.commit([(keys[0], ids[0], t0)])
+        #expect(index.claim(keys[0], now: t0) == .duplicate(id: ids[0]))
+        for i in 1..<4 {
+            #expect(index.claim(keys[i], now: t0) == .new)
+            index.commit([(keys[i], ids[i], t0)])
+        }
+        #expect(index.count == 3, "capped at maxKeys, oldest evicted")
+        #expect(index.claim(keys[1], now: t0) == .duplicate(id: ids[1]))
+        #expect(index.claim(keys[0], now: t0) == .new)
+        index.release([keys[0]])
+        // After the window everything is forgotten.
+        #expect(index.claim(keys[3], now: Timestamp(seconds: 1_700_000_061)) == .new)
+        #expect(index.count == 0)
+    }
+
+    @Test func packedIDsRoundTrip() {
+        let generator = EventIDGenerator()
+        for _ in 0..<100 {
+            let id = generator.next()
+            #expect(EventIDGenerator.unpack(EventIDGenerator.pack(id)) == id)
+        }
+        #expect(EventIDGenerator.unpack(EventIDGenerator.pack("not-an-id")) == "")
+    }
+
+    @Test func duplicateWithinOneBatchIsStoredOnce() async throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let journal = try Journal.open(JournalConfiguration(directory: dir.path), logger: makeLogger().0)
+        let pipeline = IngestPipeline(sources: ["fastspring": fastSpringSource()], journal: journal, logger: makeLogger().0)
+        let (headers, body) = signedFastSpring(ids: ["a", "b", "a"])
+        let result = try await pipeline.ingest(source: fastSpringSource(), headers: headers, body: body)
+        #expect(result.accepted == 2)
+        #expect(result.duplicates == 1)
+        #expect(result.ids.count == 3 && result.ids[0] == result.ids[2] && result.ids[0] != result.ids[1])
+        await journal.close()
+        #expect(try readAll(dir.path).count == 2)
+    }
+
+    @Test func redeliveryAfterRestartIsADuplicate() async throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let (headers, body) = signedFastSpring(ids: ["x1", "x2"])
+        let first: IngestResult
+        do {
+            let journal = try Journal.open(JournalConfiguration(directory: dir.path), logger: makeLogger().0)
+            let pipeline = IngestPipeline(sources: [:], journal: journal, logger: makeLogger().0)
+            first = try await pipeline.ingest(source: fastSpringSource(), headers: headers, body: body)
+            #expect(first.accepted == 2)
+            await journal.close()
+        }
+        let journal = try Journal.open(JournalConfiguration(directory: dir.path), logger: makeLogger().0)
+        let pipeline = IngestPipeline(sources: [:], journal: journal, logger: makeLogger().0)
+        try pipeline.recover(from: journal.reader())
+        let again = try await pipeline.ingest(source: fastSpringSource(), headers: headers, body: body)
+        #expect(again.accepted == 0)
+        #expect(again.duplicates == 2)
+        #expect(again.ids == first.ids, "a duplicate answers with the original relay ids")
+        // One new event in an otherwise repeated batch is stored.
+        let (h2, b2) = signedFastSpring(ids: ["x2", "x3"])
+        let mixed = try await pipeline.ingest(source: fastSpringSource(), headers: h2, body: b2)
+        #expect(mixed.accepted == 1 && mixed.duplicates == 1)
+        await journal.close()
+        #expect(try readAll(dir.path).count == 3)
+    }
+
+    @Test func concurrentIdenticalDeliveriesStoreExactlyOne() async throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let journal = try Journal.open(JournalConfiguration(directory: dir.path), logger: makeLogger().0)
+        let pipeline = IngestPipeline(sources: [:], journal: journal, logger: makeLogger().0)
+        // Overlapping batches in different orders must neither deadlock nor double-store.
+        let batches = [["k1", "k2", "k3"], ["k3", "k2", "k1"], ["k2", "k4"], ["k4", "k1"]]
+        let results = try await withThrowingTaskGroup(of: IngestResult.self) { group in
+            for copy in 0..<40 {
+                let (headers, body) = signedFastSpring(ids: batches[copy % batches.count])
+                group.addTask { try await pipeline.ingest(source: fastSpringSource(), headers: headers, body: body) }
+            }
+            var all: [IngestResult] = []
+            for try await result in group { all.append(result) }
+            return all
+        }
+        #expect(results.reduce(0) { $0 + $1.accepted } == 4)
+        await journal.close()
+        let stored = try readAll(dir.path).map { try Event(decoding: $0.payload).providerEventID }
+        #expect(stored.sorted() == ["k1", "k2", "k3", "k4"])
+    }
+
+    @Test func aFailedAppendReleasesTheKeySoTheRetryIsStored() async throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let faults = FaultyFileSystem()
+        let journal = try Journal.open(JournalConfiguration(directory: dir.path, fileSystem: faults), logger: makeLogger().0)
+        let pipeline = IngestPipeline(sources: [:], journal: journal, logger: makeLogger().0)
+        let (headers, body) = signedFastSpring(ids: ["r1"])
+        faults.failWrites(28)  // ENOSPC
+        await #expect(throws: IngestError.self) { try await pipeline.ingest(source: fastSpringSource(), headers: headers, body: body) }
+        faults.failWrites(nil)
+        let retry = try await pipeline.ingest(source: fastSpringSource(), headers: headers, body: body)
+        #expect(retry.accepted == 1 && retry.duplicates == 0)
+        await journal.close()
+    }
+}

@@ -21,7 +21,7 @@ public final class RelayServer: Sendable {
         self.configuration = configuration
         self.logger = logger
         self.journal = try Journal.open(configuration.journal, logger: logger)
-        self.pipeline = IngestPipeline(sources: config.sources, journal: journal, clock: clock, logger: logger)
+        self.pipeline = IngestPipeline(config: config, journal: journal, clock: clock, logger: logger)
         try pipeline.recover(from: journal.reader())
     }
 

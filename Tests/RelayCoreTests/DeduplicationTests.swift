@@ -58,14 +58,14 @@ func signedFastSpring(ids: [String]) -> (HeaderList, [UInt8]) {
         let dir = try TemporaryDirectory()
         defer { dir.remove() }
         let journal = try Journal.open(JournalConfiguration(directory: dir.path), logger: makeLogger().0)
-        let pipeline = IngestPipeline(sources: ["fastspring": fastSpringSource()], journal: journal, logger: makeLogger().0)
+        let pipeline = IngestPipeline(config: RelayConfig(sources: ["fastspring": fastSpringSource()]), journal: journal, logger: makeLogger().0)
         let (headers, body) = signedFastSpring(ids: ["a", "b", "a"])
         let result = try await pipeline.ingest(source: fastSpringSource(), headers: headers, body: body)
         #expect(result.accepted == 2)
         #expect(result.duplicates == 1)
         #expect(result.ids.count == 3 && result.ids[0] == result.ids[2] && result.ids[0] != result.ids[1])
         await journal.close()
-        #expect(try readAll(dir.path).count == 2)
+        #expect(try readAll(dir.path).filter { $0.type == .event }.count == 2)
     }
 
     @Test func redeliveryAfterRestartIsADuplicate() async throws {
@@ -75,13 +75,13 @@ func signedFastSpring(ids: [String]) -> (HeaderList, [UInt8]) {
         let first: IngestResult
         do {
             let journal = try Journal.open(JournalConfiguration(directory: dir.path), logger: makeLogger().0)
-            let pipeline = IngestPipeline(sources: [:], journal: journal, logger: makeLogger().0)
+            let pipeline = IngestPipeline(config: RelayConfig(sources: [:]), journal: journal, logger: makeLogger().0)
             first = try await pipeline.ingest(source: fastSpringSource(), headers: headers, body: body)
             #expect(first.accepted == 2)
             await journal.close()
         }
         let journal = try Journal.open(JournalConfiguration(directory: dir.path), logger: makeLogger().0)
-        let pipeline = IngestPipeline(sources: [:], journal: journal, logger: makeLogger().0)
+        let pipeline = IngestPipeline(config: RelayConfig(sources: [:]), journal: journal, logger: makeLogger().0)
         try pipeline.recover(from: journal.reader())
         let again = try await pipeline.ingest(source: fastSpringSource(), headers: headers, body: body)
         #expect(again.accepted == 0)
@@ -92,14 +92,14 @@ func signedFastSpring(ids: [String]) -> (HeaderList, [UInt8]) {
         let mixed = try await pipeline.ingest(source: fastSpringSource(), headers: h2, body: b2)
         #expect(mixed.accepted == 1 && mixed.duplicates == 1)
         await journal.close()
-        #expect(try readAll(dir.path).count == 3)
+        #expect(try readAll(dir.path).filter { $0.type == .event }.count == 3)
     }
 
     @Test func concurrentIdenticalDeliveriesStoreExactlyOne() async throws {
         let dir = try TemporaryDirectory()
         defer { dir.remove() }
         let journal = try Journal.open(JournalConfiguration(directory: dir.path), logger: makeLogger().0)
-        let pipeline = IngestPipeline(sources: [:], journal: journal, logger: makeLogger().0)
+        let pipeline = IngestPipeline(config: RelayConfig(sources: [:]), journal: journal, logger: makeLogger().0)
         // Overlapping batches in different orders must neither deadlock nor double-store.
         let batches = [["k1", "k2", "k3"], ["k3", "k2", "k1"], ["k2", "k4"], ["k4", "k1"]]
         let results = try await withThrowingTaskGroup(of: IngestResult.self) { group in
@@ -113,7 +113,7 @@ func signedFastSpring(ids: [String]) -> (HeaderList, [UInt8]) {
         }
         #expect(results.reduce(0) { $0 + $1.accepted } == 4)
         await journal.close()
-        let stored = try readAll(dir.path).map { try Event(decoding: $0.payload).providerEventID }
+        let stored = try readAll(dir.path).filter { $0.type == .event }.map { try Event(decoding: $0.payload).providerEventID }
         #expect(stored.sorted() == ["k1", "k2", "k3", "k4"])
     }
 
@@ -122,7 +122,7 @@ func signedFastSpring(ids: [String]) -> (HeaderList, [UInt8]) {
         defer { dir.remove() }
         let faults = FaultyFileSystem()
         let journal = try Journal.open(JournalConfiguration(directory: dir.path, fileSystem: faults), logger: makeLogger().0)
-        let pipeline = IngestPipeline(sources: [:], journal: journal, logger: makeLogger().0)
+        let pipeline = IngestPipeline(config: RelayConfig(sources: [:]), journal: journal, logger: makeLogger().0)
         let (headers, body) = signedFastSpring(ids: ["r1"])
         faults.failWrites(28)  // ENOSPC
         await #expect(throws: IngestError.self) { try await pipeline.ingest(source: fastSpringSource(), headers: headers, body: body) }

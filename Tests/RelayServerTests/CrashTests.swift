@@ -86,6 +86,7 @@ final class AckLedger: Sendable {
         let reader = JournalReader(directory: dir.path + "/data/journal")
         var stored: [String: [UInt8]] = [:]
         while let record = try reader.next() {
+            guard record.type == .event else { continue }
             let event = try Event(decoding: record.payload)
             stored[event.id] = event.body
         }

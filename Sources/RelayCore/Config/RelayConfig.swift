@@ -1,37 +1,42 @@
 import Foundation
 
-/// The loaded `routes.json`: sources, destinations and routes.
+/// The loaded, validated `routes.json`: sources, destinations and compiled routes.
 public struct RelayConfig: Sendable {
     public var sources: [String: SourceConfig]
-    /// Destinations and routes as written; the routing engine validates and compiles them.
-    public var destinations: JSONValue
-    public var routes: JSONValue
+    public var destinations: [String: DestinationConfig]
+    public var routing: RoutingTable
+    /// The first 12 hex digits of the file's SHA-256: recorded with every routing decision.
+    public var version: String { routing.version }
 
-    public init(sources: [String: SourceConfig], destinations: JSONValue = .object([]), routes: JSONValue = .array([])) {
+    public init(sources: [String: SourceConfig], destinations: [String: DestinationConfig] = [:], routing: RoutingTable = RoutingTable(version: "none", routes: [])) {
         self.sources = sources
         self.destinations = destinations
-        self.routes = routes
+        self.routing = routing
     }
 
     /// Reads and validates a config file. Throws `ConfigError` listing every problem.
-    public static func load(path: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> RelayConfig {
+    /// With `lenientSecrets`, a missing environment variable is not an error (its value is
+    /// empty): for tools that never verify a signature, such as `relay routes test`.
+    public static func load(path: String, environment: [String: String] = ProcessInfo.processInfo.environment, lenientSecrets: Bool = false) throws -> RelayConfig {
         let fileName = (path as NSString).lastPathComponent
         guard let data = FileManager.default.contents(atPath: path) else {
             throw ConfigError(issues: [ConfigIssue(file: fileName, path: "", message: "cannot read the file at \(path)")])
         }
-        return try parse(Array(data), file: fileName, environment: environment)
+        return try parse(Array(data), file: fileName, environment: environment, lenientSecrets: lenientSecrets)
     }
 
     /// Validates a config document. Throws `ConfigError` listing every problem.
-    public static func parse(_ bytes: [UInt8], file: String, environment: [String: String]) throws -> RelayConfig {
+    public static func parse(_ bytes: [UInt8], file: String, environment: [String: String], lenientSecrets: Bool = false) throws -> RelayConfig {
         let document: JSONValue
         do {
             document = try JSONParser.parse(bytes)
         } catch {
             throw ConfigError(issues: [ConfigIssue(file: file, path: "", message: "not valid JSON: \(error)")])
         }
-        var reader = ConfigReader(file: file, environment: environment)
-        let top = reader.object(document, "", allowed: ["sources", "destinations", "routes"]) ?? []
+        var reader = ConfigReader(file: file, environment: environment, lenientSecrets: lenientSecrets)
+        guard reader.object(document, "", allowed: ["sources", "destinations", "routes"]) != nil else {
+            throw ConfigError(issues: reader.issues)
+        }
         var sources: [String: SourceConfig] = [:]
         if let sourcesValue = document["sources"] {
             for member in reader.object(sourcesValue, "sources", allowed: Set(sourcesValue.objectValue?.map(\.key) ?? [])) ?? [] {
@@ -39,11 +44,36 @@ public struct RelayConfig: Sendable {
                     sources[member.key] = source
                 }
             }
-        } else if !top.isEmpty || document.objectValue != nil {
+            if sourcesValue.objectValue?.isEmpty == true { reader.fail("sources", "must declare at least one source") }
+        } else {
             reader.fail("sources", "is required (at least one source)")
         }
+        var destinations: [String: DestinationConfig] = [:]
+        let destinationNames = Set(document["destinations"]?.objectValue?.map(\.key) ?? [])
+        if let value = document["destinations"] {
+            for member in reader.object(value, "destinations", allowed: destinationNames) ?? [] {
+                if let destination = DestinationConfig.parse(name: member.key, member.value, &reader) {
+                    destinations[member.key] = destination
+                }
+            }
+        }
+        var routes: [Route] = []
+        if let value = document["routes"] {
+            if let items = value.arrayValue {
+                var names = Set<String>()
+                let sourceNames = Set(document["sources"]?.objectValue?.map(\.key) ?? [])
+                for (index, item) in items.enumerated() {
+                    if let route = Route.parse(index: index, item, sources: sourceNames, destinations: destinationNames, names: &names, &reader) {
+                        routes.append(route)
+                    }
+                }
+            } else {
+                reader.fail("routes", "must be an array of routes, not \(value.kindName)")
+            }
+        }
         guard reader.issues.isEmpty else { throw ConfigError(issues: reader.issues) }
-        return RelayConfig(sources: sources, destinations: document["destinations"] ?? .object([]), routes: document["routes"] ?? .array([]))
+        let version = String(Digest.sha256Hex(bytes).prefix(12))
+        return RelayConfig(sources: sources, destinations: destinations, routing: RoutingTable(version: version, routes: routes))
     }
 
     static func parseSource(name: String, _ value: JSONValue, _ reader: inout ConfigReader) -> SourceConfig? {

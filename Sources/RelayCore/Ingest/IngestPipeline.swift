@@ -2,13 +2,15 @@ import Logging
 import Synchronization
 
 /// What an accepted ingest request produced.
-public struct IngestResult: Sendable, Equatable {
+public struct IngestResult: Sendable {
     /// Events newly stored.
     public var accepted: Int
     /// Events the relay already had (provider retries), acknowledged but not stored again.
     public var duplicates: Int
     /// Relay ids of every event in the request, stored now or before, in request order.
     public var ids: [String]
+    /// The newly stored events with their routing decisions (for the delivery scheduler).
+    public var routed: [(event: Event, decision: RoutingDecision)] = []
 
     /// `{"accepted":N,"duplicates":M,"ids":[...]}`.
     public var json: String {
@@ -20,7 +22,7 @@ public struct IngestResult: Sendable, Equatable {
 /// single journal append for all of the request's events. Pure of HTTP: the server only
 /// translates requests and `IngestError`s.
 public final class IngestPipeline: Sendable {
-    private let sources: Mutex<[String: SourceConfig]>
+    private let config: Mutex<RelayConfig>
     private let journal: Journal
     private let ids: EventIDGenerator
     private let clock: any RelayClock
@@ -29,25 +31,29 @@ public final class IngestPipeline: Sendable {
     public let deduplication: DeduplicationIndex
 
     public init(
-        sources: [String: SourceConfig], journal: Journal, clock: any RelayClock = SystemClock(),
+        config: RelayConfig, journal: Journal, clock: any RelayClock = SystemClock(),
         deduplication: DeduplicationIndex.Configuration = .init(), logger: Logger
     ) {
         self.deduplication = DeduplicationIndex(configuration: deduplication)
-        self.sources = Mutex(sources)
+        self.config = Mutex(config)
         self.journal = journal
         self.clock = clock
         self.ids = EventIDGenerator(clock: clock)
         self.logger = logger
     }
 
-    /// Replaces the source table (config reload). Requests already past lookup keep the old one.
-    public func updateSources(_ newSources: [String: SourceConfig]) {
-        sources.withLock { $0 = newSources }
+    /// Replaces sources and routes (config reload). A request in progress keeps the snapshot it
+    /// took, so every event is routed by exactly one version.
+    public func update(_ newConfig: RelayConfig) {
+        config.withLock { $0 = newConfig }
     }
+
+    /// The config in force.
+    public var currentConfig: RelayConfig { config.withLock { $0 } }
 
     /// The source named `name`, if configured.
     public func source(named name: String) -> SourceConfig? {
-        sources.withLock { $0[name] }
+        config.withLock { $0.sources[name] }
     }
 
     /// Verifies, normalizes and durably stores the events of one request. Events the relay
@@ -57,6 +63,7 @@ public final class IngestPipeline: Sendable {
             throw IngestError(.tooLarge, "body of \(body.count) bytes exceeds the limit of \(source.maxBodyBytes) bytes for source \(source.name)")
         }
         let receivedAt = clock.now()
+        let routing = config.withLock { $0.routing }
         let normalized = try ProviderAdapters.normalize(source: source, headers: headers, body: body, now: receivedAt)
         let plan = await claim(normalized, source: source, now: receivedAt)
         let events = plan.compactMap { step -> Event? in
@@ -67,9 +74,17 @@ public final class IngestPipeline: Sendable {
             if case .store(_, let key?) = step { return key }
             return nil
         }
+        // Each event is followed by its routing decision, in the same group commit.
+        let decisions = events.map(routing.decide)
         if !events.isEmpty {
+            var entries: [JournalEntry] = []
+            entries.reserveCapacity(events.count * 2)
+            for (event, decision) in zip(events, decisions) {
+                entries.append(event.journalEntry)
+                entries.append(decision.journalEntry)
+            }
             do {
-                _ = try await journal.append(events.map(\.journalEntry))
+                _ = try await journal.append(entries)
             } catch let error as JournalError where error.code == .overloaded {
                 deduplication.release(claimed)
                 throw IngestError(.overloaded, "the relay is busy writing; retry shortly")
@@ -93,7 +108,7 @@ public final class IngestPipeline: Sendable {
                 ids.append(id)
             }
         }
-        return IngestResult(accepted: events.count, duplicates: duplicates, ids: ids)
+        return IngestResult(accepted: events.count, duplicates: duplicates, ids: ids, routed: Array(zip(events, decisions)))
     }
 
     enum Step {

@@ -58,6 +58,30 @@ public final class RelayServer: Sendable {
         if both { resumeWaiters() }
     }
 
+    /// Reloads routes.json from `configuration.configPath`. An invalid file is rejected with its
+    /// errors and the rules in force stay; a valid one takes effect for requests that start after.
+    @discardableResult
+    public func reload() -> Result<RelayConfig, ConfigError> {
+        do {
+            let config = try RelayConfig.load(path: configuration.configPath)
+            pipeline.update(config)
+            logger.info("routes reloaded", metadata: [
+                "version": "\(config.version)", "sources": "\(config.sources.count)",
+                "destinations": "\(config.destinations.count)", "routes": "\(config.routing.routes.count)",
+            ])
+            return .success(config)
+        } catch let error as ConfigError {
+            logger.error("routes reload rejected; the previous rules stay in force", metadata: [
+                "version": "\(pipeline.currentConfig.version)", "errors": "\(error.issues.count)",
+            ])
+            for issue in error.issues { logger.error("\(issue.description)") }
+            return .failure(error)
+        } catch {
+            let failure = ConfigError(issues: [ConfigIssue(file: configuration.configPath, path: "", message: "\(error)")])
+            return .failure(failure)
+        }
+    }
+
     /// The services to run, in start order (they stop in reverse).
     public func services() -> [any Service] {
         let ingestRouter = Router(context: BasicRequestContext.self)
@@ -74,7 +98,7 @@ public final class RelayServer: Sendable {
         )
         let adminRouter = Router(context: BasicRequestContext.self)
         adminRouter.add(middleware: JSONNotFoundMiddleware())
-        AdminRoutes(journal: journal).register(on: adminRouter)
+        AdminRoutes(journal: journal, server: self).register(on: adminRouter)
         let admin = Application(
             router: adminRouter,
             configuration: ApplicationConfiguration(address: .hostname(configuration.adminListen.host, port: configuration.adminListen.port), serverName: nil),
@@ -84,7 +108,7 @@ public final class RelayServer: Sendable {
             },
             logger: logger
         )
-        return [JournalService(journal: journal), ingest, admin]
+        return [JournalService(journal: journal), ReloadOnHangup(server: self), ingest, admin]
     }
 
     /// Runs until SIGTERM/SIGINT (or cancellation), then drains and returns.

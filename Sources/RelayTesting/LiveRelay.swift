@@ -43,11 +43,23 @@ public final class LiveRelay: Sendable {
     }
 
     public var ingestPort: Int { server.ingestPort ?? 0 }
+    /// The routes file the relay was started with (rewrite it, then reload).
+    public var configPath: String { directory.path + "/routes.json" }
     public var adminPort: Int { server.adminPort ?? 0 }
 
     /// POSTs `body` to `/webhooks/{source}`.
     public func post(_ source: String, body: [UInt8], headers: [(String, String)] = [("Content-Type", "application/json")]) async throws -> TestHTTPClient.Response {
         try await TestHTTPClient.send(port: ingestPort, method: "POST", path: "/webhooks/\(source)", headers: headers, body: body)
+    }
+
+    /// Every routing decision in the journal, in order.
+    public func storedDecisions() throws -> [RoutingDecision] {
+        let reader = server.journal.reader()
+        var decisions: [RoutingDecision] = []
+        while let record = try reader.next() {
+            if record.type == .routingDecision { decisions.append(try RoutingDecision(decoding: record.payload)) }
+        }
+        return decisions
     }
 
     /// Every event in the journal, in order.

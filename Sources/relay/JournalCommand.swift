@@ -33,23 +33,3 @@ struct Journal: ParsableCommand {
     }
 }
 
-struct Routes: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Check routes.json.", subcommands: [Check.self])
-
-    struct Check: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Validate a routes file; exit 1 with every error as FILE: path: message.")
-
-        @Option(help: "The routes file.")
-        var config: String = "routes.json"
-
-        func run() throws {
-            do {
-                let loaded = try RelayConfig.load(path: config)
-                print("\(config): ok (\(loaded.sources.count) sources)")
-            } catch let error as ConfigError {
-                for issue in error.issues { printError(issue.description) }
-                throw ExitCode(1)
-            }
-        }
-    }
-}

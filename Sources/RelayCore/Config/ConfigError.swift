@@ -4,12 +4,23 @@ public struct ConfigIssue: Sendable, Equatable, CustomStringConvertible {
     public var path: String
     public var message: String
 
+    public init(file: String, path: String, message: String) {
+        self.file = file
+        self.path = path
+        self.message = message
+    }
+
     public var description: String { "\(file): \(path.isEmpty ? "(top level)" : path): \(message)" }
 }
 
 /// Every problem found while loading a configuration file, all at once.
 public struct ConfigError: Error, Sendable, CustomStringConvertible {
     public var issues: [ConfigIssue]
+
+    public init(issues: [ConfigIssue]) {
+        self.issues = issues
+    }
+
     public var description: String { issues.map(\.description).joined(separator: "\n") }
 }
 

@@ -39,12 +39,13 @@ public enum ProviderAdapters {
     static let keptHeaderNames = ["content-type", "user-agent"]
 
     /// Verifies, splits and normalizes one request. Pure: bytes, headers, config and clock in,
-    /// events or an `IngestError` (401 / 400) out.
-    public static func normalize(source: SourceConfig, headers: HeaderList, body: [UInt8], now: Timestamp) throws(IngestError) -> [NormalizedEvent] {
+    /// events or an `IngestError` (401 / 400) out. `verifySignatures: false` is for tools that
+    /// show what a payload would become (`relay routes test`), never for ingest.
+    public static func normalize(source: SourceConfig, headers: HeaderList, body: [UInt8], now: Timestamp, verifySignatures: Bool = true) throws(IngestError) -> [NormalizedEvent] {
         switch source.provider {
-        case .runa: try RunaAdapter.normalize(source: source, headers: headers, body: body, now: now)
-        case .fastspring: try FastSpringAdapter.normalize(source: source, headers: headers, body: body)
-        case .generic: try GenericAdapter.normalize(source: source, headers: headers, body: body, now: now)
+        case .runa: try RunaAdapter.normalize(source: source, headers: headers, body: body, now: now, verify: verifySignatures)
+        case .fastspring: try FastSpringAdapter.normalize(source: source, headers: headers, body: body, verify: verifySignatures)
+        case .generic: try GenericAdapter.normalize(source: source, headers: headers, body: body, now: now, verify: verifySignatures)
         }
     }
 

@@ -78,3 +78,8 @@ public final class LiveRelay: Sendable {
         directory.remove()
     }
 }
+
+/// A logger that drops everything (tests that do not look at logs).
+public func makeTestLogger() -> Logger {
+    Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
+}

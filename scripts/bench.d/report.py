@@ -9,7 +9,7 @@ The ratio column is this row's req/s divided by the req/s of the row with
 key == baseline_key at the same connection count ("-" for no baseline).
 
 EXTRAS_TSV has other measurements, one per line:
-    fdatasync <TAB> syncs_per_second
+    fdatasync <TAB> syncs_per_second <TAB> p50_ms <TAB> p99_ms
     rss <TAB> label <TAB> conns <TAB> VmHWM_kB
 
 Exit status: 0 when every run produced numbers (whatever they are), 1 when a
@@ -87,7 +87,7 @@ def main():
         for line in f:
             fields = line.rstrip("\n").split("\t")
             if fields[0] == "fdatasync":
-                fdatasync = float(fields[1])
+                fdatasync = tuple(map(float, fields[1:4]))
             elif fields[0] == "rss":
                 rss.append((fields[1], int(fields[2]), int(fields[3])))
 
@@ -114,7 +114,8 @@ def main():
             f"{r:.2f}×" if r is not None else "-",
         ])
     if fdatasync is not None:
-        rows.append(["disk fdatasync 2 KiB (syncs/s)", "1", f"{fdatasync:.0f}", "-", "-", "-", "-"])
+        rate, p50, p99 = fdatasync
+        rows.append(["disk fdatasync 2 KiB (syncs/s)", "1", f"{rate:.0f}", fmt_ms(p50), fmt_ms(p99), "-", "-"])
 
     widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]
     left = {0}  # scenario left-aligned, numbers right-aligned

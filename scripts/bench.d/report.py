@@ -82,12 +82,14 @@ def main():
                 problems.append(f"{label} c={conns}: wrk completed no requests (see {path})")
             runs.append({"key": key, "label": label, "baseline": baseline, "conns": int(conns), **numbers})
 
-    fdatasync, rss = None, []
+    fdatasync, rss, routing = None, [], None
     with open(extras_path, encoding="utf-8") as f:
         for line in f:
             fields = line.rstrip("\n").split("\t")
             if fields[0] == "fdatasync":
                 fdatasync = tuple(map(float, fields[1:4]))
+            elif fields[0] == "routing":
+                routing = (int(fields[1]), float(fields[2]), float(fields[3]))
             elif fields[0] == "rss":
                 rss.append((fields[1], int(fields[2]), int(fields[3])))
 
@@ -117,6 +119,13 @@ def main():
         rate, p50, p99 = fdatasync
         rows.append(["disk fdatasync 2 KiB (syncs/s)", "1", f"{rate:.0f}", fmt_ms(p50), fmt_ms(p99), "-", "-"])
 
+    if routing is not None:
+        count, rate, us = routing
+        ingest = rps_by.get((TARGET_KEY, TARGET_CONNS))
+        # Share of one durable ingest request's cost (at 64 conns) spent routing one event.
+        share = f"{us / (1e6 / ingest):.2f}× ingest" if ingest else "-"
+        rows.append([f"routing, {count} routes (events/s; {us:.1f} µs/event)", "1", f"{rate:.0f}", "-", "-", "-", share])
+
     widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]
     left = {0}  # scenario left-aligned, numbers right-aligned
 
@@ -128,7 +137,8 @@ def main():
     for row in rows:
         print(line(row))
     print()
-    print("ratio: relay rows = relay ÷ sink, sink rows = sink ÷ nginx, at the same connection count.")
+    print("ratio: relay rows = relay ÷ sink, sink rows = sink ÷ nginx, at the same connection count;")
+    print("       routing row = time to route one event ÷ time per durable ingest request at 64 connections.")
 
     socket_notes = [
         f"  {r['label']} c={r['conns']}: " + ", ".join(f"{k} {v}" for k, v in r["socket_errors"].items() if v)

@@ -23,19 +23,6 @@ public struct Route: Sendable, Equatable {
         self.destinations = destinations
     }
 
-    /// Whether every given field matches; `payload` is parsed only if a condition needs it.
-    func matches(_ event: Event, payload: () -> JSONValue?) -> Bool {
-        func any(_ globs: [Glob]?, _ value: String) -> Bool {
-            guard let globs else { return true }
-            return globs.contains { $0.matches(value) }
-        }
-        guard any(provider, event.provider), any(source, event.source), any(type, event.type), any(status, event.status) else { return false }
-        if let product, !event.products.contains(where: { value in product.contains { $0.matches(value) } }) { return false }
-        if conditions.isEmpty { return true }
-        guard let document = payload() else { return false }
-        return conditions.allSatisfy { $0.holds(in: document) }
-    }
-
     static func parse(index: Int, _ value: JSONValue, sources: Set<String>, destinations: Set<String>, names: inout Set<String>, _ reader: inout ConfigReader) -> Route? {
         let path = "routes[\(index)]"
         let before = reader.issues.count
@@ -63,7 +50,7 @@ public struct Route: Sendable, Equatable {
                     do {
                         let glob = try Glob(pattern)
                         // An exact name that is not configured is a typo: it would never match.
-                        if let known, case .exact(let exact) = glob.shape, !known.contains(exact) {
+                        if let known, let exact = glob.exactText, !known.contains(exact) {
                             reader.fail(itemPath, "unknown \(key) \(JSONWriter.quote(exact)) (known: \(known.sorted().joined(separator: ", ")))")
                         }
                         compiled.append(glob)
@@ -108,5 +95,61 @@ public struct Route: Sendable, Equatable {
             reader.fail("\(path).to", "is required")
         }
         return reader.issues.count == before ? route : nil
+    }
+}
+
+/// An event's routed-on fields as UTF-8, extracted once per event rather than once per route.
+struct MatchInput {
+    let provider: [UInt8]
+    let source: [UInt8]
+    let type: [UInt8]
+    let status: [UInt8]
+    let products: [[UInt8]]
+
+    init(_ event: Event) {
+        provider = Array(event.provider.utf8)
+        source = Array(event.source.utf8)
+        type = Array(event.type.utf8)
+        status = Array(event.status.utf8)
+        products = event.products.map { Array($0.utf8) }
+    }
+}
+
+/// A route as the matcher uses it: a class, so walking 1,000 of them per event does not copy
+/// (and retain) every route's arrays.
+final class CompiledRoute: Sendable {
+    let name: String
+    let provider: [Glob]?
+    let source: [Glob]?
+    let type: [Glob]?
+    let status: [Glob]?
+    let product: [Glob]?
+    let conditions: [WhereCondition]
+    let destinations: [String]
+
+    init(_ route: Route) {
+        name = route.name
+        provider = route.provider
+        source = route.source
+        type = route.type
+        status = route.status
+        product = route.product
+        conditions = route.conditions
+        destinations = route.destinations
+    }
+
+    /// Whether every given field matches (the `where` conditions are checked separately).
+    func matchesFields(_ input: MatchInput) -> Bool {
+        guard Self.any(provider, input.provider), Self.any(source, input.source), Self.any(type, input.type), Self.any(status, input.status) else {
+            return false
+        }
+        if let product, !input.products.contains(where: { value in Self.any(product, value) }) { return false }
+        return true
+    }
+
+    @inline(__always)
+    private static func any(_ globs: [Glob]?, _ value: [UInt8]) -> Bool {
+        guard let globs else { return true }
+        return value.withUnsafeBufferPointer { bytes in globs.contains { $0.matches(bytes: bytes) } }
     }
 }

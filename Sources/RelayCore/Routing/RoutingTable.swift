@@ -3,25 +3,31 @@ public struct RoutingTable: Sendable {
     /// Identifies the config that decided: the first 12 hex digits of the file's SHA-256.
     public let version: String
     public let routes: [Route]
+    private let compiled: [CompiledRoute]
 
     public init(version: String, routes: [Route]) {
         self.version = version
         self.routes = routes
+        self.compiled = routes.map(CompiledRoute.init)
     }
 
     /// Which routes match `event` and the destinations they send it to (each once, in order of
     /// first mention). The payload is parsed at most once, only if a `where` condition needs it.
     public func decide(_ event: Event) -> RoutingDecision {
-        var parsed: JSONValue??
-        let payload = { () -> JSONValue? in
-            if let parsed { return parsed }
-            let value = try? JSONParser.parse(event.body)
-            parsed = .some(value)
-            return value
-        }
+        let input = MatchInput(event)
+        var payload: JSONValue?
+        var parsedPayload = false
         var matched: [String] = []
         var destinations: [String] = []
-        for route in routes where route.matches(event, payload: payload) {
+        for route in compiled where route.matchesFields(input) {
+            if !route.conditions.isEmpty {
+                if !parsedPayload {
+                    payload = try? JSONParser.parse(event.body)
+                    parsedPayload = true
+                }
+                // A payload that is not JSON satisfies no condition.
+                guard let document = payload, route.conditions.allSatisfy({ $0.holds(in: document) }) else { continue }
+            }
             matched.append(route.name)
             for destination in route.destinations where !destinations.contains(destination) {
                 destinations.append(destination)

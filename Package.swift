@@ -37,6 +37,15 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "RelayForwarder",
+            dependencies: [
+                "RelayCore",
+                "CCurlShim",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "RelayServer",
             dependencies: [
                 "RelayCore",
@@ -55,6 +64,9 @@ let package = Package(
                 "RelayCore",
                 "RelayServer",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
@@ -73,6 +85,11 @@ let package = Package(
         .testTarget(
             name: "RelayCoreTests",
             dependencies: ["RelayCore", "RelayTesting"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "RelayForwarderTests",
+            dependencies: ["RelayCore", "RelayForwarder", "RelayServer", "RelayTesting"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -1,0 +1,152 @@
+import Foundation
+import Logging
+@testable import RelayForwarder
+import RelayTesting
+import Synchronization
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+func residentMemoryKB() -> Int {
+    guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
+    for line in status.split(separator: "\n") where line.hasPrefix("VmRSS:") {
+        return Int(line.split(separator: " ").dropFirst().first ?? "") ?? 0
+    }
+    return 0
+}
+
+func makeEngine() throws -> CurlEngine {
+    try CurlEngine(logger: Logger(label: "curl-test", factory: { _ in SwiftLogNoOpLogHandler() }))
+}
+
+/// A port nothing listens on: bound, read, closed.
+func closedPort() -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
+    _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+    return Int(UInt16(bigEndian: address.sin_port))
+}
+
+@Suite(.serialized) struct CurlEngineTests {
+    @Test func postsBodyAndHeadersAndReadsTheAnswer() async throws {
+        let downstream = TestDownstream()
+        let port = try await downstream.start()
+        let engine = try makeEngine()
+        let body = Array(String(repeating: "{\"k\":\"v\"}", count: 300).utf8)  // over 1 KiB: no Expect round trip
+        let result = await engine.send(OutboundRequest(url: "http://127.0.0.1:\(port)/hooks", headers: [("content-type", "application/json"), ("webhook-id", "evt_1")], body: body))
+        let response = try result.get()
+        #expect(response.status == 204)
+        let seen = try #require(downstream.requests.first)
+        #expect(seen.path == "/hooks")
+        #expect(seen.body == body)
+        #expect(seen.header("webhook-id") == "evt_1")
+        #expect(seen.header("content-type") == "application/json")
+        #expect(seen.header("expect") == nil)
+        await engine.shutdown()
+        await downstream.stop()
+    }
+
+    @Test func statusRetryAfterAndBoundedCapture() async throws {
+        let downstream = TestDownstream()
+        let port = try await downstream.start()
+        let engine = try makeEngine()
+        #expect(try await engine.send(OutboundRequest(url: "http://127.0.0.1:\(port)/status/503")).get().status == 503)
+        #expect(try await engine.send(OutboundRequest(url: "http://127.0.0.1:\(port)/status/410")).get().status == 410)
+        let limited = try await engine.send(OutboundRequest(url: "http://127.0.0.1:\(port)/retry-after/7")).get()
+        #expect(limited.status == 503)
+        #expect(limited.retryAfter == "7")
+        let big = try await engine.send(OutboundRequest(url: "http://127.0.0.1:\(port)/big")).get()
+        #expect(big.status == 200)
+        #expect(big.body.count == TransportResponse.maxBody)
+        #expect(big.headers.count == TransportResponse.maxHeaders)
+        await engine.shutdown()
+        await downstream.stop()
+    }
+
+    @Test func timeoutAndConnectionRefusedAreClassified() async throws {
+        let downstream = TestDownstream()
+        let port = try await downstream.start()
+        let engine = try makeEngine()
+        let started = Date()
+        let slow = await engine.send(OutboundRequest(url: "http://127.0.0.1:\(port)/slow/3000", timeoutMillis: 200, connectTimeoutMillis: 200))
+        guard case .failure(let timeout) = slow else { Issue.record("expected a timeout, got \(slow)"); return }
+        #expect(timeout.kind == .timeout)
+        #expect(Date().timeIntervalSince(started) < 2)
+        let refused = await engine.send(OutboundRequest(url: "http://127.0.0.1:\(closedPort())/x"))
+        guard case .failure(let connect) = refused else { Issue.record("expected connection refused, got \(refused)"); return }
+        #expect(connect.kind == .connect)
+        await engine.shutdown()
+        await downstream.stop()
+    }
+
+    @Test func cancellationResumesPromptlyAndOnce() async throws {
+        let downstream = TestDownstream()
+        let port = try await downstream.start()
+        let engine = try makeEngine()
+        let task = Task { await engine.send(OutboundRequest(url: "http://127.0.0.1:\(port)/slow/5000")) }
+        try await Task.sleep(for: .milliseconds(100))
+        let started = Date()
+        task.cancel()
+        let result = await task.value
+        guard case .failure(let failure) = result else { Issue.record("expected cancellation, got \(result)"); return }
+        #expect(failure.kind == .cancelled)
+        #expect(Date().timeIntervalSince(started) < 1)
+        #expect(engine.inFlight == 0)
+        // An already-cancelled task never reaches the network.
+        let precancelled = Task {
+            withUnsafeCurrentTask { $0?.cancel() }
+            return await engine.send(OutboundRequest(url: "http://127.0.0.1:\(port)/slow/5000"))
+        }
+        if case .failure(let early) = await precancelled.value { #expect(early.kind == .cancelled) } else { Issue.record("expected cancellation") }
+        await engine.shutdown()
+        // After shutdown every send fails at once.
+        if case .failure(let stopped) = await engine.send(OutboundRequest(url: "http://127.0.0.1:\(port)/")) {
+            #expect(stopped.kind == .cancelled)
+        } else {
+            Issue.record("a stopped engine sent a request")
+        }
+        await downstream.stop()
+    }
+
+    @Test(.timeLimit(.minutes(2)))
+    func thousandsOfRequestsLeaveNoTransfersAndFlatMemory() async throws {
+        let downstream = TestDownstream()
+        let port = try await downstream.start()
+        let engine = try makeEngine()
+        let body = [UInt8](repeating: UInt8(ascii: "x"), count: 2048)
+        func burst(_ count: Int) async -> Int {
+            await withTaskGroup(of: Int.self) { group in
+                for lane in 0..<32 {
+                    group.addTask {
+                        var ok = 0
+                        for i in stride(from: lane, to: count, by: 32) {
+                            let path = i % 10 == 0 ? "/status/503" : "/ok"
+                            if case .success(let response) = await engine.send(OutboundRequest(url: "http://127.0.0.1:\(port)\(path)", body: body)),
+                               response.status == (i % 10 == 0 ? 503 : 204) {
+                                ok += 1
+                            }
+                        }
+                        return ok
+                    }
+                }
+                return await group.reduce(0, +)
+            }
+        }
+        #expect(await burst(2000) == 2000)
+        let before = residentMemoryKB()
+        #expect(await burst(4000) == 4000)
+        let after = residentMemoryKB()
+        #expect(engine.inFlight == 0)
+        #expect(CurlTransfer.live.load(ordering: .relaxed) == 0, "every transfer was released")
+        #expect(after - before < 20_000, "RSS grew \(after - before) KiB over 4,000 more requests")
+        await engine.shutdown()
+        await downstream.stop()
+    }
+}

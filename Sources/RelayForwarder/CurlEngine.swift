@@ -63,11 +63,20 @@ public final class CurlEngine: HTTPTransport, Sendable {
             defer { state.nextID += 1 }
             return state.nextID
         }
+        // Cancellation can arrive before the transfer is handed to the engine (a task cancelled
+        // already runs the handler first); the phase decides who answers the continuation.
+        let phase = Mutex(SendPhase.preparing)
         return await withTaskCancellationHandler {
             await withCheckedContinuation { continuation in
                 let transfer = CurlTransfer(id: id, request: request, continuation: continuation)
                 let accepted = shared.withLock { state -> Bool in
                     guard !state.stopping else { return false }
+                    let cancelledEarly = phase.withLock { phase -> Bool in
+                        if phase == .cancelledEarly { return true }
+                        phase = .submitted
+                        return false
+                    }
+                    guard !cancelledEarly else { return false }
                     state.submitted.append(transfer)
                     state.inFlight += 1
                     return true
@@ -75,14 +84,23 @@ public final class CurlEngine: HTTPTransport, Sendable {
                 if accepted {
                     _ = ccurl_multi_wakeup(multi.pointer)
                 } else {
-                    transfer.finish(.failure(TransportFailure(kind: .cancelled, message: "the forwarding engine is stopped")))
+                    let stopped = shared.withLock { $0.stopping }
+                    transfer.finish(.failure(TransportFailure(kind: .cancelled, message: stopped ? "the forwarding engine is stopped" : "cancelled")))
                 }
             }
         } onCancel: {
+            let submitted = phase.withLock { phase -> Bool in
+                if phase == .submitted { return true }
+                phase = .cancelledEarly
+                return false
+            }
+            guard submitted else { return }
             shared.withLock { $0.cancelled.append(id) }
             _ = ccurl_multi_wakeup(multi.pointer)
         }
     }
+
+    private enum SendPhase { case preparing, submitted, cancelledEarly }
 
     /// Stops the engine: transfers still in flight finish as cancelled. Returns once the
     /// thread has released every handle.

@@ -17,7 +17,9 @@ struct IngestRoutes {
 
     func handle(_ request: Request, context: BasicRequestContext) async -> Response {
         let name = context.parameters.get("source") ?? ""
-        guard let source = pipeline.source(named: name) else {
+        // One config snapshot for the whole request: verified and routed by the same version.
+        let config = pipeline.currentConfig
+        guard let source = config.sources[name] else {
             return reject(IngestError(.unknownSource, "unknown source \(JSONWriter.quote(name))"), source: name)
         }
         if let length = request.headers[.contentLength].flatMap(Int.init), length > source.maxBodyBytes {
@@ -40,7 +42,7 @@ struct IngestRoutes {
             headers.append(name: field.name.canonicalName, value: field.value)
         }
         do {
-            let result = try await pipeline.ingest(source: source, headers: headers, body: body)
+            let result = try await pipeline.ingest(source: source, routing: config.routing, headers: headers, body: body)
             return JSONResponse.ok(result.json)
         } catch {
             return reject(error, source: name)

@@ -15,6 +15,8 @@ public final class RelayServer: Sendable {
     private let logger: Logger
     private let ports = Mutex<(ingest: Int?, admin: Int?)>((nil, nil))
     private let ready = Mutex<[CheckedContinuation<Void, Never>]>([])
+    /// Serializes reloads, so a SIGHUP and an admin reload cannot install an older file last.
+    private let reloading = Mutex(())
 
     /// Loads the config and opens (recovering) the journal. Throws `ConfigError` or `JournalError`.
     public init(configuration: RelayServerConfiguration, config: RelayConfig, clock: any RelayClock = SystemClock(), logger: Logger) throws {
@@ -62,6 +64,10 @@ public final class RelayServer: Sendable {
     /// errors and the rules in force stay; a valid one takes effect for requests that start after.
     @discardableResult
     public func reload() -> Result<RelayConfig, ConfigError> {
+        reloading.withLock { _ in reloadLocked() }
+    }
+
+    private func reloadLocked() -> Result<RelayConfig, ConfigError> {
         do {
             let config = try RelayConfig.load(path: configuration.configPath)
             pipeline.update(config)

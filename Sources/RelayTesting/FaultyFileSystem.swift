@@ -10,6 +10,8 @@ import Glibc
 public final class FaultyFileSystem: JournalFileSystem {
     private let real = POSIXJournalFileSystem()
     private let failure = Mutex<Int32?>(nil)
+    private let syncFailure = Mutex<(errno: Int32, remaining: Int)?>(nil)
+    private let syncDelay = Mutex<Duration>(.zero)
     private let partial = Atomic<Bool>(false)
 
     public init() {}
@@ -22,7 +24,27 @@ public final class FaultyFileSystem: JournalFileSystem {
         partial.store(partialWrite, ordering: .relaxed)
     }
 
+    /// Makes the next `times` fdatasync calls (default: all) fail with `errno`, after the bytes
+    /// were written; nil restores.
+    public func failSyncs(_ errno: Int32?, times: Int = .max) {
+        syncFailure.withLock { $0 = errno.map { ($0, times) } }
+    }
+
+    /// Makes every fdatasync take at least `delay` (a slow disk).
+    public func delaySyncs(_ delay: Duration) {
+        syncDelay.withLock { $0 = delay }
+    }
+
     var currentFailure: Int32? { failure.withLock { $0 } }
+    /// Consumes one injected sync failure, if any.
+    func takeSyncFailure() -> Int32? {
+        syncFailure.withLock { state in
+            guard let current = state, current.remaining > 0 else { return nil }
+            state = (current.errno, current.remaining - 1)
+            return current.errno
+        }
+    }
+    var currentSyncDelay: Duration { syncDelay.withLock { $0 } }
     var writesPartially: Bool { partial.load(ordering: .relaxed) }
 
     public func openWritable(path: String, create: Bool) throws -> any JournalWritableFile {
@@ -55,7 +77,16 @@ public final class FaultyFileSystem: JournalFileSystem {
             try inner.write(bytes, at: offset)
         }
 
-        func sync() throws { try inner.sync() }
+        func sync() throws {
+            let delay = owner.currentSyncDelay
+            if delay > .zero {
+                let nanos = delay.components.seconds * 1_000_000_000 + delay.components.attoseconds / 1_000_000_000
+                var spec = timespec(tv_sec: Int(nanos / 1_000_000_000), tv_nsec: Int(nanos % 1_000_000_000))
+                nanosleep(&spec, nil)
+            }
+            if let errno = owner.takeSyncFailure() { throw JournalError(.io, "injected fdatasync failure", errno: errno) }
+            try inner.sync()
+        }
         func truncate(to size: UInt64) throws { try inner.truncate(to: size) }
         func size() throws -> UInt64 { try inner.size() }
         func close() { inner.close() }

@@ -63,4 +63,16 @@ func configIssues(_ json: String, environment: [String: String] = [:]) -> [Strin
             == ["routes.json: sources.r.secret: the secret from env:R is not a Standard Webhooks secret (whsec_ followed by base64)"])
         #expect(configIssues("{ \"sources\": { \"r\": { \"provider\": \"runa\" } } }") == ["routes.json: sources.r.secret: is required for runa"])
     }
+
+    @Test func emptyAndDegenerateSecretsAreRejected() {
+        // An empty key would let anyone compute a valid signature.
+        #expect(configIssues("{ \"sources\": { \"f\": { \"provider\": \"fastspring\", \"secret\": \"\" } } }")
+            == ["routes.json: sources.f.secret: must not be empty"])
+        #expect(configIssues("{ \"sources\": { \"r\": { \"provider\": \"runa\", \"secret\": \"env:R\" } } }", environment: ["R": "whsec_"])
+            == ["routes.json: sources.r.secret: the secret from env:R is not a Standard Webhooks secret (whsec_ followed by base64)"])
+        #expect(configIssues("{ \"sources\": { \"f\": { \"provider\": \"fastspring\", \"secret\": [] } } }")
+            == ["routes.json: sources.f.secret: must list at least one secret"])
+        #expect(configIssues("{ \"sources\": { \"g\": { \"provider\": \"generic\", \"max_body_bytes\": 16777216 } } }")
+            == ["routes.json: sources.g.max_body_bytes: must be at most 8388608 (8 MiB), not 16777216"])
+    }
 }

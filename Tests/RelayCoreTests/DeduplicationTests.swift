@@ -131,4 +131,22 @@ func signedFastSpring(ids: [String]) -> (HeaderList, [UInt8]) {
         #expect(retry.accepted == 1 && retry.duplicates == 0)
         await journal.close()
     }
+
+    @Test func anEventTooLargeForTheJournalIs413NotARetryLoop() async throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let journal = try Journal.open(JournalConfiguration(directory: dir.path, maxRecordSize: 512), logger: makeLogger().0)
+        let pipeline = IngestPipeline(config: RelayConfig(sources: [:]), journal: journal, logger: makeLogger().0)
+        let (headers, body) = signedFastSpring(ids: ["huge-\(String(repeating: "x", count: 600))"])
+        do {
+            _ = try await pipeline.ingest(source: fastSpringSource(), headers: headers, body: body)
+            Issue.record("an event over the record limit was accepted")
+        } catch {
+            #expect(error.code == .tooLarge)
+            #expect(error.httpStatus == 413)
+        }
+        // Its de-duplication key was released.
+        #expect(pipeline.deduplication.count == 0)
+        await journal.close()
+    }
 }

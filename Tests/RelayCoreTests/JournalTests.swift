@@ -1,6 +1,6 @@
 import Foundation
 import Logging
-import RelayCore
+@testable import RelayCore
 import RelayTesting
 import Testing
 
@@ -172,7 +172,7 @@ func lastSegmentPath(_ directory: String) throws -> String {
         await journal.close()
     }
 
-    @Test(arguments: ["truncate", "flip-payload", "flip-length", "garbage-tail"])
+    @Test(arguments: ["truncate", "flip-payload", "flip-length", "flip-length-high", "garbage-tail"])
     func tornTailIsTruncatedToLastGoodRecord(damage: String) async throws {
         let dir = try TemporaryDirectory()
         defer { dir.remove() }
@@ -190,6 +190,7 @@ func lastSegmentPath(_ directory: String) throws -> String {
         case "truncate": bytes.removeLast(30)  // mid-record
         case "flip-payload": bytes[bytes.count - 5] ^= 0xFF
         case "flip-length": bytes[lastStart] ^= 0x40
+        case "flip-length-high": bytes[lastStart + 2] ^= 0x01  // declared length runs past the end
         default: bytes += [0xDE, 0xAD, 0xBE, 0xEF, 0x01]  // a partial header after the last record
         }
         try Data(bytes).write(to: URL(fileURLWithPath: path))
@@ -203,6 +204,8 @@ func lastSegmentPath(_ directory: String) throws -> String {
         #expect(warnings.count == 1)
         #expect(warnings.first?.metadata["segment"] == .string((path as NSString).lastPathComponent))
         #expect(warnings.first?.metadata["offset"] == .string("\(expectedEnd)"))
+        // The cut bytes are kept beside the segment, not destroyed.
+        #expect(FileManager.default.fileExists(atPath: "\(path).torn-\(expectedEnd)"))
         // Appends continue right after the last good record.
         #expect(try await reopened.append(JournalEntry(type: .event, payload: payload(99, size: 64))) == expectedLast + 1)
         await reopened.close()
@@ -212,18 +215,24 @@ func lastSegmentPath(_ directory: String) throws -> String {
         #expect(try JournalVerifier.verify(directory: config.directory).isIntact)
     }
 
-    @Test func corruptionBeforeValidRecordsIsRefusedNotTruncated() async throws {
+    @Test(arguments: ["flip-payload", "flip-length-high", "zero-block"])
+    func damageToAnAcknowledgedCommitIsRefusedNotTruncated(damage: String) async throws {
         let dir = try TemporaryDirectory()
         defer { dir.remove() }
         let (logger, _) = makeLogger()
         let config = JournalConfiguration(directory: dir.path + "/journal")
         let journal = try Journal.open(config, logger: logger)
+        // One commit per record: record 3 was synced before record 4 was written.
         for i in 0..<10 { _ = try await journal.append(JournalEntry(type: .event, payload: payload(i, size: 64))) }
         await journal.close()
         let path = try lastSegmentPath(config.directory)
         var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
-        let thirdRecordPayload = 20 + 2 * 84 + 20 + 10
-        bytes[thirdRecordPayload] ^= 0x01
+        let third = 20 + 2 * 84
+        switch damage {
+        case "flip-payload": bytes[third + 30] ^= 0x01
+        case "flip-length-high": bytes[third + 2] ^= 0x01
+        default: for i in third..<(third + 100) { bytes[i] = 0 }
+        }
         try Data(bytes).write(to: URL(fileURLWithPath: path))
         let sizeBefore = bytes.count
 
@@ -231,8 +240,129 @@ func lastSegmentPath(_ directory: String) throws -> String {
         // Nothing was cut away.
         #expect((try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) == sizeBefore)
         let report = try JournalVerifier.verify(directory: config.directory)
-        #expect(report.segments.first?.problem?.offset == UInt64(20 + 2 * 84))
+        #expect(report.segments.first?.problem?.offset == UInt64(third))
         #expect(report.segments.first?.records == 2)
+    }
+
+    @Test func damageInsideTheLastCommitIsATornWrite() async throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let (logger, _) = makeLogger()
+        let config = JournalConfiguration(directory: dir.path + "/journal")
+        let journal = try Journal.open(config, logger: logger)
+        _ = try await journal.append(JournalEntry(type: .event, payload: payload(0, size: 64)))
+        // One commit of nine records; a crash can persist its pages in any order.
+        _ = try await journal.append((1..<10).map { JournalEntry(type: .event, payload: payload($0, size: 64)) })
+        await journal.close()
+        let path = try lastSegmentPath(config.directory)
+        var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+        let third = 20 + 2 * 84
+        for i in third..<(third + 84) { bytes[i] = 0 }  // record 3 never reached the disk; 4…10 did
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+
+        let reopened = try Journal.open(config, logger: logger)
+        #expect(reopened.durable.lastSequence == 2, "the unacknowledged commit is cut at its first damaged record")
+        await reopened.close()
+        #expect(FileManager.default.fileExists(atPath: "\(path).torn-\(third)"))
+        #expect(try JournalVerifier.verify(directory: config.directory).isIntact)
+    }
+
+    @Test func recordsOver16MiBDoNotCorruptTheNextWrite() async throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let (logger, _) = makeLogger()
+        let config = JournalConfiguration(directory: dir.path + "/journal")
+        let journal = try Journal.open(config, logger: logger)
+        let big = [UInt8](repeating: 7, count: 16 << 20)
+        #expect(try await journal.append(JournalEntry(type: .event, payload: big)) == 1)
+        #expect(try await journal.append(JournalEntry(type: .event, payload: payload(2))) == 2)
+        await journal.close()
+        let reopened = try Journal.open(config, logger: logger)
+        #expect(reopened.durable.lastSequence == 2)
+        await reopened.close()
+        let records = try readAll(config.directory)
+        #expect(records.map(\.sequence) == [1, 2])
+        #expect(records.first?.payload == big)
+        #expect(records.last?.payload == payload(2))
+    }
+
+    @Test func readerNeverReadsASegmentPastTheDurableEnd() async throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let (logger, _) = makeLogger()
+        let config = JournalConfiguration(directory: dir.path + "/journal", segmentSize: 1024)
+        let journal = try Journal.open(config, logger: logger)
+        for i in 0..<40 { _ = try await journal.append(JournalEntry(type: .event, payload: payload(i, size: 100))) }
+        await journal.close()
+        let bases = try JournalRecovery.segmentBases(in: config.directory)
+        #expect(bases.count >= 3)
+        // A durable end inside the first segment: later segments must stay unread.
+        let bound = JournalPosition(segment: bases[0], offset: UInt64(20 + 3 * 120))
+        let reader = JournalReader(directory: config.directory, from: 1, limit: { bound })
+        var seen: [UInt64] = []
+        while let record = try reader.next() { seen.append(record.sequence) }
+        #expect(seen == [1, 2, 3])
+        // Even a reader asked to start in a later segment sees nothing past the bound.
+        let ahead = JournalReader(directory: config.directory, from: bases[1], limit: { bound })
+        #expect(try ahead.next() == nil)
+    }
+
+    @Test func failedFdatasyncIsNeverAcknowledged() async throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let (logger, _) = makeLogger()
+        let faults = FaultyFileSystem()
+        let config = JournalConfiguration(directory: dir.path + "/journal", fileSystem: faults)
+        let journal = try Journal.open(config, logger: logger)
+        #expect(try await journal.append(JournalEntry(type: .event, payload: payload(1))) == 1)
+
+        // One failed sync: the batch is refused and rolled back, and writing goes on.
+        faults.failSyncs(EIO, times: 1)
+        await #expect(throws: JournalError.self) { try await journal.append(JournalEntry(type: .event, payload: payload(2))) }
+        #expect(journal.durable.lastSequence == 1)
+        #expect(try await journal.append(JournalEntry(type: .event, payload: payload(3))) == 2)
+
+        // Syncs that keep failing, so even the rollback cannot be made durable: the journal
+        // refuses every write until it is reopened, rather than guess what is on disk.
+        faults.failSyncs(EIO)
+        await #expect(throws: JournalError.self) { try await journal.append(JournalEntry(type: .event, payload: payload(4))) }
+        faults.failSyncs(nil)
+        do {
+            _ = try await journal.append(JournalEntry(type: .event, payload: payload(5)))
+            Issue.record("a journal whose rollback failed accepted a write")
+        } catch let error as JournalError {
+            #expect(error.code == .unavailable)
+        }
+        await journal.close()
+        let reopened = try Journal.open(config, logger: logger)
+        #expect(reopened.durable.lastSequence == 2)
+        #expect(try await reopened.append(JournalEntry(type: .event, payload: payload(6))) == 3)
+        await reopened.close()
+        #expect(try readAll(config.directory).map(\.payload) == [payload(1), payload(3), payload(6)])
+    }
+
+    @Test func aFullWriteQueueAnswersOverloadedAtOnce() async throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let (logger, _) = makeLogger()
+        let faults = FaultyFileSystem()
+        let journal = try Journal.open(JournalConfiguration(directory: dir.path + "/journal", maxQueuedBytes: 1000, fileSystem: faults), logger: logger)
+        faults.delaySyncs(.milliseconds(300))
+        let first = Task { try await journal.append(JournalEntry(type: .event, payload: payload(1, size: 600))) }
+        try await Task.sleep(for: .milliseconds(50))
+        // 620 bytes are still waiting on the slow sync; 620 more would pass the 1000-byte bound.
+        let started = ContinuousClock.now
+        do {
+            _ = try await journal.append(JournalEntry(type: .event, payload: payload(2, size: 600)))
+            Issue.record("expected overloaded")
+        } catch let error as JournalError {
+            #expect(error.code == .overloaded)
+        }
+        #expect(ContinuousClock.now - started < .milliseconds(200), "refused at once, not after waiting")
+        #expect(try await first.value == 1)
+        faults.delaySyncs(.zero)
+        #expect(try await journal.append(JournalEntry(type: .event, payload: payload(3, size: 600))) == 2)
+        await journal.close()
     }
 
     @Test func failedWriteIsNeverAcknowledgedAndJournalRecovers() async throws {

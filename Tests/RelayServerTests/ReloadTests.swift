@@ -39,6 +39,9 @@ func routesFile(route: String, type: String, destination: String) -> String {
         #expect(ok.status == 200)
         let versionB = try JSONParser.parse(ok.body)["version"]?.stringValue ?? ""
         #expect(!versionB.isEmpty && versionB != versionA)
+        // Requests that took the old snapshot just before the reload may still be finishing;
+        // give them a moment, then everything stored later must use the new rules.
+        try await Task.sleep(for: .milliseconds(200))
         let afterValid = try relay.storedDecisions().count
         try await Task.sleep(for: .milliseconds(100))
 

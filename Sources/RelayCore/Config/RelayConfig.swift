@@ -151,6 +151,9 @@ public struct RelayConfig: Sendable {
                 reader.fail(secretPath, "the secret from \(secret.origin) is not a Standard Webhooks secret (whsec_ followed by base64)")
             }
         }
+        if let list = value["secret"]?.arrayValue, list.isEmpty {
+            reader.fail("\(path).secret", "must list at least one secret")
+        }
         if signature.scheme != .none && value["secret"] == nil {
             reader.fail("\(path).secret", "is required for \(provider == .generic ? signature.scheme.rawValue + " signatures" : provider.rawValue)")
         }
@@ -175,7 +178,13 @@ public struct RelayConfig: Sendable {
                 )
             }
         }
-        let maxBody = reader.integer(value["max_body_bytes"], "\(path).max_body_bytes", minimum: 1) ?? SourceConfig.defaultMaxBodyBytes
+        var maxBody = SourceConfig.defaultMaxBodyBytes
+        if let limit = reader.integer(value["max_body_bytes"], "\(path).max_body_bytes", minimum: 1) {
+            if limit > SourceConfig.maximumBodyBytes {
+                reader.fail("\(path).max_body_bytes", "must be at most \(SourceConfig.maximumBodyBytes) (8 MiB), not \(limit)")
+            }
+            maxBody = limit
+        }
         guard reader.issues.count == issuesBefore else { return nil }
         return SourceConfig(name: name, provider: provider, secrets: secrets, signature: signature, fields: fields, maxBodyBytes: maxBody)
     }

@@ -54,6 +54,8 @@ public struct FieldPointers: Sendable, Equatable {
 /// One entry of `sources` in routes.json: where `POST /webhooks/{name}` requests come from.
 public struct SourceConfig: Sendable, Equatable {
     public static let defaultMaxBodyBytes = 1 << 20
+    /// The largest `max_body_bytes` accepted: well inside the journal's 16 MiB record limit.
+    public static let maximumBodyBytes = 8 << 20
 
     public var name: String
     public var provider: ProviderKind

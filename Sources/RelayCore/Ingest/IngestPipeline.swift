@@ -59,11 +59,16 @@ public final class IngestPipeline: Sendable {
     /// Verifies, normalizes and durably stores the events of one request. Events the relay
     /// already has (by provider event id) are counted as duplicates and not stored again.
     public func ingest(source: SourceConfig, headers: HeaderList, body: [UInt8]) async throws(IngestError) -> IngestResult {
+        try await ingest(source: source, routing: config.withLock { $0.routing }, headers: headers, body: body)
+    }
+
+    /// Like `ingest(source:headers:body:)` with the routing table of the same config snapshot
+    /// the source was taken from, so one request never mixes two config versions.
+    public func ingest(source: SourceConfig, routing: RoutingTable, headers: HeaderList, body: [UInt8]) async throws(IngestError) -> IngestResult {
         guard body.count <= source.maxBodyBytes else {
             throw IngestError(.tooLarge, "body of \(body.count) bytes exceeds the limit of \(source.maxBodyBytes) bytes for source \(source.name)")
         }
         let receivedAt = clock.now()
-        let routing = config.withLock { $0.routing }
         let normalized = try ProviderAdapters.normalize(source: source, headers: headers, body: body, now: receivedAt)
         let plan = await claim(normalized, source: source, now: receivedAt)
         let events = plan.compactMap { step -> Event? in
@@ -88,6 +93,9 @@ public final class IngestPipeline: Sendable {
             } catch let error as JournalError where error.code == .overloaded {
                 deduplication.release(claimed)
                 throw IngestError(.overloaded, "the relay is busy writing; retry shortly")
+            } catch let error as JournalError where error.code == .recordTooLarge {
+                deduplication.release(claimed)
+                throw IngestError(.tooLarge, "an event is too large to store: \(error.message)")
             } catch {
                 deduplication.release(claimed)
                 logger.error("journal append failed; answering 503", metadata: ["source": "\(source.name)", "error": "\(error)"])

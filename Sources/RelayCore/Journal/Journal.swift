@@ -225,11 +225,15 @@ extension Journal {
             var sequence = nextSequence
             var numbers: [[UInt64]] = []
             numbers.reserveCapacity(groups.count)
+            let last = nextSequence + UInt64(groups.reduce(0) { $0 + $1.count }) - 1
             for group in groups {
                 var groupNumbers: [UInt64] = []
                 groupNumbers.reserveCapacity(group.count)
                 for entry in group {
-                    JournalFormat.appendRecord(to: &buffer, sequence: sequence, type: entry.type, payload: entry.payload)
+                    JournalFormat.appendRecord(
+                        to: &buffer, sequence: sequence, type: entry.type, payload: entry.payload,
+                        startsCommit: sequence == nextSequence, endsCommit: sequence == last
+                    )
                     groupNumbers.append(sequence)
                     sequence += 1
                 }
@@ -251,9 +255,9 @@ extension Journal {
                 }
                 throw error
             }
-            if buffer.count > 1 << 24 { buffer = [] }  // do not keep a huge buffer around after a burst
             offset += UInt64(buffer.count)
             nextSequence = sequence
+            if buffer.count > 1 << 24 { buffer = [] }  // do not keep a huge buffer around after a burst
             return numbers
         }
 

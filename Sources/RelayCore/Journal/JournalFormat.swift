@@ -16,10 +16,12 @@
 /// | 4..<8 | CRC-32C of bytes 8..<(20 + length) |
 /// | 8..<16 | sequence number |
 /// | 16..<18 | record type |
-/// | 18..<20 | flags (0) |
+/// | 18..<20 | flags: bit 0 marks the last record of a group commit, bit 1 the first |
 ///
 /// The checksum covers the sequence and type as well as the payload, so a record copied to the
-/// wrong place or a stale sector is caught, not only a flipped payload bit.
+/// wrong place or a stale sector is caught, not only a flipped payload bit. The commit flag lets
+/// recovery tell a torn last write (truncate it) from damage to an earlier, acknowledged commit
+/// (refuse): a commit is written only after the one before it was synced.
 public enum JournalFormat {
     public static let magic: [UInt8] = Array("RLYJRNL1".utf8)
     public static let segmentHeaderSize = 20
@@ -57,13 +59,18 @@ public enum JournalFormat {
     }
 
     /// Appends one framed record to `buffer`.
-    static func appendRecord(to buffer: inout [UInt8], sequence: UInt64, type: JournalRecordType, payload: [UInt8]) {
+    static let commitEndFlag: UInt16 = 1
+    static let commitStartFlag: UInt16 = 2
+
+    static func appendRecord(
+        to buffer: inout [UInt8], sequence: UInt64, type: JournalRecordType, payload: [UInt8], startsCommit: Bool = false, endsCommit: Bool = false
+    ) {
         let start = buffer.count
         buffer.appendLittleEndian(UInt32(payload.count))
         buffer.appendLittleEndian(UInt32(0))  // checksum, filled in below
         buffer.appendLittleEndian(sequence)
         buffer.appendLittleEndian(type.rawValue)
-        buffer.appendLittleEndian(UInt16(0))
+        buffer.appendLittleEndian((endsCommit ? commitEndFlag : 0) | (startsCommit ? commitStartFlag : 0))
         buffer.append(contentsOf: payload)
         let crc = buffer.withUnsafeBytes { raw in
             CRC32C.checksum(UnsafeRawBufferPointer(rebasing: raw[(start + 8)...]))
@@ -76,7 +83,7 @@ public enum JournalFormat {
     /// The result of looking at the bytes where a record should start.
     enum Frame {
         /// A complete, valid record of `size` bytes in total.
-        case record(sequence: UInt64, type: JournalRecordType, payload: Range<Int>, size: Int)
+        case record(sequence: UInt64, type: JournalRecordType, payload: Range<Int>, size: Int, startsCommit: Bool, endsCommit: Bool)
         /// Not enough bytes for the header or for the declared payload.
         case incomplete(needed: Int)
         /// The header is complete but the record is invalid (checksum or length).
@@ -96,12 +103,14 @@ public enum JournalFormat {
         let actual = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: bytes[8..<size]))
         guard stored == actual else { return .invalid(reason: "checksum mismatch", declaredSize: size) }
         let flags = bytes.loadLE(UInt16.self, at: 18)
-        guard flags == 0 else { return .invalid(reason: "unknown flags \(flags)", declaredSize: size) }
+        guard flags & ~(commitEndFlag | commitStartFlag) == 0 else { return .invalid(reason: "unknown flags \(flags)", declaredSize: size) }
         return .record(
             sequence: bytes.loadLE(UInt64.self, at: 8),
             type: JournalRecordType(rawValue: bytes.loadLE(UInt16.self, at: 16)),
             payload: recordHeaderSize..<size,
-            size: size
+            size: size,
+            startsCommit: flags & commitStartFlag != 0,
+            endsCommit: flags & commitEndFlag != 0
         )
     }
 }

@@ -42,6 +42,9 @@ public final class JournalReader {
             }
             guard var current = scanner, let base = segmentBase else { return nil }
             let bound = limit?()
+            // A segment newer than the durable end may hold records not yet synced (or about to
+            // be rolled back): never read it.
+            if let bound, base > bound.segment { return nil }
             let path = directory + "/" + JournalFormat.segmentName(base: base)
             if let bound, bound.segment == base {
                 current.end = bound.offset

@@ -68,11 +68,8 @@ enum JournalRecovery {
             switch try scanner.next() {
             case .end:
                 break scan
-            case .record(let sequence, _, _, let offset, let recordSize):
+            case .record(let sequence, _, _, let offset, _):
                 if sequence != expected {
-                    if try validRecordFollows(fd: fd, path: path, at: offset + UInt64(recordSize), size: size, configuration: configuration) {
-                        throw JournalError(.corrupt, "record at offset \(offset) has sequence \(sequence), expected \(expected); run `relay journal verify`", path: path)
-                    }
                     cut = (offset, "sequence \(sequence) where \(expected) was expected")
                     break scan
                 }
@@ -80,15 +77,7 @@ enum JournalRecovery {
             case .incomplete(let offset):
                 cut = (offset, "incomplete record")
                 break scan
-            case .invalid(let offset, let reason, let declaredSize):
-                if let declaredSize,
-                   try validRecordFollows(fd: fd, path: path, at: offset + UInt64(declaredSize), size: size, configuration: configuration) {
-                    throw JournalError(
-                        .corrupt,
-                        "record at offset \(offset) is corrupt (\(reason)) but valid records follow it; not truncating. Run `relay journal verify` and restore the segment from a backup",
-                        path: path
-                    )
-                }
+            case .invalid(let offset, let reason, _):
                 cut = (offset, reason)
                 break scan
             }
@@ -97,23 +86,59 @@ enum JournalRecovery {
         let file = try fs.openWritable(path: path, create: false)
         var end = size
         if let cut {
+            // A crash tears only the last group commit. If a later, complete commit follows the
+            // damage, the damaged records were acknowledged: refuse rather than cut them away.
+            let tail = try SegmentScanner.read(fd: fd, path: path, offset: cut.offset, count: Int(size - cut.offset))
+            if let later = laterCommit(in: tail, expectedAtLeast: expected, maxPayload: configuration.maxRecordSize) {
+                file.close()
+                throw JournalError(
+                    .corrupt,
+                    "record at offset \(cut.offset) is damaged (\(cut.reason)) but a later commit follows at offset \(cut.offset + UInt64(later)); "
+                        + "acknowledged records would be lost, so nothing is truncated. Run `relay journal verify` and restore the segment from a backup",
+                    path: path
+                )
+            }
+            // Keep the cut bytes beside the segment (not a .seg file, so never read as journal).
+            let aside = "\(path).torn-\(cut.offset)"
+            FileManager.default.createFile(atPath: aside, contents: Data(tail))
             try file.truncate(to: cut.offset)
             try file.sync()
             end = cut.offset
             logger.warning(
                 "journal tail was torn or corrupt; truncated to the last good record",
-                metadata: ["segment": "\(name)", "offset": "\(cut.offset)", "dropped_bytes": "\(size - cut.offset)", "reason": "\(cut.reason)"]
+                metadata: [
+                    "segment": "\(name)", "offset": "\(cut.offset)", "dropped_bytes": "\(size - cut.offset)",
+                    "reason": "\(cut.reason)", "saved_to": "\((aside as NSString).lastPathComponent)",
+                ]
             )
         }
         return Result(file: file, segmentBase: base, endOffset: end, nextSequence: expected)
     }
 
-    /// Whether a complete, valid record starts at `offset`: the sign that the damage before it
-    /// is not a torn tail.
-    private static func validRecordFollows(fd: Int32, path: String, at offset: UInt64, size: UInt64, configuration: JournalConfiguration) throws -> Bool {
-        guard offset < size else { return false }
-        var probe = SegmentScanner(fd: fd, path: path, offset: offset, end: size, maxPayload: configuration.maxRecordSize)
-        if case .record = try probe.next() { return true }
-        return false
+    /// The offset in `tail` of a record that belongs to a commit *after* the one the damage is
+    /// in, if there is one: a valid record past the damage that starts a commit, or one that
+    /// follows a commit-end record. A commit is written only after the one before it was synced,
+    /// so such a record proves the damaged records were acknowledged.
+    static func laterCommit(in tail: [UInt8], expectedAtLeast expected: UInt64, maxPayload: Int) -> Int? {
+        let header = JournalFormat.recordHeaderSize
+        let ceiling = expected + UInt64(tail.count / header)
+        return tail.withUnsafeBytes { raw -> Int? in
+            var index = 1
+            var sawCommitEnd = false
+            while index + header <= raw.count {
+                let sequence = raw.loadLE(UInt64.self, at: index + 8)
+                let length = Int(raw.loadLE(UInt32.self, at: index))
+                // Cheap checks first, so random bytes rarely cost a checksum.
+                if sequence >= expected, sequence <= ceiling, length <= maxPayload, index + header + length <= raw.count,
+                   case .record(_, _, _, let size, let startsCommit, let endsCommit) = JournalFormat.parseFrame(UnsafeRawBufferPointer(rebasing: raw[index...]), maxPayload: maxPayload) {
+                    if sawCommitEnd || startsCommit { return index }
+                    sawCommitEnd = endsCommit
+                    index += size
+                    continue
+                }
+                index += 1
+            }
+            return nil
+        }
     }
 }

@@ -96,13 +96,15 @@ struct SegmentScanner {
                 JournalFormat.parseFrame(UnsafeRawBufferPointer(rebasing: raw[start..<(start + have)]), maxPayload: maxPayload)
             }
             switch frame {
-            case .record(let sequence, let type, let payload, let size):
+            case .record(let sequence, let type, let payload, let size, _, _):
                 let bytes = Array(buffer[(start + payload.lowerBound)..<(start + payload.upperBound)])
                 let recordOffset = offset
                 offset += UInt64(size)
                 return .record(sequence: sequence, type: type, payload: bytes, offset: recordOffset, size: size)
             case .incomplete(let more):
                 if have < more, offset + UInt64(more) > end { return .incomplete(offset: offset) }
+                // The file ended before `end` promised (it shrank underneath): stop, do not spin.
+                if have < needed { return .incomplete(offset: offset) }
                 needed = more
             case .invalid(let reason, let declaredSize):
                 return .invalid(offset: offset, reason: reason, declaredSize: declaredSize)

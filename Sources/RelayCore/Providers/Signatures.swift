@@ -54,9 +54,11 @@ public enum Signatures {
     }
 
     /// The HMAC key of a Standard Webhooks / Svix secret: base64 after an optional `whsec_`.
+    /// Nil if it is not base64 or decodes to nothing (an empty key would accept forgeries).
     public static func standardWebhooksKey(_ secret: String) -> [UInt8]? {
         let encoded = secret.hasPrefix("whsec_") ? secret.dropFirst(6) : Substring(secret)
-        return base64Decode(encoded)
+        guard let key = base64Decode(encoded), !key.isEmpty else { return nil }
+        return key
     }
 
     /// Header names of a Standard Webhooks style signature (Svix uses `svix-`, others `webhook-`).

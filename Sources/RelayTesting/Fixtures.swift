@@ -5,14 +5,7 @@ import RelayCore
 public enum Fixtures {
     /// `Tests/Fixtures` of this package.
     public static var directory: String {
-        var url = URL(fileURLWithPath: #filePath)
-        while url.path != "/" {
-            url.deleteLastPathComponent()
-            if FileManager.default.fileExists(atPath: url.appendingPathComponent("Package.swift").path) {
-                return url.appendingPathComponent("Tests/Fixtures").path
-            }
-        }
-        return "Tests/Fixtures"
+        (packageRoot() ?? ".") + "/Tests/Fixtures"
     }
 
     /// The exact bytes of a fixture file.

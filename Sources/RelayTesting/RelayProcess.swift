@@ -15,14 +15,7 @@ public final class RelayProcess: @unchecked Sendable {
     /// The `relay` binary: `$RELAY_BINARY`, else `.build/debug/relay` of this package.
     public static func binaryPath(file: String = #filePath) -> String {
         if let path = ProcessInfo.processInfo.environment["RELAY_BINARY"] { return path }
-        var url = URL(fileURLWithPath: file)
-        while url.path != "/" {
-            url.deleteLastPathComponent()
-            if FileManager.default.fileExists(atPath: url.appendingPathComponent("Package.swift").path) {
-                return url.appendingPathComponent(".build/debug/relay").path
-            }
-        }
-        return ".build/debug/relay"
+        return (packageRoot(file: file) ?? ".") + "/.build/debug/relay"
     }
 
     /// Starts `relay ARGUMENTS`, logging stderr and stdout to `logPath`.

@@ -22,3 +22,13 @@ public struct TemporaryDirectory: Sendable {
         return file
     }
 }
+
+/// This package's root: the nearest folder above `file` holding Package.swift.
+func packageRoot(file: String = #filePath) -> String? {
+    var url = URL(fileURLWithPath: file)
+    while url.path != "/" {
+        url.deleteLastPathComponent()
+        if FileManager.default.fileExists(atPath: url.appendingPathComponent("Package.swift").path) { return url.path }
+    }
+    return nil
+}

@@ -1,5 +1,7 @@
 import ArgumentParser
+import Foundation
 import Logging
+import RelayCore
 import RelayServer
 
 #if canImport(Glibc)
@@ -42,5 +44,26 @@ struct LoggingOptions: ParsableArguments {
 extension RelayServerConfiguration.Address: ExpressibleByArgument {
     public init?(argument: String) {
         self.init(parsing: argument)
+    }
+}
+
+/// Loads a routes file, or prints every error as `FILE: path: message` and exits 1.
+func loadConfig(_ path: String, lenientSecrets: Bool = false) throws -> RelayConfig {
+    do {
+        return try RelayConfig.load(path: path, lenientSecrets: lenientSecrets)
+    } catch let error as ConfigError {
+        for issue in error.issues { printError(issue.description) }
+        throw ExitCode(1)
+    }
+}
+
+/// Routes a payload file's events for `relay routes test|bench` (no signature check), or fails
+/// with one line naming the command and the file.
+func routePayload(command: String, config: RelayConfig, source: String, headers: HeaderList, payload: String) throws -> [RouteTester.Outcome] {
+    guard let data = FileManager.default.contents(atPath: payload) else { throw fail("\(command): cannot read payload file \(payload)") }
+    do {
+        return try RouteTester.run(config: config, source: source, headers: headers, body: [UInt8](data), now: SystemClock().now())
+    } catch {
+        throw fail("\(command): \(payload): \(error.message)")
     }
 }

@@ -12,13 +12,8 @@ struct Routes: ParsableCommand {
         var config: String = "routes.json"
 
         func run() throws {
-            do {
-                let loaded = try RelayConfig.load(path: config)
-                print("\(config): ok, version \(loaded.version): \(loaded.sources.count) sources, \(loaded.destinations.count) destinations, \(loaded.routing.routes.count) routes")
-            } catch let error as ConfigError {
-                for issue in error.issues { printError(issue.description) }
-                throw ExitCode(1)
-            }
+            let loaded = try loadConfig(config)
+            print("\(config): ok, version \(loaded.version): \(loaded.sources.count) sources, \(loaded.destinations.count) destinations, \(loaded.routing.routes.count) routes")
         }
     }
 
@@ -44,25 +39,14 @@ struct Routes: ParsableCommand {
         var payload: String
 
         func run() throws {
-            let loaded: RelayConfig
-            do {
-                loaded = try RelayConfig.load(path: config, lenientSecrets: true)
-            } catch let error as ConfigError {
-                for issue in error.issues { printError(issue.description) }
-                throw ExitCode(1)
-            }
-            guard let data = FileManager.default.contents(atPath: payload) else { throw fail("routes test: cannot read payload file \(payload)") }
+            let loaded = try loadConfig(config, lenientSecrets: true)
             var list = HeaderList()
             for header in headers {
                 guard let colon = header.firstIndex(of: ":") else { throw fail("routes test: --header \(JSONWriter.quote(header)): expected 'Name: value'") }
                 list.append(name: header[..<colon].trimmingCharacters(in: .whitespaces), value: header[header.index(after: colon)...].trimmingCharacters(in: .whitespaces))
             }
-            do {
-                let outcomes = try RouteTester.run(config: loaded, source: source, headers: list, body: [UInt8](data), now: SystemClock().now())
-                print(json ? RouteTester.json(outcomes, config: loaded, source: source) : RouteTester.text(outcomes, config: loaded, source: source))
-            } catch {
-                throw fail("routes test: \(payload): \(error.message)")
-            }
+            let outcomes = try routePayload(command: "routes test", config: loaded, source: source, headers: list, payload: payload)
+            print(json ? RouteTester.json(outcomes, config: loaded, source: source) : RouteTester.text(outcomes, config: loaded, source: source))
         }
     }
 
@@ -82,20 +66,8 @@ struct Routes: ParsableCommand {
         var payload: String
 
         func run() throws {
-            let loaded: RelayConfig
-            do {
-                loaded = try RelayConfig.load(path: config, lenientSecrets: true)
-            } catch let error as ConfigError {
-                for issue in error.issues { printError(issue.description) }
-                throw ExitCode(1)
-            }
-            guard let data = FileManager.default.contents(atPath: payload) else { throw fail("routes bench: cannot read payload file \(payload)") }
-            let outcomes: [RouteTester.Outcome]
-            do {
-                outcomes = try RouteTester.run(config: loaded, source: source, headers: HeaderList(), body: [UInt8](data), now: SystemClock().now())
-            } catch {
-                throw fail("routes bench: \(payload): \(error.message)")
-            }
+            let loaded = try loadConfig(config, lenientSecrets: true)
+            let outcomes = try routePayload(command: "routes bench", config: loaded, source: source, headers: HeaderList(), payload: payload)
             guard !outcomes.isEmpty else { throw fail("routes bench: the payload has no events") }
             var matched = 0
             let start = DispatchTime.now().uptimeNanoseconds

@@ -25,13 +25,7 @@ struct Serve: AsyncParsableCommand {
         let logger = try logging.bootstrap(label: "relay")
         let curl = ccurl_global_init()
         guard curl == 0 else { throw fail("libcurl failed to initialise (code \(curl))") }
-        let relayConfig: RelayConfig
-        do {
-            relayConfig = try RelayConfig.load(path: config)
-        } catch let error as ConfigError {
-            for issue in error.issues { printError(issue.description) }
-            throw ExitCode(1)
-        }
+        let relayConfig = try loadConfig(config)
         let server: RelayServer
         do {
             server = try RelayServer(

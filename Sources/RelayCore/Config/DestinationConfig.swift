@@ -103,7 +103,7 @@ public struct DestinationConfig: Sendable, Equatable {
         }
         if let template = reader.string(value["body_template"], "\(path).body_template") {
             do {
-                _ = try MustacheTemplate(string: template)
+                _ = try BodyTemplate(template)
                 destination.bodyTemplate = template
             } catch let error as MustacheTemplate.ParserError {
                 reader.fail("\(path).body_template", "is not a valid Mustache template: \(error.error) at column \(error.context.columnNumber)")

@@ -2,6 +2,7 @@ import Hummingbird
 import Logging
 import NIOCore
 import RelayCore
+import RelayForwarder
 import ServiceLifecycle
 import UnixSignals
 import Synchronization
@@ -12,6 +13,9 @@ public final class RelayServer: Sendable {
     public let configuration: RelayServerConfiguration
     public let journal: Journal
     public let pipeline: IngestPipeline
+    /// Sends deliveries: libcurl unless a test injects another transport.
+    public let engine: CurlEngine?
+    public let scheduler: DeliveryScheduler
     private let logger: Logger
     private let ports = Mutex<(ingest: Int?, admin: Int?)>((nil, nil))
     private let ready = Mutex<[CheckedContinuation<Void, Never>]>([])
@@ -25,6 +29,9 @@ public final class RelayServer: Sendable {
         self.journal = try Journal.open(configuration.journal, logger: logger)
         self.pipeline = IngestPipeline(config: config, journal: journal, clock: clock, logger: logger)
         try pipeline.recover(from: journal.reader())
+        let engine = try CurlEngine(logger: logger)
+        self.engine = engine
+        self.scheduler = DeliveryScheduler(journal: journal, transport: engine, destinations: config.destinations, clock: clock, logger: logger)
     }
 
     /// The bound ingest port (useful with port 0), once listening.
@@ -71,6 +78,8 @@ public final class RelayServer: Sendable {
         do {
             let config = try RelayConfig.load(path: configuration.configPath)
             pipeline.update(config)
+            let scheduler = self.scheduler
+            Task { await scheduler.updateDestinations(config.destinations) }
             logger.info("routes reloaded", metadata: [
                 "version": "\(config.version)", "sources": "\(config.sources.count)",
                 "destinations": "\(config.destinations.count)", "routes": "\(config.routing.routes.count)",
@@ -114,7 +123,10 @@ public final class RelayServer: Sendable {
             },
             logger: logger
         )
-        return [JournalService(journal: journal), ReloadOnHangup(server: self), ingest, admin]
+        var services: [any Service] = [JournalService(journal: journal)]
+        if let engine { services.append(CurlEngineService(engine: engine)) }
+        services += [SchedulerService(scheduler: scheduler, logger: logger), ReloadOnHangup(server: self), ingest, admin]
+        return services
     }
 
     /// Runs until SIGTERM/SIGINT (or cancellation), then drains and returns.

@@ -62,6 +62,16 @@ public final class LiveRelay: Sendable {
         return decisions
     }
 
+    /// Every delivery outcome in the journal, in order.
+    public func storedDeliveries() throws -> [DeliveryRecord] {
+        let reader = server.journal.reader()
+        var records: [DeliveryRecord] = []
+        while let record = try reader.next() {
+            if record.type == .deliveryAttempt { records.append(try DeliveryRecord(decoding: record.payload)) }
+        }
+        return records
+    }
+
     /// Every event in the journal, in order.
     public func storedEvents() throws -> [Event] {
         let reader = server.journal.reader()

@@ -8,12 +8,14 @@ import Synchronization
 /// A scriptable downstream on `127.0.0.1:0` for forwarding tests:
 /// `/status/{code}` answers that status, `/retry-after/{seconds}` answers 503 with Retry-After,
 /// `/slow/{ms}` answers 204 after a delay, `/big` answers 200 with a 1 MiB body and 100 headers,
-/// anything else 204. Every request is counted and its headers and body kept.
+/// `/flaky/{n}` answers 503 to the first n requests of each `webhook-id` and then 204,
+/// anything else 204. Every request is counted and its headers, body and time kept.
 public final class TestDownstream: Sendable {
     public struct Received: Sendable {
         public var path: String
         public var headers: [(name: String, value: String)]
         public var body: [UInt8]
+        public var time: ContinuousClock.Instant
 
         public func header(_ name: String) -> String? {
             headers.first { $0.name.lowercased() == name.lowercased() }?.value
@@ -28,14 +30,31 @@ public final class TestDownstream: Sendable {
 
     public var requests: [Received] { received.withLock { $0 } }
 
-    public func start() async throws -> Int {
+    /// Requests received at `path`.
+    public func requests(at path: String) -> [Received] { requests.filter { $0.path == path } }
+
+    /// Waits (bounded) until `condition` holds for the requests received so far.
+    public func wait(timeout: Duration = .seconds(10), until condition: ([Received]) -> Bool) async -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if condition(requests) { return true }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        return condition(requests)
+    }
+
+    /// Starts listening on `127.0.0.1:port` (0 = any free port) and returns the port.
+    public func start(port requested: Int = 0) async throws -> Int {
         let router = Router()
         router.on("**", method: .post) { [self] request, context -> Response in
             var body: [UInt8] = []
             for try await chunk in request.body { body.append(contentsOf: chunk.readableBytesView) }
             let path = request.uri.path
-            received.withLock {
-                $0.append(Received(path: path, headers: request.headers.map { ($0.name.canonicalName, $0.value) }, body: body))
+            let webhookID = request.headers[HTTPField.Name("webhook-id")!] ?? ""
+            let earlier = received.withLock { list in
+                let earlier = list.filter { $0.path == path && $0.header("webhook-id") == webhookID }.count
+                list.append(Received(path: path, headers: request.headers.map { ($0.name.canonicalName, $0.value) }, body: body, time: .now))
+                return earlier
             }
             let parts = path.split(separator: "/")
             switch parts.first {
@@ -48,6 +67,9 @@ public final class TestDownstream: Sendable {
             case "slow":
                 try? await Task.sleep(for: .milliseconds(parts.count > 1 ? Int(parts[1]) ?? 1000 : 1000))
                 return Response(status: .noContent)
+            case "flaky":
+                let failures = parts.count > 1 ? Int(parts[1]) ?? 1 : 1
+                return Response(status: earlier < failures ? .serviceUnavailable : .noContent)
             case "big":
                 var headers = HTTPFields()
                 for i in 0..<100 { headers[HTTPField.Name("x-extra-\(i)")!] = String(repeating: "v", count: 50) }
@@ -58,7 +80,7 @@ public final class TestDownstream: Sendable {
         }
         let app = Application(
             router: router,
-            configuration: ApplicationConfiguration(address: .hostname("127.0.0.1", port: 0), serverName: nil),
+            configuration: ApplicationConfiguration(address: .hostname("127.0.0.1", port: requested), serverName: nil),
             onServerRunning: { [self] channel in self.port.withLock { $0 = channel.localAddress?.port } },
             logger: Logger(label: "test-downstream", factory: { _ in SwiftLogNoOpLogHandler() })
         )

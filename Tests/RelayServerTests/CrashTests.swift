@@ -101,3 +101,50 @@ final class AckLedger: Sendable {
         print("crash test: \(acked.count) acknowledged, \(stored.count) stored (\(stored.count - acked.count) stored but never acknowledged)")
     }
 }
+
+/// kill -9 while deliveries are pending and their destination is down: after a restart, and
+/// once the destination is back, every event is delivered (at least once).
+@Suite struct PendingDeliveryCrashTests {
+    @Test(.timeLimit(.minutes(2)))
+    func pendingDeliveriesSurviveKillNine() async throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let port = unusedPort()
+        try dir.write("routes.json", forwardingRoutes(
+            ["orders": "{ \"url\": \"http://127.0.0.1:\(port)/orders\", \"retry\": { \"max_attempts\": 1000, \"initial_backoff_ms\": 50, \"max_backoff_ms\": 200 } }"],
+            routes: #"[{"name": "all", "to": ["orders"]}]"#
+        ))
+        func start(_ cycle: Int) async throws -> (RelayProcess, Int) {
+            let process = try RelayProcess(
+                arguments: ["serve", "--config", dir.path + "/routes.json", "--data", dir.path + "/data", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"],
+                logPath: dir.path + "/relay-\(cycle).log"
+            )
+            return (process, try await process.waitForPort(message: "ingest listening"))
+        }
+        let (first, ingest) = try await start(0)
+        var ids: Set<String> = []
+        for i in 0..<30 {
+            let response = try await TestHTTPClient.send(port: ingest, method: "POST", path: "/webhooks/shop", body: Array("{\"id\":\"k\(i)\"}".utf8))
+            #expect(response.status == 200)
+            ids.formUnion(try JSONParser.parse(response.body)["ids"]?.arrayValue?.compactMap(\.stringValue) ?? [])
+        }
+        // Let some attempts fail against the dead destination and be journaled, then kill.
+        for _ in 0..<100 where !first.log.contains("delivery failed; will retry") { try await Task.sleep(for: .milliseconds(20)) }
+        #expect(first.log.contains("delivery failed; will retry"))
+        first.signal(SIGKILL)
+        _ = await first.waitForExit()
+
+        let downstream = TestDownstream()
+        _ = try await downstream.start(port: port)
+        let (second, _) = try await start(1)
+        let delivered = await downstream.wait(timeout: .seconds(30)) { requests in
+            Set(requests.compactMap { $0.header("webhook-id") }).isSuperset(of: ids)
+        }
+        #expect(delivered, "every acknowledged event reached the destination after the restart")
+        let received = downstream.requests.compactMap { $0.header("webhook-id") }
+        print("pending-delivery crash test: \(ids.count) events, \(received.count) deliveries received, \(received.count - Set(received).count) duplicates")
+        second.signal(SIGTERM)
+        #expect(await second.waitForExit() == 0)
+        await downstream.stop()
+    }
+}

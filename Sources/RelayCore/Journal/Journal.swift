@@ -3,6 +3,10 @@ import Foundation
 import Logging
 import Synchronization
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// The append-only, segmented, group-committed log that is the relay's source of truth.
 ///
 /// `append` returns only after its records are written and `fdatasync`ed. Appenders that arrive
@@ -31,6 +35,8 @@ public final class Journal: Sendable {
         var closing = false
         var writerExited = false
         var exitWaiters: [CheckedContinuation<Void, Never>] = []
+        var durableWaiters: [UInt64: CheckedContinuation<Void, Never>] = [:]
+        var nextWaiterID: UInt64 = 0
         var durable: DurableState
     }
 
@@ -64,6 +70,9 @@ public final class Journal: Sendable {
         thread.name = "relay-journal-writer"
         thread.start()
     }
+
+    /// Whether `close()` has been called: tailing readers stop then.
+    public var isClosing: Bool { shared.withLock { $0.closing } }
 
     /// The last durable sequence and the end of the durable bytes.
     public var durable: DurableState { shared.withLock { $0.durable } }
@@ -123,6 +132,41 @@ public final class Journal: Sendable {
         }
     }
 
+    /// Returns once a record after `sequence` is durable, the journal is closing, or the task
+    /// is cancelled: how a tailing reader waits for new records without polling.
+    public func waitForDurable(after sequence: UInt64) async {
+        let id = shared.withLock { state -> UInt64 in
+            state.nextWaiterID += 1
+            return state.nextWaiterID
+        }
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let ready = shared.withLock { state -> Bool in
+                    if state.durable.lastSequence > sequence || state.closing || Task.isCancelled { return true }
+                    state.durableWaiters[id] = continuation
+                    return false
+                }
+                if ready { continuation.resume() }
+            }
+        } onCancel: {
+            let waiter = shared.withLock { $0.durableWaiters.removeValue(forKey: id) }
+            waiter?.resume()
+        }
+    }
+
+    /// The record at `position` (random access, for the body of an event being delivered).
+    public func read(at position: JournalPosition) throws -> JournalRecord {
+        guard position < durable.end else { throw JournalError(.invalidArgument, "position \(position) is past the durable end") }
+        let path = configuration.directory + "/" + JournalFormat.segmentName(base: position.segment)
+        let fd = try SegmentScanner.openReadOnly(path)
+        defer { _ = Glibc.close(fd) }
+        var scanner = SegmentScanner(fd: fd, path: path, offset: position.offset, end: try SegmentScanner.fileSize(fd, path: path), maxPayload: configuration.maxRecordSize)
+        guard case .record(let sequence, let type, let payload, _, _) = try scanner.next() else {
+            throw JournalError(.corrupt, "no valid record at offset \(position.offset)", path: path)
+        }
+        return JournalRecord(sequence: sequence, type: type, payload: payload, position: position)
+    }
+
     /// A reader from `sequence` (1 = the beginning) that sees only durable records.
     public func reader(from sequence: UInt64 = 1) -> JournalReader {
         JournalReader(
@@ -144,6 +188,8 @@ public final class Journal: Sendable {
                         state.writerExited = true
                         let waiters = state.exitWaiters
                         state.exitWaiters = []
+                        for waiter in state.durableWaiters.values { waiter.resume() }
+                        state.durableWaiters = [:]
                         return .exit(waiters)
                     }
                     state.writerIdle = true
@@ -178,10 +224,14 @@ public final class Journal: Sendable {
         let durable: DurableState? = (try? result.get()) != nil
             ? DurableState(lastSequence: writer.nextSequence - 1, end: JournalPosition(segment: writer.segmentBase, offset: writer.offset))
             : nil
-        shared.withLock { state in
+        let waiters = shared.withLock { state -> [CheckedContinuation<Void, Never>] in
             state.queuedBytes -= batchBytes
-            if let durable { state.durable = durable }
+            guard let durable else { return [] }
+            state.durable = durable
+            defer { state.durableWaiters = [:] }
+            return Array(state.durableWaiters.values)
         }
+        for waiter in waiters { waiter.resume() }
         switch result {
         case .success(let sequences):
             for (pending, numbers) in zip(batch, sequences) { pending.continuation.resume(returning: numbers) }

@@ -1,0 +1,367 @@
+import Logging
+import RelayCore
+import Synchronization
+
+/// Turns routing decisions into deliveries and keeps each one trying until the destination
+/// accepts it, refuses it for good, or its retry policy runs out.
+///
+/// The journal is the queue: the scheduler tails it (durable records only), so a decision is
+/// picked up exactly once and in order; at start it reads the journal back, applying recorded
+/// attempt outcomes, so every unfinished delivery resumes at its due time. Every attempt's
+/// outcome is journaled. Event bodies are read back from the journal when sent, never kept.
+///
+/// Each destination is its own lane with its own `max_in_flight`, so a slow or dead destination
+/// holds only its own slots. After `breakerThreshold` consecutive failures a lane sends one
+/// request at a time (a probe) until one succeeds. A 410 pauses the lane until a config reload.
+public actor DeliveryScheduler {
+    public struct Configuration: Sendable {
+        /// Consecutive failures that open a destination's circuit breaker.
+        public var breakerThreshold: Int
+        /// How long shutdown waits for attempts in flight before cancelling them.
+        public var drainTimeout: Duration
+
+        public init(breakerThreshold: Int = 5, drainTimeout: Duration = .seconds(10)) {
+            self.breakerThreshold = breakerThreshold
+            self.drainTimeout = drainTimeout
+        }
+    }
+
+    /// What one destination's lane looks like, for the admin API and tests.
+    public struct LaneStatus: Sendable, Equatable {
+        public var pending: Int
+        public var inFlight: Int
+        public var succeeded: Int
+        public var dead: Int
+        public var paused: Bool
+        public var breakerOpen: Bool
+    }
+
+    final class Lane {
+        var destination: DestinationConfig?
+        var template: BodyTemplate?
+        var queue = DeliveryQueue()
+        var inFlight = 0
+        var consecutiveFailures = 0
+        var paused = false
+        var succeeded = 0
+        var dead = 0
+    }
+
+    private let journal: Journal
+    private let transport: any HTTPTransport
+    private let clock: any RelayClock
+    private let random: @Sendable (Int64) -> Int64
+    private let logger: Logger
+    private let configuration: Configuration
+    private var lanes: [String: Lane] = [:]
+    private var lastSequence: UInt64 = 0
+    private var lastEvent: (sequence: UInt64, position: JournalPosition, id: String, receivedAt: Timestamp)?
+    private var attempts: [UInt64: Task<Void, Never>] = [:]
+    private var nextAttemptID: UInt64 = 0
+    private var wakeup: CheckedContinuation<Void, Never>?
+    private var stopping = false
+
+    public init(
+        journal: Journal, transport: any HTTPTransport, destinations: [String: DestinationConfig],
+        configuration: Configuration = Configuration(), clock: any RelayClock = SystemClock(),
+        random: @escaping @Sendable (Int64) -> Int64 = { Int64.random(in: 0...max(0, $0)) }, logger: Logger
+    ) {
+        self.journal = journal
+        self.transport = transport
+        self.configuration = configuration
+        self.clock = clock
+        self.random = random
+        self.logger = logger
+        var lanes: [String: Lane] = [:]
+        for (name, destination) in destinations {
+            let lane = Lane()
+            lane.destination = destination
+            lane.template = destination.bodyTemplate.flatMap { try? BodyTemplate($0) }
+            lanes[name] = lane
+        }
+        self.lanes = lanes
+    }
+
+    /// Applies a reloaded config: new destinations get lanes, changed ones their new settings,
+    /// and paused lanes resume. Deliveries to a destination that was removed wait until it returns.
+    public func updateDestinations(_ destinations: [String: DestinationConfig]) {
+        for (name, lane) in lanes where destinations[name] == nil { lane.destination = nil }
+        for (name, destination) in destinations {
+            let lane = lane(name)
+            lane.destination = destination
+            lane.template = destination.bodyTemplate.flatMap { try? BodyTemplate($0) }
+            lane.paused = false
+        }
+        wake()
+    }
+
+    public func status(of destination: String) -> LaneStatus? {
+        guard let lane = lanes[destination] else { return nil }
+        return LaneStatus(
+            pending: lane.queue.count, inFlight: lane.inFlight, succeeded: lane.succeeded, dead: lane.dead,
+            paused: lane.paused, breakerOpen: lane.consecutiveFailures >= configuration.breakerThreshold
+        )
+    }
+
+    /// Rebuilds state from the journal, then tails it and delivers until `stop()`.
+    public func run() async throws {
+        try recover()
+        await withTaskCancellationHandler {
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask { await self.tail() }
+                group.addTask { await self.dispatchLoop() }
+                await group.waitForAll()
+            }
+        } onCancel: {
+            Task { await self.stop() }
+        }
+    }
+
+    /// Stops taking new work, waits (bounded) for attempts in flight, then returns from `run`.
+    public func stop() {
+        stopping = true
+        tailWaiter?.cancel()
+        wake()
+    }
+
+    // MARK: - Reading the journal
+
+    private func lane(_ name: String) -> Lane {
+        if let lane = lanes[name] { return lane }
+        let lane = Lane()
+        lanes[name] = lane
+        return lane
+    }
+
+    /// Reads every durable record, applying attempt outcomes too (they are not in memory yet).
+    private func recover() throws {
+        let reader = journal.reader()
+        var count = 0
+        while let record = try reader.next() {
+            apply(record, recovering: true)
+            count += 1
+        }
+        let pending = lanes.values.reduce(0) { $0 + $1.queue.count }
+        logger.info("deliveries recovered from the journal", metadata: ["records": "\(count)", "pending": "\(pending)"])
+    }
+
+    private func apply(_ record: JournalRecord, recovering: Bool) {
+        lastSequence = record.sequence
+        switch record.type {
+        case .event:
+            guard let event = try? Event(decoding: record.payload) else { return }
+            lastEvent = (record.sequence, record.position, event.id, event.receivedAt)
+        case .routingDecision:
+            // The ingest pipeline writes each decision right after its event, in one commit.
+            guard let decision = try? RoutingDecision(decoding: record.payload), let event = lastEvent,
+                  event.sequence == record.sequence - 1, event.id == decision.eventID
+            else { return }
+            for name in decision.destinations {
+                lane(name).queue.insert(PendingDelivery(
+                    eventSequence: event.sequence, eventPosition: event.position, eventID: event.id,
+                    receivedAt: event.receivedAt, attempts: 0, due: event.receivedAt
+                ))
+            }
+        case .deliveryAttempt:
+            // Live outcomes were applied when they happened; only recovery replays them.
+            guard recovering, let outcome = try? DeliveryRecord(decoding: record.payload) else { return }
+            let lane = lane(outcome.destination)
+            switch outcome.outcome {
+            case .succeeded:
+                lane.queue.remove(outcome.eventSequence)
+                lane.succeeded += 1
+            case .dead:
+                lane.queue.remove(outcome.eventSequence)
+                lane.dead += 1
+                if outcome.pausedDestination { lane.paused = true }
+            case .retry:
+                lane.queue.reschedule(outcome.eventSequence, attempts: outcome.attempt, due: outcome.nextDue ?? outcome.time)
+            }
+        default:
+            break
+        }
+    }
+
+    /// Follows the journal as it grows, picking up new routing decisions.
+    private func tail() async {
+        let reader = journal.reader(from: lastSequence + 1)
+        while !stopping {
+            do {
+                var added = false
+                while let record = try reader.next() {
+                    apply(record, recovering: false)
+                    added = added || record.type == .routingDecision
+                }
+                if added { wake() }
+            } catch {
+                logger.error("cannot read the journal for deliveries; retrying", metadata: ["error": "\(error)"])
+                try? await Task.sleep(for: .seconds(1))
+            }
+            // A closing journal answers every wait at once: stop instead of spinning.
+            if journal.isClosing || Task.isCancelled { break }
+            let seen = lastSequence
+            let waiter = Task { await journal.waitForDurable(after: seen) }
+            tailWaiter = waiter
+            await waiter.value
+            tailWaiter = nil
+        }
+    }
+
+    private var tailWaiter: Task<Void, Never>?
+
+    // MARK: - Sending
+
+    private func dispatchLoop() async {
+        while !stopping {
+            let next = dispatchDue()
+            await sleep(until: next)
+        }
+        tailWaiter?.cancel()
+        await drain()
+    }
+
+    /// Starts every due delivery that fits in its lane; returns the earliest future due time.
+    private func dispatchDue() -> Timestamp? {
+        let now = clock.now()
+        var earliest: Timestamp?
+        for (name, lane) in lanes {
+            guard let destination = lane.destination, !lane.paused else { continue }
+            let limit = lane.consecutiveFailures >= configuration.breakerThreshold ? 1 : destination.maxInFlight
+            while lane.inFlight < limit, let delivery = lane.queue.takeDue(now: now) {
+                lane.inFlight += 1
+                start(delivery, destination: destination, template: lane.template, laneName: name)
+            }
+            if lane.inFlight < limit, let due = lane.queue.nextDue(), due > now {
+                earliest = min(earliest ?? due, due)
+            }
+        }
+        return earliest
+    }
+
+    private func start(_ delivery: PendingDelivery, destination: DestinationConfig, template: BodyTemplate?, laneName: String) {
+        nextAttemptID += 1
+        let id = nextAttemptID
+        attempts[id] = Task {
+            let result = await self.send(delivery, destination: destination, template: template)
+            await self.finish(id: id, delivery: delivery, destination: laneName, policy: destination.retry, result: result)
+        }
+    }
+
+    /// Reads the event back from the journal and sends it (off the actor).
+    private nonisolated func send(_ delivery: PendingDelivery, destination: DestinationConfig, template: BodyTemplate?) async -> Result<TransportResponse, TransportFailure> {
+        let event: Event
+        do {
+            event = try Event(decoding: try journal.read(at: delivery.eventPosition).payload)
+        } catch {
+            return .failure(TransportFailure(kind: .other, message: "cannot read the event from the journal: \(error)"))
+        }
+        let request = DeliveryRequest(event: event, destination: destination, template: template, attempt: delivery.attempts + 1, replay: false, now: clock.now())
+        return await transport.send(OutboundRequest(
+            url: request.url, headers: request.headers, body: request.body,
+            timeoutMillis: destination.timeoutMillis, connectTimeoutMillis: destination.connectTimeoutMillis
+        ))
+    }
+
+    private func finish(id: UInt64, delivery: PendingDelivery, destination name: String, policy: RetryPolicy, result: Result<TransportResponse, TransportFailure>) async {
+        attempts[id] = nil
+        let lane = lane(name)
+        lane.inFlight -= 1
+        defer { wake() }
+        if case .failure(let failure) = result, failure.kind == .cancelled {
+            lane.queue.release(delivery.eventSequence)  // shutdown: the next start retries it
+            return
+        }
+        let now = clock.now()
+        let attempt = delivery.attempts + 1
+        var status = 0
+        var error = ""
+        var retryAfter: String?
+        var duration = 0
+        switch result {
+        case .success(let response):
+            status = response.status
+            retryAfter = response.retryAfter
+            duration = response.durationMillis
+        case .failure(let failure):
+            error = failure.description
+            duration = failure.durationMillis
+        }
+        let decision = DeliveryPolicy.decide(
+            status: status == 0 ? nil : status, retryAfter: retryAfter, attempt: attempt,
+            receivedAt: delivery.receivedAt, now: now, policy: policy, random: random
+        )
+        var record = DeliveryRecord(
+            eventSequence: delivery.eventSequence, eventID: delivery.eventID, destination: name, attempt: attempt, time: now,
+            outcome: .retry, status: status, error: error, durationMillis: duration, nextDue: nil
+        )
+        switch decision {
+        case .succeeded:
+            record.outcome = .succeeded
+            lane.queue.remove(delivery.eventSequence)
+            lane.succeeded += 1
+            lane.consecutiveFailures = 0
+        case .retry(let due):
+            record.nextDue = due
+            lane.queue.reschedule(delivery.eventSequence, attempts: attempt, due: due)
+            lane.consecutiveFailures += 1
+            logger.warning("delivery failed; will retry", metadata: [
+                "destination": "\(name)", "event_id": "\(delivery.eventID)", "attempt": "\(attempt)",
+                "status": "\(status)", "error": "\(error)", "next_attempt": "\(due.rfc3339)",
+            ])
+        case .dead(let reason):
+            record.outcome = .dead
+            record.error = error.isEmpty ? reason : "\(reason); \(error)"
+            lane.queue.remove(delivery.eventSequence)
+            lane.dead += 1
+            if DeliveryPolicy.classify(status: status) == .permanent(pausesDestination: true) {
+                record.pausedDestination = true
+                lane.paused = true
+            }
+            if status != 0 && DeliveryPolicy.classify(status: status) != .retryable { lane.consecutiveFailures = 0 } else { lane.consecutiveFailures += 1 }
+            logger.error("delivery dead", metadata: [
+                "destination": "\(name)", "event_id": "\(delivery.eventID)", "attempt": "\(attempt)",
+                "status": "\(status)", "reason": "\(record.error)", "paused_destination": "\(record.pausedDestination)",
+            ])
+        }
+        lane.queue.release(delivery.eventSequence)
+        do {
+            _ = try await journal.append(record.journalEntry)
+        } catch {
+            // The outcome stays in memory; after a restart the delivery is retried (at-least-once).
+            logger.error("cannot journal a delivery outcome", metadata: ["destination": "\(name)", "event_id": "\(delivery.eventID)", "error": "\(error)"])
+        }
+    }
+
+    private func drain() async {
+        let deadline = ContinuousClock.now + configuration.drainTimeout
+        while !attempts.isEmpty && ContinuousClock.now < deadline {
+            await sleep(until: Timestamp(milliseconds: clock.now().milliseconds + 50))
+        }
+        for task in attempts.values { task.cancel() }
+        for task in attempts.values { await task.value }
+    }
+
+    // MARK: - Waking
+
+    private func wake() {
+        let continuation = wakeup
+        wakeup = nil
+        continuation?.resume()
+    }
+
+    /// Sleeps until `deadline` (at most a second, so clock changes are noticed) or a `wake()`.
+    private func sleep(until deadline: Timestamp?) async {
+        let millis = deadline.map { max(0, min(1000, $0.milliseconds - clock.now().milliseconds)) } ?? 1000
+        if millis == 0 { return }
+        if Task.isCancelled { stopping = true }
+        let timer = Task { [weak self] in
+            try? await Task.sleep(for: .milliseconds(millis))
+            await self?.wake()
+        }
+        await withCheckedContinuation { continuation in
+            if let previous = wakeup { previous.resume() }
+            wakeup = continuation
+        }
+        timer.cancel()
+    }
+}

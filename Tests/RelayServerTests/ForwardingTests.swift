@@ -1,0 +1,168 @@
+import Foundation
+import RelayCore
+import RelayForwarder
+import RelayServer
+import RelayTesting
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A port nothing listens on: bound to 0, read, closed.
+func unusedPort() -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
+    _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+    return Int(UInt16(bigEndian: address.sin_port))
+}
+
+/// routes.json with a generic source and the given destinations (name → JSON object) and routes.
+func forwardingRoutes(_ destinations: [String: String], routes: String) -> String {
+    let dests = destinations.map { "\"\($0.key)\": \($0.value)" }.joined(separator: ",")
+    return """
+    { "sources": { "shop": { "provider": "generic", "fields": { "id": "/id", "type": "/type", "status": "/status" } },
+                   "fastspring": { "provider": "fastspring", "secret": "\(Fixtures.fastSpringSecret)" } },
+      "destinations": { \(dests) },
+      "routes": \(routes) }
+    """
+}
+
+func fastRetry(_ url: String, attempts: Int = 10, extra: String = "") -> String {
+    "{ \"url\": \"\(url)\", \"retry\": { \"max_attempts\": \(attempts), \"initial_backoff_ms\": 20, \"max_backoff_ms\": 60 }\(extra) }"
+}
+
+@Suite struct ForwardingTests {
+    @Test func fansOutEachEventToItsDestinationsWithRelayHeaders() async throws {
+        let downstream = TestDownstream()
+        let port = try await downstream.start()
+        let relay = try await LiveRelay(routes: forwardingRoutes(
+            ["orders": fastRetry("http://127.0.0.1:\(port)/orders"),
+             "alerts": fastRetry("http://127.0.0.1:\(port)/alerts", extra: #", "body_template": "{\"text\":\"{{provider}} order {{order_id}} {{status}}\"}""#)],
+            routes: #"[{"name": "all", "match": {"type": "order.*"}, "to": ["orders"]}, {"name": "failed", "match": {"status": "FAILED"}, "to": ["alerts"]}]"#
+        ))
+        let vector = Fixtures.fastSpringVectors[1]
+        let response = try await relay.post("fastspring", body: try Fixtures.bytes(vector.file), headers: [("X-FS-Signature", vector.signature), ("Content-Type", "application/json")])
+        #expect(response.status == 200)
+        let ids = try JSONParser.parse(response.body)["ids"]?.arrayValue?.compactMap(\.stringValue) ?? []
+        #expect(await downstream.wait { $0.filter { $0.path == "/orders" }.count == 3 && $0.contains { $0.path == "/alerts" } })
+        try await Task.sleep(for: .milliseconds(100))
+        let orders = downstream.requests(at: "/orders")
+        #expect(Set(orders.compactMap { $0.header("webhook-id") }) == Set(ids))
+        #expect(orders.allSatisfy { $0.header("x-relay-attempt") == "1" && $0.header("x-relay-source") == "fastspring" && $0.header("x-relay-provider") == "fastspring" })
+        // Each FastSpring event arrives alone in FastSpring's own envelope.
+        #expect(try orders.allSatisfy { try JSONParser.parse($0.body)["events"]?.arrayValue?.count == 1 })
+        let alerts = downstream.requests(at: "/alerts")
+        #expect(alerts.count == 1, "exactly the failed order goes to alerts")
+        #expect(try JSONParser.parse(alerts[0].body)["text"]?.stringValue == "fastspring order Wd7Kx2Pm9Bq4Lz1Nv6TcHs FAILED")
+        let records = try relay.storedDeliveries()
+        #expect(records.count == 4 && records.allSatisfy { $0.outcome == .succeeded && $0.attempt == 1 })
+        await relay.stop()
+        await downstream.stop()
+    }
+
+    @Test func retriesWithBackoffUntilTheDestinationAccepts() async throws {
+        let downstream = TestDownstream()
+        let port = try await downstream.start()
+        let relay = try await LiveRelay(routes: forwardingRoutes(["flaky": fastRetry("http://127.0.0.1:\(port)/flaky/2")], routes: #"[{"name": "all", "to": ["flaky"]}]"#))
+        #expect(try await relay.post("shop", body: Array(#"{"id":"o1","type":"order.paid"}"#.utf8)).status == 200)
+        #expect(await downstream.wait { $0.count == 3 })
+        try await Task.sleep(for: .milliseconds(100))
+        let attempts = downstream.requests.map { $0.header("x-relay-attempt") }
+        #expect(attempts == ["1", "2", "3"])
+        #expect(Set(downstream.requests.compactMap { $0.header("webhook-id") }).count == 1, "the same webhook-id on every retry")
+        let outcomes = try relay.storedDeliveries().map(\.outcome)
+        #expect(outcomes == [.retry, .retry, .succeeded])
+        #expect(try relay.storedDeliveries().first?.status == 503)
+        await relay.stop()
+        await downstream.stop()
+    }
+
+    @Test func retryAfterIsHonouredAndAttemptsAreBounded() async throws {
+        let downstream = TestDownstream()
+        let port = try await downstream.start()
+        let relay = try await LiveRelay(routes: forwardingRoutes(
+            ["limited": "{ \"url\": \"http://127.0.0.1:\(port)/retry-after/1\", \"retry\": { \"max_attempts\": 2, \"initial_backoff_ms\": 10, \"max_backoff_ms\": 5000 } }"],
+            routes: #"[{"name": "all", "to": ["limited"]}]"#
+        ))
+        #expect(try await relay.post("shop", body: Array(#"{"id":"o2"}"#.utf8)).status == 200)
+        #expect(await downstream.wait { $0.count == 2 })
+        let times = downstream.requests.map(\.time)
+        #expect(times[1] - times[0] >= .milliseconds(950), "waited for Retry-After: 1 (\(times[1] - times[0]))")
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(downstream.requests.count == 2, "max_attempts 2: no third attempt")
+        let records = try relay.storedDeliveries()
+        #expect(records.map(\.outcome) == [.retry, .dead])
+        #expect(records.last?.error.contains("max_attempts") == true)
+        await relay.stop()
+        await downstream.stop()
+    }
+
+    @Test func permanentFailuresAreDeadAtOnceAnd410PausesTheDestination() async throws {
+        let downstream = TestDownstream()
+        let port = try await downstream.start()
+        let relay = try await LiveRelay(routes: forwardingRoutes(
+            ["bad": fastRetry("http://127.0.0.1:\(port)/status/400"), "gone": fastRetry("http://127.0.0.1:\(port)/status/410")],
+            routes: #"[{"name": "all", "to": ["bad", "gone"]}]"#
+        ))
+        #expect(try await relay.post("shop", body: Array(#"{"id":"p1"}"#.utf8)).status == 200)
+        #expect(await downstream.wait { $0.count == 2 })
+        #expect(try await relay.post("shop", body: Array(#"{"id":"p2"}"#.utf8)).status == 200)
+        #expect(await downstream.wait { $0.filter { $0.path == "/status/400" }.count == 2 })
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(downstream.requests(at: "/status/410").count == 1, "a paused destination gets nothing more")
+        let status = await relay.server.scheduler.status(of: "gone")
+        #expect(status?.paused == true)
+        #expect(status?.pending == 1)
+        let records = try relay.storedDeliveries()
+        #expect(records.filter { $0.destination == "bad" }.map(\.outcome) == [.dead, .dead])
+        #expect(records.filter { $0.destination == "gone" }.map(\.pausedDestination) == [true])
+        await relay.stop()
+        await downstream.stop()
+    }
+
+    @Test func connectionErrorsAndTimeoutsAreRetried() async throws {
+        let downstream = TestDownstream()
+        let port = try await downstream.start()
+        let relay = try await LiveRelay(routes: forwardingRoutes(
+            ["down": fastRetry("http://127.0.0.1:\(unusedPort())/x", attempts: 2),
+             "slow": fastRetry("http://127.0.0.1:\(port)/slow/2000", attempts: 2, extra: #", "timeout_ms": 150"#)],
+            routes: #"[{"name": "all", "to": ["down", "slow"]}]"#
+        ))
+        #expect(try await relay.post("shop", body: Array(#"{"id":"c1"}"#.utf8)).status == 200)
+        var records: [DeliveryRecord] = []
+        for _ in 0..<200 where records.filter({ $0.outcome == .dead }).count < 2 {
+            try await Task.sleep(for: .milliseconds(20))
+            records = try relay.storedDeliveries()
+        }
+        let down = records.filter { $0.destination == "down" }
+        #expect(down.map(\.outcome) == [.retry, .dead])
+        #expect(down.allSatisfy { $0.status == 0 && $0.error.contains("connect") })
+        let slow = records.filter { $0.destination == "slow" }
+        #expect(slow.map(\.outcome) == [.retry, .dead])
+        #expect(slow.allSatisfy { $0.error.contains("timeout") })
+        await relay.stop()
+        await downstream.stop()
+    }
+
+    @Test func aSlowDestinationDoesNotDelayAFastOne() async throws {
+        let downstream = TestDownstream()
+        let port = try await downstream.start()
+        let relay = try await LiveRelay(routes: forwardingRoutes(
+            ["slow": "{ \"url\": \"http://127.0.0.1:\(port)/slow/3000\", \"max_in_flight\": 1 }", "fast": "{ \"url\": \"http://127.0.0.1:\(port)/fast\" }"],
+            routes: #"[{"name": "all", "to": ["slow", "fast"]}]"#
+        ))
+        let started = ContinuousClock.now
+        for i in 0..<5 { #expect(try await relay.post("shop", body: Array("{\"id\":\"s\(i)\"}".utf8)).status == 200) }
+        #expect(await downstream.wait(timeout: .seconds(2)) { $0.filter { $0.path == "/fast" }.count == 5 })
+        #expect(ContinuousClock.now - started < .seconds(2))
+        #expect(downstream.requests(at: "/slow/3000").count == 1, "the slow one is held to max_in_flight 1")
+        await relay.stop()
+        await downstream.stop()
+    }
+}

@@ -156,6 +156,7 @@ public actor DeliveryScheduler {
             guard let decision = try? RoutingDecision(decoding: record.payload), let event = lastEvent,
                   event.sequence == record.sequence - 1, event.id == decision.eventID
             else { return }
+            pendingCount += decision.destinations.count
             for name in decision.destinations {
                 lane(name).queue.insert(PendingDelivery(
                     eventSequence: event.sequence, eventPosition: event.position, eventID: event.id,
@@ -187,12 +188,11 @@ public actor DeliveryScheduler {
         let reader = journal.reader(from: lastSequence + 1)
         while !stopping {
             do {
-                var added = false
+                let before = pendingCount
                 while let record = try reader.next() {
                     apply(record, recovering: false)
-                    added = added || record.type == .routingDecision
                 }
-                if added { wake() }
+                if pendingCount != before { wake() }
             } catch {
                 logger.error("cannot read the journal for deliveries; retrying", metadata: ["error": "\(error)"])
                 try? await Task.sleep(for: .seconds(1))
@@ -209,6 +209,9 @@ public actor DeliveryScheduler {
 
     private var tailWaiter: Task<Void, Never>?
 
+    /// Deliveries created from decisions so far (only to tell whether the tail added work).
+    private var pendingCount = 0
+
     // MARK: - Sending
 
     private func dispatchLoop() async {
@@ -218,6 +221,7 @@ public actor DeliveryScheduler {
         }
         tailWaiter?.cancel()
         await drain()
+        timerTask?.cancel()
     }
 
     /// Starts every due delivery that fits in its lane; returns the earliest future due time.
@@ -349,19 +353,37 @@ public actor DeliveryScheduler {
         continuation?.resume()
     }
 
-    /// Sleeps until `deadline` (at most a second, so clock changes are noticed) or a `wake()`.
+    /// Sleeps until `deadline` or a `wake()`. Without a deadline it waits for a wake alone. One
+    /// timer is kept for the earliest deadline and reused: a timer per sleep would pile up
+    /// thousands of cancelled-but-registered timers when every commit wakes the loop.
     private func sleep(until deadline: Timestamp?) async {
-        let millis = deadline.map { max(0, min(1000, $0.milliseconds - clock.now().milliseconds)) } ?? 1000
-        if millis == 0 { return }
         if Task.isCancelled { stopping = true }
-        let timer = Task { [weak self] in
-            try? await Task.sleep(for: .milliseconds(millis))
-            await self?.wake()
+        if let deadline {
+            let millis = deadline.milliseconds - clock.now().milliseconds
+            if millis <= 0 { return }
+            if timerDeadline == nil || deadline < timerDeadline! {
+                timerDeadline = deadline
+                timerTask?.cancel()
+                timerTask = Task {
+                    try? await Task.sleep(for: .milliseconds(min(millis, 60_000)))
+                    await self.timerFired(deadline)
+                }
+            }
         }
         await withCheckedContinuation { continuation in
             if let previous = wakeup { previous.resume() }
             wakeup = continuation
         }
-        timer.cancel()
+    }
+
+    private var timerDeadline: Timestamp?
+    private var timerTask: Task<Void, Never>?
+
+    private func timerFired(_ deadline: Timestamp) {
+        if timerDeadline == deadline {
+            timerDeadline = nil
+            timerTask = nil
+        }
+        wake()
     }
 }

@@ -82,12 +82,14 @@ def main():
                 problems.append(f"{label} c={conns}: wrk completed no requests (see {path})")
             runs.append({"key": key, "label": label, "baseline": baseline, "conns": int(conns), **numbers})
 
-    fdatasync, rss, routing = None, [], None
+    fdatasync, rss, routing, e2e = None, [], None, None
     with open(extras_path, encoding="utf-8") as f:
         for line in f:
             fields = line.rstrip("\n").split("\t")
             if fields[0] == "fdatasync":
                 fdatasync = tuple(map(float, fields[1:4]))
+            elif fields[0] == "e2e":
+                e2e = (int(fields[1] or 0), dict(kv.split("=", 1) for kv in fields[2].split()))
             elif fields[0] == "routing":
                 routing = (int(fields[1]), float(fields[2]), float(fields[3]))
             elif fields[0] == "rss":
@@ -119,6 +121,21 @@ def main():
         rate, p50, p99 = fdatasync
         rows.append(["disk fdatasync 2 KiB (syncs/s)", "1", f"{rate:.0f}", fmt_ms(p50), fmt_ms(p99), "-", "-"])
 
+    e2e_ratio = None
+    if e2e is not None:
+        accepted, figures = e2e
+        rate = float(figures.get("delivered_per_s", 0))
+        proxy = rps_by.get(("nginxproxy", 64))
+        e2e_ratio = rate / proxy if proxy else None
+        rows.append([
+            f"end to end: delivered to sink ({figures.get('delivered', 0)}/{accepted})", "64", f"{rate:.0f}",
+            fmt_ms(float(figures["p50_ms"])) if "p50_ms" in figures else "-",
+            fmt_ms(float(figures["p99_ms"])) if "p99_ms" in figures else "-", "-",
+            f"{e2e_ratio:.2f}× proxy" if e2e_ratio is not None else "-",
+        ])
+        if int(figures.get("delivered", 0)) < accepted:
+            problems.append(f"end to end: only {figures.get('delivered', 0)} of {accepted} accepted events were delivered")
+
     if routing is not None:
         count, rate, us = routing
         ingest = rps_by.get((TARGET_KEY, TARGET_CONNS))
@@ -138,6 +155,8 @@ def main():
         print(line(row))
     print()
     print("ratio: relay rows = relay ÷ sink, sink rows = sink ÷ nginx, at the same connection count;")
+    print("       end-to-end row = events/s from first receive to last sink 2xx ÷ nginx proxy_pass req/s;")
+    print("         its latencies are receive → sink 2xx per event, from the journal's own records;")
     print("       routing row = time to route one event ÷ time per durable ingest request at 64 connections.")
 
     socket_notes = [
@@ -167,6 +186,8 @@ def main():
         return 1
     verdict = "met" if measured >= TARGET_RATIO else "NOT met"
     print(f"target: relay ingest ≥ {TARGET_RATIO}× sink at {TARGET_CONNS} connections — measured {measured:.2f}× ({verdict})")
+    if e2e_ratio is not None:
+        print(f"target: end to end ≥ 0.5× nginx proxy_pass at 64 connections — measured {e2e_ratio:.2f}× ({'met' if e2e_ratio >= 0.5 else 'NOT met'})")
     return 1 if problems else 0
 
 

@@ -160,10 +160,22 @@ public final class Journal: Sendable {
         let path = configuration.directory + "/" + JournalFormat.segmentName(base: position.segment)
         let fd = try SegmentScanner.openReadOnly(path)
         defer { _ = Glibc.close(fd) }
-        var scanner = SegmentScanner(fd: fd, path: path, offset: position.offset, end: try SegmentScanner.fileSize(fd, path: path), maxPayload: configuration.maxRecordSize)
-        guard case .record(let sequence, let type, let payload, _, _) = try scanner.next() else {
+        // Exactly the record's bytes: its header, then header and payload (not a scanner's 1 MiB
+        // read-ahead, which every delivery would pay for).
+        let header = try SegmentScanner.read(fd: fd, path: path, offset: position.offset, count: JournalFormat.recordHeaderSize)
+        guard header.count == JournalFormat.recordHeaderSize else {
+            throw JournalError(.corrupt, "no record header at offset \(position.offset)", path: path)
+        }
+        let length = Int(header.withUnsafeBytes { $0.loadLE(UInt32.self, at: 0) })
+        guard length <= configuration.maxRecordSize else {
+            throw JournalError(.corrupt, "record at offset \(position.offset) declares \(length) bytes", path: path)
+        }
+        let bytes = try SegmentScanner.read(fd: fd, path: path, offset: position.offset, count: JournalFormat.recordHeaderSize + length)
+        let frame = bytes.withUnsafeBytes { JournalFormat.parseFrame($0, maxPayload: configuration.maxRecordSize) }
+        guard case .record(let sequence, let type, let range, _, _, _) = frame else {
             throw JournalError(.corrupt, "no valid record at offset \(position.offset)", path: path)
         }
+        let payload = Array(bytes[range])
         return JournalRecord(sequence: sequence, type: type, payload: payload, position: position)
     }
 

@@ -57,20 +57,24 @@ struct SegmentScanner {
 
     /// Reads exactly `count` bytes at `offset` (fewer only at end of file).
     static func read(fd: Int32, path: String, offset: UInt64, count: Int) throws -> [UInt8] {
-        var bytes = [UInt8](repeating: 0, count: count)
-        var done = 0
-        while done < count {
-            let result = bytes.withUnsafeMutableBytes { raw in
-                pread(fd, raw.baseAddress! + done, count - done, off_t(offset) + off_t(done))
+        guard count > 0 else { return [] }
+        // Uninitialized capacity: pread fills it, so no memset of bytes about to be overwritten.
+        var failure: Int32 = 0
+        let bytes = [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
+            var done = 0
+            while done < count {
+                let result = pread(fd, buffer.baseAddress! + done, count - done, off_t(offset) + off_t(done))
+                if result < 0 {
+                    if errno == EINTR { continue }
+                    failure = errno
+                    break
+                }
+                if result == 0 { break }
+                done += result
             }
-            if result < 0 {
-                if errno == EINTR { continue }
-                throw JournalError(.io, "journal read failed", path: path, errno: errno)
-            }
-            if result == 0 { break }
-            done += result
+            initialized = done
         }
-        bytes.removeLast(count - done)
+        if failure != 0 { throw JournalError(.io, "journal read failed", path: path, errno: failure) }
         return bytes
     }
 

@@ -52,35 +52,24 @@ public final class LiveRelay: Sendable {
         try await TestHTTPClient.send(port: ingestPort, method: "POST", path: "/webhooks/\(source)", headers: headers, body: body)
     }
 
-    /// Every routing decision in the journal, in order.
-    public func storedDecisions() throws -> [RoutingDecision] {
+    /// Every record of `type` in the journal, decoded, in order.
+    public func stored<Record>(_ type: JournalRecordType, as decode: ([UInt8]) throws -> Record) throws -> [Record] {
         let reader = server.journal.reader()
-        var decisions: [RoutingDecision] = []
+        var records: [Record] = []
         while let record = try reader.next() {
-            if record.type == .routingDecision { decisions.append(try RoutingDecision(decoding: record.payload)) }
-        }
-        return decisions
-    }
-
-    /// Every delivery outcome in the journal, in order.
-    public func storedDeliveries() throws -> [DeliveryRecord] {
-        let reader = server.journal.reader()
-        var records: [DeliveryRecord] = []
-        while let record = try reader.next() {
-            if record.type == .deliveryAttempt { records.append(try DeliveryRecord(decoding: record.payload)) }
+            if record.type == type { records.append(try decode(record.payload)) }
         }
         return records
     }
 
+    /// Every routing decision in the journal, in order.
+    public func storedDecisions() throws -> [RoutingDecision] { try stored(.routingDecision, as: RoutingDecision.init(decoding:)) }
+
+    /// Every delivery outcome in the journal, in order.
+    public func storedDeliveries() throws -> [DeliveryRecord] { try stored(.deliveryAttempt, as: DeliveryRecord.init(decoding:)) }
+
     /// Every event in the journal, in order.
-    public func storedEvents() throws -> [Event] {
-        let reader = server.journal.reader()
-        var events: [Event] = []
-        while let record = try reader.next() {
-            if record.type == .event { events.append(try Event(decoding: record.payload)) }
-        }
-        return events
-    }
+    public func storedEvents() throws -> [Event] { try stored(.event, as: Event.init(decoding:)) }
 
     public func stop() async {
         task.cancel()

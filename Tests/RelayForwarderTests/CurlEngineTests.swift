@@ -21,18 +21,6 @@ func makeEngine() throws -> CurlEngine {
     try CurlEngine(logger: Logger(label: "curl-test", factory: { _ in SwiftLogNoOpLogHandler() }))
 }
 
-/// A port nothing listens on: bound, read, closed.
-func closedPort() -> Int {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(fd) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
-    _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
-    return Int(UInt16(bigEndian: address.sin_port))
-}
 
 @Suite(.serialized) struct CurlEngineTests {
     @Test func postsBodyAndHeadersAndReadsTheAnswer() async throws {
@@ -79,7 +67,7 @@ func closedPort() -> Int {
         guard case .failure(let timeout) = slow else { Issue.record("expected a timeout, got \(slow)"); return }
         #expect(timeout.kind == .timeout)
         #expect(Date().timeIntervalSince(started) < 2)
-        let refused = await engine.send(OutboundRequest(url: "http://127.0.0.1:\(closedPort())/x"))
+        let refused = await engine.send(OutboundRequest(url: "http://127.0.0.1:\(unusedLoopbackPort())/x"))
         guard case .failure(let connect) = refused else { Issue.record("expected connection refused, got \(refused)"); return }
         #expect(connect.kind == .connect)
         await engine.shutdown()

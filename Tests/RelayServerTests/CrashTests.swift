@@ -109,7 +109,7 @@ final class AckLedger: Sendable {
     func pendingDeliveriesSurviveKillNine() async throws {
         let dir = try TemporaryDirectory()
         defer { dir.remove() }
-        let port = unusedPort()
+        let port = unusedLoopbackPort()
         try dir.write("routes.json", forwardingRoutes(
             ["orders": "{ \"url\": \"http://127.0.0.1:\(port)/orders\", \"retry\": { \"max_attempts\": 1000, \"initial_backoff_ms\": 50, \"max_backoff_ms\": 200 } }"],
             routes: #"[{"name": "all", "to": ["orders"]}]"#

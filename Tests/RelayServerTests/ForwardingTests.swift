@@ -9,18 +9,6 @@ import Testing
 import Glibc
 #endif
 
-/// A port nothing listens on: bound to 0, read, closed.
-func unusedPort() -> Int {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(fd) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
-    _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
-    return Int(UInt16(bigEndian: address.sin_port))
-}
 
 /// routes.json with a generic source and the given destinations (name → JSON object) and routes.
 func forwardingRoutes(_ destinations: [String: String], routes: String) -> String {
@@ -130,7 +118,7 @@ func fastRetry(_ url: String, attempts: Int = 10, extra: String = "") -> String 
         let downstream = TestDownstream()
         let port = try await downstream.start()
         let relay = try await LiveRelay(routes: forwardingRoutes(
-            ["down": fastRetry("http://127.0.0.1:\(unusedPort())/x", attempts: 2),
+            ["down": fastRetry("http://127.0.0.1:\(unusedLoopbackPort())/x", attempts: 2),
              "slow": fastRetry("http://127.0.0.1:\(port)/slow/2000", attempts: 2, extra: #", "timeout_ms": 150"#)],
             routes: #"[{"name": "all", "to": ["down", "slow"]}]"#
         ))

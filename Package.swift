@@ -63,6 +63,7 @@ let package = Package(
             name: "RelayTesting",
             dependencies: [
                 "RelayCore",
+                "RelayForwarder",
                 "RelayServer",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -76,6 +77,7 @@ let package = Package(
             name: "relay",
             dependencies: [
                 "RelayCore",
+                "RelayForwarder",
                 "RelayServer",
                 "CCurlShim",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

@@ -19,10 +19,15 @@ public actor DeliveryScheduler {
         public var breakerThreshold: Int
         /// How long shutdown waits for attempts in flight before cancelling them.
         public var drainTimeout: Duration
+        /// Pending deliveries kept in memory per destination. Beyond it, deliveries stay in the
+        /// journal and are read back as the window drains, so a destination that is down for
+        /// days holds a bounded amount of memory.
+        public var windowPerDestination: Int
 
-        public init(breakerThreshold: Int = 5, drainTimeout: Duration = .seconds(10)) {
+        public init(breakerThreshold: Int = 5, drainTimeout: Duration = .seconds(10), windowPerDestination: Int = 10_000) {
             self.breakerThreshold = breakerThreshold
             self.drainTimeout = drainTimeout
+            self.windowPerDestination = max(2, windowPerDestination)
         }
     }
 
@@ -34,6 +39,8 @@ public actor DeliveryScheduler {
         public var dead: Int
         public var paused: Bool
         public var breakerOpen: Bool
+        /// Whether more pending deliveries wait in the journal beyond the in-memory window.
+        public var overflowing: Bool
     }
 
     final class Lane {
@@ -45,6 +52,11 @@ public actor DeliveryScheduler {
         var paused = false
         var succeeded = 0
         var dead = 0
+        /// The sequence of the first routing decision for this destination not loaded into
+        /// memory (the window was full); nil when everything is loaded.
+        var overflowFrom: UInt64?
+        /// Deliveries beyond the window whose final outcome was read during recovery.
+        var finishedBeyondWindow: Set<UInt64> = []
     }
 
     private let journal: Journal
@@ -99,7 +111,8 @@ public actor DeliveryScheduler {
         guard let lane = lanes[destination] else { return nil }
         return LaneStatus(
             pending: lane.queue.count, inFlight: lane.inFlight, succeeded: lane.succeeded, dead: lane.dead,
-            paused: lane.paused, breakerOpen: lane.consecutiveFailures >= configuration.breakerThreshold
+            paused: lane.paused, breakerOpen: lane.consecutiveFailures >= configuration.breakerThreshold,
+            overflowing: lane.overflowFrom != nil
         )
     }
 
@@ -158,7 +171,14 @@ public actor DeliveryScheduler {
             else { return }
             pendingCount += decision.destinations.count
             for name in decision.destinations {
-                lane(name).queue.insert(PendingDelivery(
+                let lane = lane(name)
+                // A full window, or older deliveries still in the journal: leave this one there too
+                // (deliveries load in journal order), to be read back as the window drains.
+                if lane.overflowFrom != nil || lane.queue.count >= configuration.windowPerDestination {
+                    if lane.overflowFrom == nil { lane.overflowFrom = record.sequence }
+                    continue
+                }
+                lane.queue.insert(PendingDelivery(
                     eventSequence: event.sequence, eventPosition: event.position, eventID: event.id,
                     receivedAt: event.receivedAt, attempts: 0, due: event.receivedAt
                 ))
@@ -167,6 +187,12 @@ public actor DeliveryScheduler {
             // Live outcomes were applied when they happened; only recovery replays them.
             guard recovering, let outcome = try? DeliveryRecord(decoding: record.payload) else { return }
             let lane = lane(outcome.destination)
+            if lane.queue.pending[outcome.eventSequence] == nil, let from = lane.overflowFrom, outcome.eventSequence + 1 >= from {
+                // Beyond this run's window (the previous run's window held it): remember a final
+                // outcome so the read-back skips it; a retry is read back with its attempts reset.
+                if outcome.outcome != .retry { lane.finishedBeyondWindow.insert(outcome.eventSequence) }
+                return
+            }
             switch outcome.outcome {
             case .succeeded:
                 lane.queue.remove(outcome.eventSequence)
@@ -224,11 +250,52 @@ public actor DeliveryScheduler {
         timerTask?.cancel()
     }
 
+    /// Reads deliveries for `lane` back from the journal, from where its window overflowed up to
+    /// what the tail has seen, until the window is full again.
+    private func refill(_ name: String, _ lane: Lane) {
+        guard let from = lane.overflowFrom else { return }
+        let reader = journal.reader(from: from - 1)  // the event record comes just before its decision
+        var event: (sequence: UInt64, position: JournalPosition, id: String, receivedAt: Timestamp)?
+        do {
+            while let record = try reader.next(), record.sequence <= lastSequence {
+                switch record.type {
+                case .event:
+                    if let decoded = try? Event(decoding: record.payload) {
+                        event = (record.sequence, record.position, decoded.id, decoded.receivedAt)
+                    }
+                case .routingDecision where record.sequence >= from:
+                    guard let decision = try? RoutingDecision(decoding: record.payload), decision.destinations.contains(name),
+                          let event, event.sequence == record.sequence - 1, event.id == decision.eventID
+                    else { continue }
+                    if lane.finishedBeyondWindow.remove(event.sequence) != nil { continue }
+                    if lane.queue.count >= configuration.windowPerDestination {
+                        lane.overflowFrom = record.sequence
+                        return
+                    }
+                    lane.queue.insert(PendingDelivery(
+                        eventSequence: event.sequence, eventPosition: event.position, eventID: event.id,
+                        receivedAt: event.receivedAt, attempts: 0, due: clock.now()
+                    ))
+                default:
+                    continue
+                }
+            }
+        } catch {
+            logger.error("cannot read deliveries back from the journal; will retry", metadata: ["destination": "\(name)", "error": "\(error)"])
+            return
+        }
+        lane.overflowFrom = nil
+        lane.finishedBeyondWindow = []
+    }
+
     /// Starts every due delivery that fits in its lane; returns the earliest future due time.
     private func dispatchDue() -> Timestamp? {
         let now = clock.now()
         var earliest: Timestamp?
         for (name, lane) in lanes {
+            if lane.overflowFrom != nil && lane.queue.count <= configuration.windowPerDestination / 2 {
+                refill(name, lane)
+            }
             guard let destination = lane.destination, !lane.paused else { continue }
             let limit = lane.consecutiveFailures >= configuration.breakerThreshold ? 1 : destination.maxInFlight
             while lane.inFlight < limit, let delivery = lane.queue.takeDue(now: now) {

@@ -31,7 +31,9 @@ public final class RelayServer: Sendable {
         try pipeline.recover(from: journal.reader())
         let engine = try CurlEngine(logger: logger)
         self.engine = engine
-        self.scheduler = DeliveryScheduler(journal: journal, transport: engine, destinations: config.destinations, clock: clock, logger: logger)
+        self.scheduler = DeliveryScheduler(
+            journal: journal, transport: engine, destinations: config.destinations, configuration: configuration.scheduler, clock: clock, logger: logger
+        )
     }
 
     /// The bound ingest port (useful with port 0), once listening.

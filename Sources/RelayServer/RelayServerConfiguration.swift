@@ -1,4 +1,5 @@
 import RelayCore
+import RelayForwarder
 
 /// Where the relay listens and keeps its data.
 public struct RelayServerConfiguration: Sendable {
@@ -33,18 +34,22 @@ public struct RelayServerConfiguration: Sendable {
     public var adminListen: Address
     /// Journal tuning; `directory` is filled in from `dataDirectory`.
     public var journal: JournalConfiguration
+    /// Delivery tuning (breaker threshold, drain time, in-memory window per destination).
+    public var scheduler: DeliveryScheduler.Configuration
 
     public init(
         configPath: String,
         dataDirectory: String,
         listen: Address = Address(host: "127.0.0.1", port: 8080),
         adminListen: Address = Address(host: "127.0.0.1", port: 8081),
-        journal: JournalConfiguration? = nil
+        journal: JournalConfiguration? = nil,
+        scheduler: DeliveryScheduler.Configuration = DeliveryScheduler.Configuration()
     ) {
         self.configPath = configPath
         self.dataDirectory = dataDirectory
         self.listen = listen
         self.adminListen = adminListen
         self.journal = journal ?? JournalConfiguration(directory: dataDirectory + "/journal")
+        self.scheduler = scheduler
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import RelayCore
+import RelayForwarder
 import RelayServer
 
 /// An in-process relay on `127.0.0.1:0` with its journal in a temp directory, for tests that
@@ -11,7 +12,8 @@ public final class LiveRelay: Sendable {
     private let task: Task<Void, any Error>
 
     public init(
-        routes: String, journal: ((String) -> JournalConfiguration)? = nil, clock: any RelayClock = SystemClock(),
+        routes: String, journal: ((String) -> JournalConfiguration)? = nil,
+        scheduler: DeliveryScheduler.Configuration = DeliveryScheduler.Configuration(), clock: any RelayClock = SystemClock(),
         environment: [String: String] = [:], logger: Logger = LiveRelay.defaultLogger()
     ) async throws {
         let directory = try TemporaryDirectory()
@@ -23,7 +25,8 @@ public final class LiveRelay: Sendable {
             configuration: RelayServerConfiguration(
                 configPath: configPath, dataDirectory: directory.path + "/data",
                 listen: .init(host: "127.0.0.1", port: 0), adminListen: .init(host: "127.0.0.1", port: 0),
-                journal: journal?(journalDirectory) ?? JournalConfiguration(directory: journalDirectory)
+                journal: journal?(journalDirectory) ?? JournalConfiguration(directory: journalDirectory),
+                scheduler: scheduler
             ),
             config: config, clock: clock, logger: logger
         )

@@ -2,6 +2,7 @@ import ArgumentParser
 import CCurlShim
 import Logging
 import RelayCore
+import RelayForwarder
 import RelayServer
 
 struct Serve: AsyncParsableCommand {
@@ -19,7 +20,14 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Admin listener, HOST:PORT (never expose it publicly).")
     var adminListen = RelayServerConfiguration.Address(host: "127.0.0.1", port: 8081)
 
+    @Option(help: "Pending deliveries kept in memory per destination; the rest wait in the journal.")
+    var deliveryWindow: Int = 10_000
+
     @OptionGroup var logging: LoggingOptions
+
+    func validate() throws {
+        guard deliveryWindow >= 2 else { throw ValidationError("--delivery-window: must be at least 2, not \(deliveryWindow)") }
+    }
 
     func run() async throws {
         let logger = try logging.bootstrap(label: "relay")
@@ -29,7 +37,10 @@ struct Serve: AsyncParsableCommand {
         let server: RelayServer
         do {
             server = try RelayServer(
-                configuration: RelayServerConfiguration(configPath: config, dataDirectory: data, listen: listen, adminListen: adminListen),
+                configuration: RelayServerConfiguration(
+                    configPath: config, dataDirectory: data, listen: listen, adminListen: adminListen,
+                    scheduler: DeliveryScheduler.Configuration(windowPerDestination: deliveryWindow)
+                ),
                 config: relayConfig,
                 logger: logger
             )

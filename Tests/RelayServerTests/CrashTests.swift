@@ -116,7 +116,10 @@ final class AckLedger: Sendable {
         ))
         func start(_ cycle: Int) async throws -> (RelayProcess, Int) {
             let process = try RelayProcess(
-                arguments: ["serve", "--config", dir.path + "/routes.json", "--data", dir.path + "/data", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"],
+                // A window of 8: most pending deliveries wait in the journal, so recovery must
+                // also rebuild the part that was never in memory.
+                arguments: ["serve", "--config", dir.path + "/routes.json", "--data", dir.path + "/data", "--listen", "127.0.0.1:0",
+                            "--admin-listen", "127.0.0.1:0", "--delivery-window", "8"],
                 logPath: dir.path + "/relay-\(cycle).log"
             )
             return (process, try await process.waitForPort(message: "ingest listening"))

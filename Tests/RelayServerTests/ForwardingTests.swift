@@ -153,4 +153,36 @@ func fastRetry(_ url: String, attempts: Int = 10, extra: String = "") -> String 
         await relay.stop()
         await downstream.stop()
     }
+
+    @Test(.timeLimit(.minutes(1)))
+    func aDeadDestinationHoldsOnlyItsWindowInMemoryAndCatchesUpWhenBack() async throws {
+        let port = unusedLoopbackPort()
+        let relay = try await LiveRelay(
+            routes: forwardingRoutes(
+                ["down": "{ \"url\": \"http://127.0.0.1:\(port)/down\", \"retry\": { \"max_attempts\": 1000, \"initial_backoff_ms\": 20, \"max_backoff_ms\": 50 } }"],
+                routes: #"[{"name": "all", "to": ["down"]}]"#
+            ),
+            scheduler: DeliveryScheduler.Configuration(windowPerDestination: 8)
+        )
+        var ids: Set<String> = []
+        for i in 0..<60 {
+            let response = try await relay.post("shop", body: Array("{\"id\":\"w\(i)\"}".utf8))
+            ids.formUnion(try JSONParser.parse(response.body)["ids"]?.arrayValue?.compactMap(\.stringValue) ?? [])
+        }
+        try await Task.sleep(for: .milliseconds(300))
+        let status = try #require(await relay.server.scheduler.status(of: "down"))
+        #expect(status.pending <= 8, "only the window is in memory: \(status.pending)")
+        #expect(status.overflowing)
+        #expect(try relay.storedDeliveries().contains { $0.outcome == .retry }, "the window's deliveries are being retried")
+
+        // The destination comes back: everything, in memory or not, is delivered.
+        let downstream = TestDownstream()
+        _ = try await downstream.start(port: port)
+        let delivered = await downstream.wait(timeout: .seconds(30)) { Set($0.compactMap { $0.header("webhook-id") }).isSuperset(of: ids) }
+        #expect(delivered)
+        let after = await relay.server.scheduler.status(of: "down")
+        #expect(after?.overflowing == false)
+        await relay.stop()
+        await downstream.stop()
+    }
 }

@@ -55,6 +55,9 @@ public actor DeliveryScheduler {
         /// The sequence of the first routing decision for this destination not loaded into
         /// memory (the window was full); nil when everything is loaded.
         var overflowFrom: UInt64?
+        /// Where the event of that first decision starts (the record just before it), so the
+        /// read-back starts there instead of scanning its segment from the beginning.
+        var overflowEventPosition: JournalPosition?
         /// Deliveries beyond the window whose final outcome was read during recovery.
         var finishedBeyondWindow: Set<UInt64> = []
     }
@@ -175,7 +178,10 @@ public actor DeliveryScheduler {
                 // A full window, or older deliveries still in the journal: leave this one there too
                 // (deliveries load in journal order), to be read back as the window drains.
                 if lane.overflowFrom != nil || lane.queue.count >= configuration.windowPerDestination {
-                    if lane.overflowFrom == nil { lane.overflowFrom = record.sequence }
+                    if lane.overflowFrom == nil {
+                        lane.overflowFrom = record.sequence
+                        lane.overflowEventPosition = event.position
+                    }
                     continue
                 }
                 lane.queue.insert(PendingDelivery(
@@ -254,7 +260,8 @@ public actor DeliveryScheduler {
     /// what the tail has seen, until the window is full again.
     private func refill(_ name: String, _ lane: Lane) {
         guard let from = lane.overflowFrom else { return }
-        let reader = journal.reader(from: from - 1)  // the event record comes just before its decision
+        // The event record comes just before its decision.
+        let reader = lane.overflowEventPosition.map { journal.reader(at: $0, sequence: from - 1) } ?? journal.reader(from: from - 1)
         var event: (sequence: UInt64, position: JournalPosition, id: String, receivedAt: Timestamp)?
         do {
             while let record = try reader.next(), record.sequence <= lastSequence {
@@ -270,6 +277,7 @@ public actor DeliveryScheduler {
                     if lane.finishedBeyondWindow.remove(event.sequence) != nil { continue }
                     if lane.queue.count >= configuration.windowPerDestination {
                         lane.overflowFrom = record.sequence
+                        lane.overflowEventPosition = event.position
                         return
                     }
                     lane.queue.insert(PendingDelivery(
@@ -285,6 +293,7 @@ public actor DeliveryScheduler {
             return
         }
         lane.overflowFrom = nil
+        lane.overflowEventPosition = nil
         lane.finishedBeyondWindow = []
     }
 

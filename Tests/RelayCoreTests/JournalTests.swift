@@ -147,6 +147,11 @@ func lastSegmentPath(_ directory: String) throws -> String {
         #expect(records.map(\.payload) == (0..<300).map { payload($0, size: 200) })
         // A reader starting mid-journal finds the right segment.
         #expect(try readAll(config.directory, from: 250).first?.sequence == 250)
+        // …and one given a record's position starts right there, across later segments too.
+        let reader = JournalReader(directory: config.directory, at: records[149].position, sequence: 150)
+        var fromPosition: [UInt64] = []
+        while let record = try reader.next() { fromPosition.append(record.sequence) }
+        #expect(fromPosition == Array(150...300))
         let report = try JournalVerifier.verify(directory: config.directory)
         #expect(report.isIntact)
         #expect(report.records == 300)

@@ -179,6 +179,11 @@ public final class Journal: Sendable {
         return JournalRecord(sequence: sequence, type: type, payload: payload, position: position)
     }
 
+    /// A reader from the record at `position` (sequence `sequence`) that sees only durable records.
+    public func reader(at position: JournalPosition, sequence: UInt64) -> JournalReader {
+        JournalReader(directory: configuration.directory, at: position, sequence: sequence, maxRecordSize: configuration.maxRecordSize, limit: { [self] in self.durable.end })
+    }
+
     /// A reader from `sequence` (1 = the beginning) that sees only durable records.
     public func reader(from sequence: UInt64 = 1) -> JournalReader {
         JournalReader(

@@ -18,6 +18,8 @@ public final class JournalReader {
     private let limit: (@Sendable () -> JournalPosition)?
     private var from: UInt64
     private var segmentBase: UInt64?
+    /// Where to start in the first segment opened, when the caller knows the record's position.
+    private var startPosition: JournalPosition?
     private var fd: Int32 = -1
     private var scanner: SegmentScanner?
 
@@ -28,6 +30,13 @@ public final class JournalReader {
         self.maxRecordSize = maxRecordSize
         self.limit = limit
         self.from = max(1, sequence)
+    }
+
+    /// A reader that starts at the record at `position`, whose sequence is `sequence`, without
+    /// scanning its segment from the beginning (positions come from records read earlier).
+    public convenience init(directory: String, at position: JournalPosition, sequence: UInt64, maxRecordSize: Int = 16 << 20, limit: (@Sendable () -> JournalPosition)? = nil) {
+        self.init(directory: directory, from: sequence, maxRecordSize: maxRecordSize, limit: limit)
+        startPosition = position
     }
 
     deinit {
@@ -91,6 +100,8 @@ public final class JournalReader {
         let candidate: UInt64?
         if let current = segmentBase {
             candidate = bases.first { $0 > current }
+        } else if let start = startPosition, bases.contains(start.segment) {
+            candidate = start.segment
         } else {
             candidate = bases.last { $0 <= from } ?? bases.first
         }
@@ -98,8 +109,10 @@ public final class JournalReader {
         let path = directory + "/" + JournalFormat.segmentName(base: base)
         let descriptor = try SegmentScanner.openReadOnly(path)
         fd = descriptor
+        var offset = UInt64(JournalFormat.segmentHeaderSize)
+        if segmentBase == nil, let start = startPosition, start.segment == base, start.offset >= offset { offset = start.offset }
         segmentBase = base
-        scanner = SegmentScanner(fd: descriptor, path: path, offset: UInt64(JournalFormat.segmentHeaderSize), end: 0, maxPayload: maxRecordSize)
+        scanner = SegmentScanner(fd: descriptor, path: path, offset: offset, end: 0, maxPayload: maxRecordSize)
         return true
     }
 }

@@ -58,6 +58,10 @@ public final class CurlEngine: HTTPTransport, Sendable {
     /// Transfers submitted and not yet finished.
     public var inFlight: Int { shared.withLock { $0.inFlight } }
 
+    /// Transfer objects of this engine still alive (finished ones are released at once).
+    public var liveTransfers: Int { live.value.load(ordering: .relaxed) }
+    private let live = CurlTransfer.LiveCount()
+
     public func send(_ request: OutboundRequest) async -> Result<TransportResponse, TransportFailure> {
         let id = shared.withLock { state -> UInt64 in
             defer { state.nextID += 1 }
@@ -68,7 +72,7 @@ public final class CurlEngine: HTTPTransport, Sendable {
         let phase = Mutex(SendPhase.preparing)
         return await withTaskCancellationHandler {
             await withCheckedContinuation { continuation in
-                let transfer = CurlTransfer(id: id, request: request, continuation: continuation)
+                let transfer = CurlTransfer(id: id, request: request, live: live, continuation: continuation)
                 let accepted = shared.withLock { state -> Bool in
                     guard !state.stopping else { return false }
                     let cancelledEarly = phase.withLock { phase -> Bool in

@@ -21,18 +21,24 @@ final class CurlTransfer: @unchecked Sendable {
     private(set) var body: [UInt8] = []
     private var headerBytes = 0
 
-    /// Transfers alive right now (tests check it returns to zero: nothing leaks).
-    static let live = Atomic<Int>(0)
+    /// Counts this engine's transfers alive right now (tests check it returns to zero: nothing
+    /// leaks). Per engine, so tests running engines in parallel do not see each other's.
+    final class LiveCount: Sendable {
+        let value = Atomic<Int>(0)
+    }
 
-    init(id: UInt64, request: OutboundRequest, continuation: CheckedContinuation<Result<TransportResponse, TransportFailure>, Never>) {
+    private let live: LiveCount
+
+    init(id: UInt64, request: OutboundRequest, live: LiveCount, continuation: CheckedContinuation<Result<TransportResponse, TransportFailure>, Never>) {
         self.id = id
         self.request = request
         self.continuation = continuation
-        Self.live.add(1, ordering: .relaxed)
+        self.live = live
+        live.value.add(1, ordering: .relaxed)
     }
 
     deinit {
-        Self.live.subtract(1, ordering: .relaxed)
+        live.value.subtract(1, ordering: .relaxed)
     }
 
     /// Keeps the first `TransportResponse.maxBody` bytes; the rest is read and dropped so the

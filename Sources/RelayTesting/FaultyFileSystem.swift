@@ -13,6 +13,10 @@ public final class FaultyFileSystem: JournalFileSystem {
     private let syncFailure = Mutex<(errno: Int32, remaining: Int)?>(nil)
     private let syncDelay = Mutex<Duration>(.zero)
     private let partial = Atomic<Bool>(false)
+    private let syncs = Atomic<Int>(0)
+
+    /// fdatasync calls begun so far (tests wait on it to know a write is in progress).
+    public var syncsStarted: Int { syncs.load(ordering: .relaxed) }
 
     public init() {}
 
@@ -78,6 +82,7 @@ public final class FaultyFileSystem: JournalFileSystem {
         }
 
         func sync() throws {
+            owner.syncs.add(1, ordering: .relaxed)
             let delay = owner.currentSyncDelay
             if delay > .zero {
                 let nanos = delay.components.seconds * 1_000_000_000 + delay.components.attoseconds / 1_000_000_000

@@ -353,8 +353,10 @@ func lastSegmentPath(_ directory: String) throws -> String {
         let faults = FaultyFileSystem()
         let journal = try Journal.open(JournalConfiguration(directory: dir.path + "/journal", maxQueuedBytes: 1000, fileSystem: faults), logger: logger)
         faults.delaySyncs(.milliseconds(300))
+        let syncsBefore = faults.syncsStarted
         let first = Task { try await journal.append(JournalEntry(type: .event, payload: payload(1, size: 600))) }
-        try await Task.sleep(for: .milliseconds(50))
+        // Wait until the first append is being synced (its bytes still count as queued).
+        for _ in 0..<500 where faults.syncsStarted == syncsBefore { try await Task.sleep(for: .milliseconds(10)) }
         // 620 bytes are still waiting on the slow sync; 620 more would pass the 1000-byte bound.
         let started = ContinuousClock.now
         do {

@@ -9,14 +9,6 @@ import Testing
 import Glibc
 #endif
 
-func residentMemoryKB() -> Int {
-    guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
-    for line in status.split(separator: "\n") where line.hasPrefix("VmRSS:") {
-        return Int(line.split(separator: " ").dropFirst().first ?? "") ?? 0
-    }
-    return 0
-}
-
 func makeEngine() throws -> CurlEngine {
     try CurlEngine(logger: Logger(label: "curl-test", factory: { _ in SwiftLogNoOpLogHandler() }))
 }
@@ -127,13 +119,14 @@ func makeEngine() throws -> CurlEngine {
                 return await group.reduce(0, +)
             }
         }
+        // Leaks are checked by count, not by RSS: RSS is the whole test process's, shared with
+        // suites running in parallel (the relay's memory is measured by scripts/bench instead).
         #expect(await burst(2000) == 2000)
-        let before = residentMemoryKB()
         #expect(await burst(4000) == 4000)
-        let after = residentMemoryKB()
         #expect(engine.inFlight == 0)
-        #expect(CurlTransfer.live.load(ordering: .relaxed) == 0, "every transfer was released")
-        #expect(after - before < 20_000, "RSS grew \(after - before) KiB over 4,000 more requests")
+        // The engine thread drops its last reference just after resuming the caller: allow it a moment.
+        for _ in 0..<100 where engine.liveTransfers != 0 { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(engine.liveTransfers == 0, "every transfer was released")
         await engine.shutdown()
         await downstream.stop()
     }

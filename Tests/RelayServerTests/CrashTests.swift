@@ -132,7 +132,7 @@ final class AckLedger: Sendable {
             ids.formUnion(try JSONParser.parse(response.body)["ids"]?.arrayValue?.compactMap(\.stringValue) ?? [])
         }
         // Let some attempts fail against the dead destination and be journaled, then kill.
-        for _ in 0..<100 where !first.log.contains("delivery failed; will retry") { try await Task.sleep(for: .milliseconds(20)) }
+        for _ in 0..<500 where !first.log.contains("delivery failed; will retry") { try await Task.sleep(for: .milliseconds(20)) }
         #expect(first.log.contains("delivery failed; will retry"))
         first.signal(SIGKILL)
         _ = await first.waitForExit()

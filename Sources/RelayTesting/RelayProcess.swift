@@ -32,6 +32,7 @@ public final class RelayProcess: @unchecked Sendable {
         process.standardError = log
         process.standardOutput = log
         var env = ProcessInfo.processInfo.environment
+        env["RELAY_EXIT_WITH_PARENT"] = "1"  // a crashed test run must not leave servers behind
         for (key, value) in environment { env[key] = value }
         process.environment = env
         self.logPath = logPath

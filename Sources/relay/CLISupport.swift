@@ -67,3 +67,15 @@ func routePayload(command: String, config: RelayConfig, source: String, headers:
         throw fail("\(command): \(payload): \(error.message)")
     }
 }
+
+/// When `RELAY_EXIT_WITH_PARENT` is set (tests set it for the relays they start), exits as soon
+/// as the process that started this one is gone, so a crashed test run leaves no server behind.
+func exitWithParentIfAsked() {
+    guard ProcessInfo.processInfo.environment["RELAY_EXIT_WITH_PARENT"] != nil else { return }
+    let parent = getppid()
+    let thread = Thread {
+        while getppid() == parent { sleep(1) }
+        exit(0)
+    }
+    thread.start()
+}

@@ -30,6 +30,7 @@ struct Serve: AsyncParsableCommand {
     }
 
     func run() async throws {
+        exitWithParentIfAsked()
         let logger = try logging.bootstrap(label: "relay")
         let curl = ccurl_global_init()
         guard curl == 0 else { throw fail("libcurl failed to initialise (code \(curl))") }
@@ -83,6 +84,7 @@ struct Sink: AsyncParsableCommand {
     }
 
     func run() async throws {
+        exitWithParentIfAsked()
         let logger = try logging.bootstrap(label: "relay-sink")
         let sink: SinkServer
         do {

@@ -1,4 +1,5 @@
 internal import CCurlShim
+import Foundation
 import Synchronization
 
 /// One request in flight in the `CurlEngine`: the easy handle, its header list, the bounded
@@ -74,17 +75,4 @@ final class CurlTransfer: @unchecked Sendable {
         self.continuation = nil
         continuation?.resume(returning: result)
     }
-}
-
-extension StringProtocol {
-    fileprivate func trimmingCharacters(in set: Set<Character>) -> String {
-        var slice = Substring(self)
-        while let first = slice.first, set.contains(first) { slice = slice.dropFirst() }
-        while let last = slice.last, set.contains(last) { slice = slice.dropLast() }
-        return String(slice)
-    }
-}
-
-extension Set where Element == Character {
-    fileprivate static let whitespaces: Set<Character> = [" ", "\t"]
 }

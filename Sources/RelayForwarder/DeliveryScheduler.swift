@@ -70,7 +70,7 @@ public actor DeliveryScheduler {
     private let configuration: Configuration
     private var lanes: [String: Lane] = [:]
     private var lastSequence: UInt64 = 0
-    private var lastEvent: (sequence: UInt64, position: JournalPosition, id: String, receivedAt: Timestamp)?
+    private var lastEvent: EventReference?
     private var attempts: [UInt64: Task<Void, Never>] = [:]
     private var nextAttemptID: UInt64 = 0
     private var wakeup: CheckedContinuation<Void, Never>?
@@ -161,17 +161,39 @@ public actor DeliveryScheduler {
         logger.info("deliveries recovered from the journal", metadata: ["records": "\(count)", "pending": "\(pending)"])
     }
 
+    /// What a delivery needs of its event, kept while reading the journal.
+    struct EventReference {
+        let sequence: UInt64
+        let position: JournalPosition
+        let id: String
+        let receivedAt: Timestamp
+
+        init?(_ record: JournalRecord) {
+            guard let event = try? Event(decoding: record.payload) else { return nil }
+            (sequence, position, id, receivedAt) = (record.sequence, record.position, event.id, event.receivedAt)
+        }
+
+        func pending(due: Timestamp) -> PendingDelivery {
+            PendingDelivery(eventSequence: sequence, eventPosition: position, eventID: id, receivedAt: receivedAt, attempts: 0, due: due)
+        }
+    }
+
+    /// The routing decision in `record`, if it belongs to `event`: the ingest pipeline writes each
+    /// decision right after its event, in one commit.
+    private static func decision(in record: JournalRecord, of event: EventReference?) -> (RoutingDecision, EventReference)? {
+        guard let decision = try? RoutingDecision(decoding: record.payload), let event,
+              event.sequence == record.sequence - 1, event.id == decision.eventID
+        else { return nil }
+        return (decision, event)
+    }
+
     private func apply(_ record: JournalRecord, recovering: Bool) {
         lastSequence = record.sequence
         switch record.type {
         case .event:
-            guard let event = try? Event(decoding: record.payload) else { return }
-            lastEvent = (record.sequence, record.position, event.id, event.receivedAt)
+            lastEvent = EventReference(record)
         case .routingDecision:
-            // The ingest pipeline writes each decision right after its event, in one commit.
-            guard let decision = try? RoutingDecision(decoding: record.payload), let event = lastEvent,
-                  event.sequence == record.sequence - 1, event.id == decision.eventID
-            else { return }
+            guard let (decision, event) = Self.decision(in: record, of: lastEvent) else { return }
             pendingCount += decision.destinations.count
             for name in decision.destinations {
                 let lane = lane(name)
@@ -184,10 +206,7 @@ public actor DeliveryScheduler {
                     }
                     continue
                 }
-                lane.queue.insert(PendingDelivery(
-                    eventSequence: event.sequence, eventPosition: event.position, eventID: event.id,
-                    receivedAt: event.receivedAt, attempts: 0, due: event.receivedAt
-                ))
+                lane.queue.insert(event.pending(due: event.receivedAt))
             }
         case .deliveryAttempt:
             // Live outcomes were applied when they happened; only recovery replays them.
@@ -262,28 +281,21 @@ public actor DeliveryScheduler {
         guard let from = lane.overflowFrom else { return }
         // The event record comes just before its decision.
         let reader = lane.overflowEventPosition.map { journal.reader(at: $0, sequence: from - 1) } ?? journal.reader(from: from - 1)
-        var event: (sequence: UInt64, position: JournalPosition, id: String, receivedAt: Timestamp)?
+        var lastRead: EventReference?
         do {
             while let record = try reader.next(), record.sequence <= lastSequence {
                 switch record.type {
                 case .event:
-                    if let decoded = try? Event(decoding: record.payload) {
-                        event = (record.sequence, record.position, decoded.id, decoded.receivedAt)
-                    }
+                    lastRead = EventReference(record)
                 case .routingDecision where record.sequence >= from:
-                    guard let decision = try? RoutingDecision(decoding: record.payload), decision.destinations.contains(name),
-                          let event, event.sequence == record.sequence - 1, event.id == decision.eventID
-                    else { continue }
+                    guard let (decision, event) = Self.decision(in: record, of: lastRead), decision.destinations.contains(name) else { continue }
                     if lane.finishedBeyondWindow.remove(event.sequence) != nil { continue }
                     if lane.queue.count >= configuration.windowPerDestination {
                         lane.overflowFrom = record.sequence
                         lane.overflowEventPosition = event.position
                         return
                     }
-                    lane.queue.insert(PendingDelivery(
-                        eventSequence: event.sequence, eventPosition: event.position, eventID: event.id,
-                        receivedAt: event.receivedAt, attempts: 0, due: clock.now()
-                    ))
+                    lane.queue.insert(event.pending(due: clock.now()))
                 default:
                     continue
                 }

@@ -51,10 +51,6 @@ public final class IngestPipeline: Sendable {
     /// The config in force.
     public var currentConfig: RelayConfig { config.withLock { $0 } }
 
-    /// The source named `name`, if configured.
-    public func source(named name: String) -> SourceConfig? {
-        config.withLock { $0.sources[name] }
-    }
 
     /// Verifies, normalizes and durably stores the events of one request. Events the relay
     /// already has (by provider event id) are counted as duplicates and not stored again.

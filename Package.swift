@@ -27,9 +27,11 @@ let package = Package(
             name: "CCurlShim",
             linkerSettings: [.linkedLibrary("curl")]
         ),
+        .target(name: "CRelayCRC"),
         .target(
             name: "RelayCore",
             dependencies: [
+                "CRelayCRC",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Mustache", package: "swift-mustache"),

@@ -61,6 +61,22 @@ func lastSegmentPath(_ directory: String) throws -> String {
         #expect(split == CRC32C.checksum(long))
     }
 
+    @Test func crc32cHardwareAndTableAgree() {
+        // Every length 0…67 and every alignment 0…7 (the instruction path has 8-byte steps and a tail).
+        var generator = SystemRandomNumberGenerator()
+        let bytes = (0..<80).map { _ in UInt8.random(in: 0...255, using: &generator) }
+        for start in 0..<8 {
+            for length in 0...67 {
+                bytes[start..<(start + length)].withUnsafeBytes { raw in
+                    #expect(CRC32C.checksum(raw, continuing: 0x1234_5678) == CRC32C.software(raw, continuing: 0x1234_5678))
+                }
+            }
+        }
+        "123456789".utf8.withContiguousStorageIfAvailable { buffer in
+            #expect(CRC32C.software(UnsafeRawBufferPointer(buffer)) == 0xE306_9283)
+        }
+    }
+
     @Test func roundTripAndReopen() async throws {
         let dir = try TemporaryDirectory()
         defer { dir.remove() }

@@ -22,6 +22,7 @@ public final class JournalReader {
     private var startPosition: JournalPosition?
     private var fd: Int32 = -1
     private var scanner: SegmentScanner?
+    private var segmentPath = ""
 
     /// A reader over `directory`. With `limit` nil it reads every complete record on disk (for
     /// offline tools); a torn tail in the last segment then reads as the end.
@@ -54,11 +55,15 @@ public final class JournalReader {
             // A segment newer than the durable end may hold records not yet synced (or about to
             // be rolled back): never read it.
             if let bound, base > bound.segment { return nil }
-            let path = directory + "/" + JournalFormat.segmentName(base: base)
+            let path = segmentPath
+            // The file's size is read again only when the scanner has reached the size read last
+            // (a stat per record costs more than the checksum): records are never rewritten.
+            var sizeIsFresh = false
             if let bound, bound.segment == base {
                 current.end = bound.offset
-            } else {
+            } else if current.offset >= current.end {
                 current.end = try SegmentScanner.fileSize(fd, path: path)
+                sizeIsFresh = true
             }
             let step = try current.next()
             scanner = current
@@ -68,6 +73,15 @@ public final class JournalReader {
                 from = sequence + 1
                 return JournalRecord(sequence: sequence, type: type, payload: payload, position: JournalPosition(segment: base, offset: offset))
             case .end, .incomplete, .invalid:
+                if !sizeIsFresh, bound?.segment != base {
+                    // Judge the end only against the file's current size.
+                    let known = current.end
+                    current.end = try SegmentScanner.fileSize(fd, path: path)
+                    if current.end > known {
+                        scanner = current
+                        continue
+                    }
+                }
                 var isEnd = false
                 if case .end = step { isEnd = true }
                 if let bound, bound.segment == base {
@@ -112,6 +126,7 @@ public final class JournalReader {
         var offset = UInt64(JournalFormat.segmentHeaderSize)
         if segmentBase == nil, let start = startPosition, start.segment == base, start.offset >= offset { offset = start.offset }
         segmentBase = base
+        segmentPath = path
         scanner = SegmentScanner(fd: descriptor, path: path, offset: offset, end: 0, maxPayload: maxRecordSize)
         return true
     }

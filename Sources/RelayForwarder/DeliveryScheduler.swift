@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import RelayCore
 import Synchronization
@@ -23,11 +24,20 @@ public actor DeliveryScheduler {
         /// journal and are read back as the window drains, so a destination that is down for
         /// days holds a bounded amount of memory.
         public var windowPerDestination: Int
+        /// A checkpoint is written after this many new journal records…
+        public var checkpointEveryRecords: Int
+        /// …or after this long with any new record, and at shutdown.
+        public var checkpointInterval: Duration
 
-        public init(breakerThreshold: Int = 5, drainTimeout: Duration = .seconds(10), windowPerDestination: Int = 10_000) {
+        public init(
+            breakerThreshold: Int = 5, drainTimeout: Duration = .seconds(10), windowPerDestination: Int = 10_000,
+            checkpointEveryRecords: Int = 200_000, checkpointInterval: Duration = .seconds(60)
+        ) {
             self.breakerThreshold = breakerThreshold
             self.drainTimeout = drainTimeout
             self.windowPerDestination = max(2, windowPerDestination)
+            self.checkpointEveryRecords = max(1, checkpointEveryRecords)
+            self.checkpointInterval = checkpointInterval
         }
     }
 
@@ -43,75 +53,73 @@ public actor DeliveryScheduler {
         public var overflowing: Bool
     }
 
-    final class Lane {
-        var destination: DestinationConfig?
-        var template: BodyTemplate?
-        var queue = DeliveryQueue()
-        var inFlight = 0
-        var consecutiveFailures = 0
-        var paused = false
-        var succeeded = 0
-        var dead = 0
-        /// The sequence of the first routing decision for this destination not loaded into
-        /// memory (the window was full); nil when everything is loaded.
-        var overflowFrom: UInt64?
-        /// Where the event of that first decision starts (the record just before it), so the
-        /// read-back starts there instead of scanning its segment from the beginning.
-        var overflowEventPosition: JournalPosition?
-        /// Deliveries beyond the window whose final outcome was read during recovery.
-        var finishedBeyondWindow: Set<UInt64> = []
-    }
-
     private let journal: Journal
     private let transport: any HTTPTransport
     private let clock: any RelayClock
     private let random: @Sendable (Int64) -> Int64
     private let logger: Logger
     private let configuration: Configuration
-    private var lanes: [String: Lane] = [:]
-    private var lastSequence: UInt64 = 0
-    private var lastEvent: EventReference?
+    private let state: DeliveryState
+    private let checkpoints: CheckpointStore?
+    private let participants: [any CheckpointParticipant]
+    /// The last record a saved checkpoint reflects, and when it was saved.
+    private var checkpointedSequence: UInt64
+    private var checkpointedAt = ContinuousClock.now
+    private var checkpointing = false
+    /// Journal records read at start-up (after the checkpoint, if one was used).
+    public nonisolated let recoveredRecords: Int
+    /// The sequence of the checkpoint start-up began from, nil if it read the whole journal.
+    public nonisolated let recoveredFromCheckpoint: UInt64?
     private var attempts: [UInt64: Task<Void, Never>] = [:]
     private var nextAttemptID: UInt64 = 0
     private var wakeup: CheckedContinuation<Void, Never>?
     private var stopping = false
 
+    /// Rebuilds every unfinished delivery from the journal (from the last checkpoint in
+    /// `checkpoints` when there is a usable one), feeding each event read to `participants`
+    /// (the de-duplication index), whose state checkpoints save too. Blocking: it reads files.
     public init(
         journal: Journal, transport: any HTTPTransport, destinations: [String: DestinationConfig],
-        configuration: Configuration = Configuration(), clock: any RelayClock = SystemClock(),
+        configuration: Configuration = Configuration(), checkpoints: CheckpointStore? = nil, participants: [any CheckpointParticipant] = [],
+        clock: any RelayClock = SystemClock(),
         random: @escaping @Sendable (Int64) -> Int64 = { Int64.random(in: 0...max(0, $0)) }, logger: Logger
-    ) {
+    ) throws {
         self.journal = journal
         self.transport = transport
         self.configuration = configuration
         self.clock = clock
         self.random = random
         self.logger = logger
-        var lanes: [String: Lane] = [:]
-        for (name, destination) in destinations {
-            let lane = Lane()
-            lane.destination = destination
-            lane.template = destination.bodyTemplate.flatMap { try? BodyTemplate($0) }
-            lanes[name] = lane
-        }
-        self.lanes = lanes
+        self.checkpoints = checkpoints
+        self.participants = participants
+        let (state, recovery) = try DeliveryState.recover(
+            journal: journal, checkpoints: checkpoints, participants: participants,
+            window: configuration.windowPerDestination, destinations: destinations, now: clock.now(), logger: logger
+        )
+        self.state = state
+        self.recoveredRecords = recovery.records
+        self.recoveredFromCheckpoint = recovery.checkpoint
+        // A long replay is saved at once, so the next start does not repeat it.
+        self.checkpointedSequence = recovery.records >= configuration.checkpointEveryRecords ? 0 : state.lastSequence
+        logger.info("deliveries recovered from the journal", metadata: [
+            "checkpoint": "\(recovery.checkpoint.map(String.init) ?? "none")", "records": "\(recovery.records)", "pending": "\(state.pendingCount)",
+        ])
     }
 
     /// Applies a reloaded config: new destinations get lanes, changed ones their new settings,
     /// and paused lanes resume. Deliveries to a destination that was removed wait until it returns.
     public func updateDestinations(_ destinations: [String: DestinationConfig]) {
-        for (name, lane) in lanes where destinations[name] == nil { lane.destination = nil }
+        for (name, lane) in state.lanes where destinations[name] == nil { lane.configure(nil) }
         for (name, destination) in destinations {
-            let lane = lane(name)
-            lane.destination = destination
-            lane.template = destination.bodyTemplate.flatMap { try? BodyTemplate($0) }
+            let lane = state.lane(name)
+            lane.configure(destination)
             lane.paused = false
         }
         wake()
     }
 
     public func status(of destination: String) -> LaneStatus? {
-        guard let lane = lanes[destination] else { return nil }
+        guard let lane = state.lanes[destination] else { return nil }
         return LaneStatus(
             pending: lane.queue.count, inFlight: lane.inFlight, succeeded: lane.succeeded, dead: lane.dead,
             paused: lane.paused, breakerOpen: lane.consecutiveFailures >= configuration.breakerThreshold,
@@ -119,9 +127,9 @@ public actor DeliveryScheduler {
         )
     }
 
-    /// Rebuilds state from the journal, then tails it and delivers until `stop()`.
+    /// Tails the journal and delivers until `stop()`.
     public func run() async throws {
-        try recover()
+        startCheckpointIfDue()
         await withTaskCancellationHandler {
             await withTaskGroup(of: Void.self) { group in
                 group.addTask { await self.tail() }
@@ -142,115 +150,27 @@ public actor DeliveryScheduler {
 
     // MARK: - Reading the journal
 
-    private func lane(_ name: String) -> Lane {
-        if let lane = lanes[name] { return lane }
-        let lane = Lane()
-        lanes[name] = lane
-        return lane
-    }
-
-    /// Reads every durable record, applying attempt outcomes too (they are not in memory yet).
-    private func recover() throws {
-        let reader = journal.reader()
-        var count = 0
-        while let record = try reader.next() {
-            apply(record, recovering: true)
-            count += 1
-        }
-        let pending = lanes.values.reduce(0) { $0 + $1.queue.count }
-        logger.info("deliveries recovered from the journal", metadata: ["records": "\(count)", "pending": "\(pending)"])
-    }
-
-    /// What a delivery needs of its event, kept while reading the journal.
-    struct EventReference {
-        let sequence: UInt64
-        let position: JournalPosition
-        let id: String
-        let receivedAt: Timestamp
-
-        init?(_ record: JournalRecord) {
-            guard let event = try? Event(decoding: record.payload) else { return nil }
-            (sequence, position, id, receivedAt) = (record.sequence, record.position, event.id, event.receivedAt)
-        }
-
-        func pending(due: Timestamp) -> PendingDelivery {
-            PendingDelivery(eventSequence: sequence, eventPosition: position, eventID: id, receivedAt: receivedAt, attempts: 0, due: due)
-        }
-    }
-
-    /// The routing decision in `record`, if it belongs to `event`: the ingest pipeline writes each
-    /// decision right after its event, in one commit.
-    private static func decision(in record: JournalRecord, of event: EventReference?) -> (RoutingDecision, EventReference)? {
-        guard let decision = try? RoutingDecision(decoding: record.payload), let event,
-              event.sequence == record.sequence - 1, event.id == decision.eventID
-        else { return nil }
-        return (decision, event)
-    }
-
-    private func apply(_ record: JournalRecord, recovering: Bool) {
-        lastSequence = record.sequence
-        switch record.type {
-        case .event:
-            lastEvent = EventReference(record)
-        case .routingDecision:
-            guard let (decision, event) = Self.decision(in: record, of: lastEvent) else { return }
-            pendingCount += decision.destinations.count
-            for name in decision.destinations {
-                let lane = lane(name)
-                // A full window, or older deliveries still in the journal: leave this one there too
-                // (deliveries load in journal order), to be read back as the window drains.
-                if lane.overflowFrom != nil || lane.queue.count >= configuration.windowPerDestination {
-                    if lane.overflowFrom == nil {
-                        lane.overflowFrom = record.sequence
-                        lane.overflowEventPosition = event.position
-                    }
-                    continue
-                }
-                lane.queue.insert(event.pending(due: event.receivedAt))
-            }
-        case .deliveryAttempt:
-            // Live outcomes were applied when they happened; only recovery replays them.
-            guard recovering, let outcome = try? DeliveryRecord(decoding: record.payload) else { return }
-            let lane = lane(outcome.destination)
-            if lane.queue.pending[outcome.eventSequence] == nil, let from = lane.overflowFrom, outcome.eventSequence + 1 >= from {
-                // Beyond this run's window (the previous run's window held it): remember a final
-                // outcome so the read-back skips it; a retry is read back with its attempts reset.
-                if outcome.outcome != .retry { lane.finishedBeyondWindow.insert(outcome.eventSequence) }
-                return
-            }
-            switch outcome.outcome {
-            case .succeeded:
-                lane.queue.remove(outcome.eventSequence)
-                lane.succeeded += 1
-            case .dead:
-                lane.queue.remove(outcome.eventSequence)
-                lane.dead += 1
-                if outcome.pausedDestination { lane.paused = true }
-            case .retry:
-                lane.queue.reschedule(outcome.eventSequence, attempts: outcome.attempt, due: outcome.nextDue ?? outcome.time)
-            }
-        default:
-            break
-        }
-    }
-
     /// Follows the journal as it grows, picking up new routing decisions.
     private func tail() async {
-        let reader = journal.reader(from: lastSequence + 1)
+        let reader = state.lastPosition.map { journal.reader(at: $0, sequence: state.lastSequence + 1) } ?? journal.reader(from: state.lastSequence + 1)
         while !stopping {
             do {
-                let before = pendingCount
+                let before = state.created
+                let now = clock.now()
                 while let record = try reader.next() {
-                    apply(record, recovering: false)
+                    if let event = state.apply(record, recovering: false) {
+                        for participant in participants { participant.observe(event, now: now) }
+                    }
                 }
-                if pendingCount != before { wake() }
+                if state.created != before { wake() }
+                startCheckpointIfDue()
             } catch {
                 logger.error("cannot read the journal for deliveries; retrying", metadata: ["error": "\(error)"])
                 try? await Task.sleep(for: .seconds(1))
             }
             // A closing journal answers every wait at once: stop instead of spinning.
             if journal.isClosing || Task.isCancelled { break }
-            let seen = lastSequence
+            let seen = state.lastSequence
             let waiter = Task { await journal.waitForDurable(after: seen) }
             tailWaiter = waiter
             await waiter.value
@@ -259,9 +179,6 @@ public actor DeliveryScheduler {
     }
 
     private var tailWaiter: Task<Void, Never>?
-
-    /// Deliveries created from decisions so far (only to tell whether the tail added work).
-    private var pendingCount = 0
 
     // MARK: - Sending
 
@@ -273,49 +190,16 @@ public actor DeliveryScheduler {
         tailWaiter?.cancel()
         await drain()
         timerTask?.cancel()
-    }
-
-    /// Reads deliveries for `lane` back from the journal, from where its window overflowed up to
-    /// what the tail has seen, until the window is full again.
-    private func refill(_ name: String, _ lane: Lane) {
-        guard let from = lane.overflowFrom else { return }
-        // The event record comes just before its decision.
-        let reader = lane.overflowEventPosition.map { journal.reader(at: $0, sequence: from - 1) } ?? journal.reader(from: from - 1)
-        var lastRead: EventReference?
-        do {
-            while let record = try reader.next(), record.sequence <= lastSequence {
-                switch record.type {
-                case .event:
-                    lastRead = EventReference(record)
-                case .routingDecision where record.sequence >= from:
-                    guard let (decision, event) = Self.decision(in: record, of: lastRead), decision.destinations.contains(name) else { continue }
-                    if lane.finishedBeyondWindow.remove(event.sequence) != nil { continue }
-                    if lane.queue.count >= configuration.windowPerDestination {
-                        lane.overflowFrom = record.sequence
-                        lane.overflowEventPosition = event.position
-                        return
-                    }
-                    lane.queue.insert(event.pending(due: clock.now()))
-                default:
-                    continue
-                }
-            }
-        } catch {
-            logger.error("cannot read deliveries back from the journal; will retry", metadata: ["destination": "\(name)", "error": "\(error)"])
-            return
-        }
-        lane.overflowFrom = nil
-        lane.overflowEventPosition = nil
-        lane.finishedBeyondWindow = []
+        await saveFinalCheckpoint()
     }
 
     /// Starts every due delivery that fits in its lane; returns the earliest future due time.
     private func dispatchDue() -> Timestamp? {
         let now = clock.now()
         var earliest: Timestamp?
-        for (name, lane) in lanes {
+        for (name, lane) in state.lanes {
             if lane.overflowFrom != nil && lane.queue.count <= configuration.windowPerDestination / 2 {
-                refill(name, lane)
+                state.refill(name, lane, journal: journal, now: now, logger: logger)
             }
             guard let destination = lane.destination, !lane.paused else { continue }
             let limit = lane.consecutiveFailures >= configuration.breakerThreshold ? 1 : destination.maxInFlight
@@ -356,7 +240,7 @@ public actor DeliveryScheduler {
 
     private func finish(id: UInt64, delivery: PendingDelivery, destination name: String, policy: RetryPolicy, result: Result<TransportResponse, TransportFailure>) async {
         attempts[id] = nil
-        let lane = lane(name)
+        let lane = state.lane(name)
         lane.inFlight -= 1
         defer { wake() }
         if case .failure(let failure) = result, failure.kind == .cancelled {
@@ -433,6 +317,58 @@ public actor DeliveryScheduler {
         for task in attempts.values { await task.value }
     }
 
+    // MARK: - Checkpoints
+
+    private func startCheckpointIfDue() {
+        guard checkpoints != nil, !checkpointing, state.lastSequence > checkpointedSequence else { return }
+        let records = state.lastSequence - checkpointedSequence
+        guard records >= UInt64(configuration.checkpointEveryRecords) || ContinuousClock.now - checkpointedAt >= configuration.checkpointInterval else { return }
+        checkpointing = true
+        checkpointTask = Task { await self.saveCheckpoint() }
+    }
+
+    private var checkpointTask: Task<Void, Never>?
+
+    /// Waits for a checkpoint being saved, then saves one as of now if anything is newer (at shutdown).
+    private func saveFinalCheckpoint() async {
+        await checkpointTask?.value
+        guard !checkpointing else { return }
+        checkpointing = true
+        await saveCheckpoint()
+    }
+
+    /// Saves the state as of the last record read, with every participant's, on a thread of its
+    /// own (it writes and syncs a file); returns when it is saved or has failed. The caller has
+    /// set `checkpointing`, so only one save runs at a time.
+    private func saveCheckpoint() async {
+        defer { checkpointing = false }
+        guard let checkpoints, let position = state.lastPosition, state.lastSequence > checkpointedSequence else { return }
+        let sequence = state.lastSequence
+        let deliveries = state.encoded()
+        let snapshots = participants.map { ($0.checkpointSection, $0.checkpointSnapshot()) }
+        let started = ContinuousClock.now
+        let result: Result<Int, any Error> = await withCheckedContinuation { continuation in
+            let thread = Thread {
+                var sections = [DeliveryState.checkpointSection: deliveries]
+                for (name, encode) in snapshots { sections[name] = encode() }
+                let checkpoint = Checkpoint(sequence: sequence, position: position, sections: sections)
+                continuation.resume(returning: Result { try checkpoints.save(checkpoint) })
+            }
+            thread.name = "relay-checkpoint"
+            thread.start()
+        }
+        switch result {
+        case .success(let bytes):
+            checkpointedSequence = sequence
+            checkpointedAt = ContinuousClock.now
+            logger.debug("checkpoint saved", metadata: ["sequence": "\(sequence)", "bytes": "\(bytes)", "duration": "\(ContinuousClock.now - started)"])
+        case .failure(let error):
+            // Start-up then reads more of the journal; nothing is lost.
+            checkpointedAt = ContinuousClock.now
+            logger.warning("cannot save a checkpoint; will try again", metadata: ["path": "\(checkpoints.path)", "error": "\(error)"])
+        }
+    }
+
     // MARK: - Waking
 
     private func wake() {
@@ -454,7 +390,7 @@ public actor DeliveryScheduler {
                 timerTask?.cancel()
                 timerTask = Task {
                     try? await Task.sleep(for: .milliseconds(min(millis, 60_000)))
-                    await self.timerFired(deadline)
+                    self.timerFired(deadline)
                 }
             }
         }

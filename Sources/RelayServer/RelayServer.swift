@@ -28,11 +28,14 @@ public final class RelayServer: Sendable {
         self.logger = logger
         self.journal = try Journal.open(configuration.journal, logger: logger)
         self.pipeline = IngestPipeline(config: config, journal: journal, clock: clock, logger: logger)
-        try pipeline.recover(from: journal.reader())
         let engine = try CurlEngine(logger: logger)
         self.engine = engine
-        self.scheduler = DeliveryScheduler(
-            journal: journal, transport: engine, destinations: config.destinations, configuration: configuration.scheduler, clock: clock, logger: logger
+        // One pass over the journal (after the last checkpoint) rebuilds deliveries and the
+        // de-duplication index, before either listener starts.
+        self.scheduler = try DeliveryScheduler(
+            journal: journal, transport: engine, destinations: config.destinations, configuration: configuration.scheduler,
+            checkpoints: CheckpointStore(directory: configuration.journal.directory), participants: [pipeline.deduplication],
+            clock: clock, logger: logger
         )
     }
 

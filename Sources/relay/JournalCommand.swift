@@ -3,7 +3,7 @@ import Foundation
 import RelayCore
 
 struct Journal: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Offline journal tools.", subcommands: [Verify.self, Latency.self])
+    static let configuration = CommandConfiguration(abstract: "Offline journal tools.", subcommands: [Verify.self, Latency.self, Fill.self])
 
     struct Latency: ParsableCommand {
         static let configuration = CommandConfiguration(

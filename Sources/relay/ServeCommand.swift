@@ -23,9 +23,13 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Pending deliveries kept in memory per destination; the rest wait in the journal.")
     var deliveryWindow: Int = 10_000
 
+    @Option(help: "Save a start-up checkpoint after this many new journal records (and at least every minute, and at shutdown).")
+    var checkpointRecords: Int = 200_000
+
     @OptionGroup var logging: LoggingOptions
 
     func validate() throws {
+        guard checkpointRecords >= 1 else { throw ValidationError("--checkpoint-records: must be at least 1, not \(checkpointRecords)") }
         guard deliveryWindow >= 2 else { throw ValidationError("--delivery-window: must be at least 2, not \(deliveryWindow)") }
     }
 
@@ -40,7 +44,7 @@ struct Serve: AsyncParsableCommand {
             server = try RelayServer(
                 configuration: RelayServerConfiguration(
                     configPath: config, dataDirectory: data, listen: listen, adminListen: adminListen,
-                    scheduler: DeliveryScheduler.Configuration(windowPerDestination: deliveryWindow)
+                    scheduler: DeliveryScheduler.Configuration(windowPerDestination: deliveryWindow, checkpointEveryRecords: checkpointRecords)
                 ),
                 config: relayConfig,
                 logger: logger

@@ -37,9 +37,14 @@ public final class DeduplicationIndex: Sendable {
             self.high = high
             self.low = low
         }
+
+        init(high: UInt64, low: UInt64) {
+            self.high = high
+            self.low = low
+        }
     }
 
-    struct Entry {
+    struct Entry: Sendable {
         var id: EventIDGenerator.Packed
         var seconds: UInt32
     }
@@ -147,6 +152,70 @@ public final class DeduplicationIndex: Sendable {
         if state.head > 1024 && state.head * 2 > state.order.count {
             state.order.removeFirst(state.head)
             state.head = 0
+        }
+    }
+}
+
+extension DeduplicationIndex: CheckpointParticipant {
+    public var checkpointSection: String { "deduplication" }
+
+    /// Events read from the journal are added if missing: the request that stored one commits its
+    /// key itself, but only after its append returned, so a checkpoint taken in between must not
+    /// depend on that.
+    public func observe(_ event: Event, now: Timestamp) {
+        guard !event.providerEventID.isEmpty else { return }
+        recover(key: Key(source: event.source, providerEventID: event.providerEventID), id: event.id, receivedAt: event.receivedAt, now: now)
+    }
+
+    /// Copies the tables (copy-on-write, so the lock is held only for the copy) and encodes them
+    /// later: per key, oldest first, its 128-bit hash, the relay id packed in 128 bits and the time.
+    public func checkpointSnapshot() -> @Sendable () -> [UInt8] {
+        let (stored, order, head) = state.withLock { ($0.stored, $0.order, $0.head) }
+        return {
+            var entries = ByteWriter(capacity: stored.count * 36)
+            var written: UInt64 = 0
+            for index in head..<order.count {
+                let (key, seconds) = order[index]
+                // A key inserted again has an older, stale order entry: skip it.
+                guard let entry = stored[key], entry.seconds == seconds else { continue }
+                entries.write(key.high)
+                entries.write(key.low)
+                entries.write(entry.id.high)
+                entries.write(entry.id.low)
+                entries.write(seconds)
+                written += 1
+            }
+            var header = ByteWriter(capacity: 8 + entries.bytes.count)
+            header.write(written)
+            return header.bytes + entries.bytes
+        }
+    }
+
+    public func restore(checkpoint bytes: [UInt8], now: Timestamp) throws {
+        var reader = ByteReader(bytes)
+        let count = Int(try reader.read(UInt64.self))
+        guard count <= bytes.count / 36 else { throw CheckpointError("deduplication: bad key count \(count)") }
+        let cutoff = now.seconds - configuration.windowMillis / 1000
+        var restored = State()
+        restored.stored.reserveCapacity(count)
+        restored.order.reserveCapacity(count)
+        for _ in 0..<count {
+            let key = Key(high: try reader.read(), low: try reader.read())
+            let id = EventIDGenerator.Packed(high: try reader.read(), low: try reader.read())
+            let seconds: UInt32 = try reader.read()
+            guard Int64(seconds) >= cutoff, restored.stored[key] == nil else { continue }
+            restored.stored[key] = Entry(id: id, seconds: seconds)
+            restored.order.append((key, seconds))
+        }
+        while restored.stored.count > configuration.maxKeys { evictOldest(&restored) }
+        state.withLock { current in
+            // Keys added since (none at start-up) are kept.
+            for (key, entry) in current.stored where restored.stored[key] == nil {
+                restored.stored[key] = entry
+                restored.order.append((key, entry.seconds))
+            }
+            restored.pending = current.pending
+            current = restored
         }
     }
 }

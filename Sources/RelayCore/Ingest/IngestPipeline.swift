@@ -159,17 +159,13 @@ public final class IngestPipeline: Sendable {
         }
     }
 
-    /// Rebuilds the de-duplication keys from the journal's events (at start-up).
+    /// Rebuilds the de-duplication keys from every event in `reader` (the server does this in
+    /// the delivery scheduler's start-up pass instead, from its last checkpoint).
     public func recover(from reader: JournalReader) throws {
         let now = clock.now()
         while let record = try reader.next() {
             guard record.type == .event else { continue }
-            let event = try Event(decoding: record.payload)
-            guard !event.providerEventID.isEmpty else { continue }
-            deduplication.recover(
-                key: DeduplicationIndex.Key(source: event.source, providerEventID: event.providerEventID),
-                id: event.id, receivedAt: event.receivedAt, now: now
-            )
+            deduplication.observe(try Event(decoding: record.payload), now: now)
         }
     }
 }

@@ -1,0 +1,152 @@
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// State rebuilt from the journal, saved up to one record so that start-up reads only the
+/// records after it instead of the whole history.
+///
+/// A checkpoint names the last record it reflects (sequence and position) and holds one opaque
+/// section per participant (the delivery scheduler, the de-duplication index). It is only ever a
+/// shortcut: the journal stays the truth, and a missing, damaged or mismatched checkpoint means
+/// a full replay, never lost state.
+///
+/// File: `"RLYCKPT1"`, sequence (u64), segment (u64), offset (u64), section count (u32), then per
+/// section its name and its bytes (u32-length-prefixed), then the CRC-32C of everything before.
+public struct Checkpoint: Sendable, Equatable {
+    /// The last journal record the state reflects.
+    public var sequence: UInt64
+    /// Where that record starts, so the replay after it starts without a scan.
+    public var position: JournalPosition
+    public var sections: [String: [UInt8]]
+
+    public init(sequence: UInt64, position: JournalPosition, sections: [String: [UInt8]]) {
+        self.sequence = sequence
+        self.position = position
+        self.sections = sections
+    }
+
+    static let magic = Array("RLYCKPT1".utf8)
+
+    public func encoded() -> [UInt8] {
+        var writer = ByteWriter(capacity: 64 + sections.values.reduce(0) { $0 + $1.count + 64 })
+        for byte in Self.magic { writer.write(byte) }
+        writer.write(sequence)
+        writer.write(position.segment)
+        writer.write(position.offset)
+        writer.write(UInt32(sections.count))
+        for name in sections.keys.sorted() {
+            writer.write(name)
+            writer.write(bytes: sections[name] ?? [])
+        }
+        var bytes = writer.bytes
+        bytes.appendLittleEndian(CRC32C.checksum(bytes))
+        return bytes
+    }
+
+    public init(decoding bytes: [UInt8]) throws {
+        guard bytes.count >= Self.magic.count + 4, Array(bytes.prefix(Self.magic.count)) == Self.magic else {
+            throw CheckpointError("not a relay checkpoint (bad magic)")
+        }
+        let body = bytes.prefix(bytes.count - 4)
+        let stored = bytes.withUnsafeBytes { $0.loadLE(UInt32.self, at: bytes.count - 4) }
+        guard CRC32C.checksum(body) == stored else { throw CheckpointError("checksum mismatch") }
+        var reader = ByteReader(Array(body))
+        do {
+            for _ in Self.magic { _ = try reader.read(UInt8.self) }
+            sequence = try reader.read()
+            position = JournalPosition(segment: try reader.read(), offset: try reader.read())
+            let count = Int(try reader.read(UInt32.self))
+            var sections: [String: [UInt8]] = [:]
+            for _ in 0..<count {
+                let name = try reader.readString()
+                sections[name] = try reader.readBytes()
+            }
+            self.sections = sections
+        } catch {
+            throw CheckpointError("\(error)")
+        }
+        guard reader.isAtEnd else { throw CheckpointError("trailing bytes after the last section") }
+    }
+}
+
+public struct CheckpointError: Error, CustomStringConvertible, Sendable {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// Where checkpoints live: one file, replaced atomically (written to a temporary file, synced,
+/// renamed over the old one, directory synced), so a crash leaves the old or the new one whole.
+public struct CheckpointStore: Sendable {
+    public let path: String
+
+    public init(directory: String) {
+        path = directory + "/checkpoint.bin"
+    }
+
+    /// The saved checkpoint, nil if there is none. Throws if the file exists but is unreadable or damaged.
+    public func load() throws -> Checkpoint? {
+        guard FileManager.default.fileExists(atPath: path) else { return nil }
+        guard let data = FileManager.default.contents(atPath: path) else { throw CheckpointError("cannot read \(path)") }
+        return try Checkpoint(decoding: [UInt8](data))
+    }
+
+    /// Replaces the checkpoint and returns its size. Blocking (writes and syncs): call it off
+    /// Swift's cooperative pool.
+    @discardableResult
+    public func save(_ checkpoint: Checkpoint) throws -> Int {
+        let bytes = checkpoint.encoded()
+        let temporary = path + ".tmp"
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw CheckpointError("cannot create \(temporary): \(String(cString: strerror(errno)))") }
+        var written = 0
+        while written < bytes.count {
+            let result = bytes.withUnsafeBytes { raw -> Int in
+                guard let base = raw.baseAddress else { return 0 }
+                return Glibc.write(fd, base + written, raw.count - written)
+            }
+            if result < 0 {
+                if errno == EINTR { continue }
+                let reason = String(cString: strerror(errno))
+                close(fd)
+                unlink(temporary)
+                throw CheckpointError("cannot write \(temporary): \(reason)")
+            }
+            written += result
+        }
+        guard fsync(fd) == 0 else {
+            let reason = String(cString: strerror(errno))
+            close(fd)
+            unlink(temporary)
+            throw CheckpointError("cannot sync \(temporary): \(reason)")
+        }
+        close(fd)
+        guard rename(temporary, path) == 0 else {
+            let reason = String(cString: strerror(errno))
+            unlink(temporary)
+            throw CheckpointError("cannot replace \(path): \(reason)")
+        }
+        let directory = (path as NSString).deletingLastPathComponent
+        let dirfd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if dirfd >= 0 {
+            _ = fsync(dirfd)
+            close(dirfd)
+        }
+        return bytes.count
+    }
+}
+
+/// State other than deliveries that is rebuilt by following the journal's events and saved in
+/// checkpoints (the de-duplication index). The delivery scheduler, which reads every record,
+/// feeds it each event and asks it for its section when it writes a checkpoint.
+public protocol CheckpointParticipant: Sendable {
+    /// The checkpoint section name, unique among participants.
+    var checkpointSection: String { get }
+    /// An event record read from the journal, at start-up or live (possibly one already known).
+    func observe(_ event: Event, now: Timestamp)
+    /// A copy of the state, taken quickly; the returned closure encodes it (off the caller's thread).
+    func checkpointSnapshot() -> @Sendable () -> [UInt8]
+    /// Replaces the state with a section written by `checkpointSnapshot`.
+    func restore(checkpoint: [UInt8], now: Timestamp) throws
+}

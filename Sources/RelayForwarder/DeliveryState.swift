@@ -1,0 +1,390 @@
+import Logging
+import RelayCore
+
+/// Every destination's pending deliveries, as far as the journal has been read: the part of the
+/// scheduler that is rebuilt from the journal (at start-up, from the last checkpoint) and saved
+/// in checkpoints. Not thread-safe: the scheduler actor owns it once running.
+final class DeliveryState {
+    /// A final or retry outcome read during start-up for a delivery beyond the in-memory window
+    /// (an earlier run's window held it), applied when the delivery is read back.
+    enum Recorded: Equatable {
+        case finished
+        case retry(attempts: Int, due: Timestamp)
+    }
+
+    final class Lane {
+        var destination: DestinationConfig?
+        var template: BodyTemplate?
+        var queue = DeliveryQueue()
+        var inFlight = 0
+        var consecutiveFailures = 0
+        var paused = false
+        var succeeded = 0
+        var dead = 0
+        /// The sequence of the first routing decision for this destination not loaded into
+        /// memory (the window was full); nil when everything is loaded.
+        var overflowFrom: UInt64?
+        /// Where the event of that first decision starts (the record just before it), so the
+        /// read-back starts there instead of scanning its segment from the beginning.
+        var overflowEventPosition: JournalPosition?
+        /// Outcomes of deliveries beyond the window, by event sequence.
+        var beyondWindow: [UInt64: Recorded] = [:]
+
+        func configure(_ destination: DestinationConfig?) {
+            self.destination = destination
+            template = destination?.bodyTemplate.flatMap { try? BodyTemplate($0) }
+        }
+    }
+
+    /// What a delivery needs of its event, kept while reading the journal.
+    struct EventReference {
+        let sequence: UInt64
+        let position: JournalPosition
+        let id: String
+        let receivedAt: Timestamp
+
+        init(_ record: JournalRecord, _ event: Event) {
+            (sequence, position, id, receivedAt) = (record.sequence, record.position, event.id, event.receivedAt)
+        }
+
+        func pending(due: Timestamp, attempts: Int = 0) -> PendingDelivery {
+            PendingDelivery(eventSequence: sequence, eventPosition: position, eventID: id, receivedAt: receivedAt, attempts: attempts, due: due)
+        }
+    }
+
+    let window: Int
+    private(set) var lanes: [String: Lane] = [:]
+    /// The last record applied, and where it starts.
+    private(set) var lastSequence: UInt64 = 0
+    private(set) var lastPosition: JournalPosition?
+    private var lastEvent: EventReference?
+    /// Deliveries created from decisions so far (only to tell whether reading added work).
+    private(set) var created = 0
+
+    init(window: Int, destinations: [String: DestinationConfig]) {
+        self.window = window
+        for (name, destination) in destinations { lane(name).configure(destination) }
+    }
+
+    func lane(_ name: String) -> Lane {
+        if let lane = lanes[name] { return lane }
+        let lane = Lane()
+        lanes[name] = lane
+        return lane
+    }
+
+    var pendingCount: Int { lanes.values.reduce(0) { $0 + $1.queue.count } }
+
+    // MARK: - Applying records
+
+    /// The routing decision in `record`, if it belongs to `event`: the ingest pipeline writes each
+    /// decision right after its event, in one commit.
+    static func decision(in record: JournalRecord, of event: EventReference?) -> (RoutingDecision, EventReference)? {
+        guard let decision = try? RoutingDecision(decoding: record.payload), let event,
+              event.sequence == record.sequence - 1, event.id == decision.eventID
+        else { return nil }
+        return (decision, event)
+    }
+
+    /// Applies one record read in order. Attempt outcomes are applied only when `recovering`
+    /// (live ones were applied when they happened); applying one twice changes nothing.
+    /// Returns the event of an event record, for the checkpoint participants.
+    @discardableResult
+    func apply(_ record: JournalRecord, recovering: Bool) -> Event? {
+        lastSequence = record.sequence
+        lastPosition = record.position
+        switch record.type {
+        case .event:
+            guard let event = try? Event(decoding: record.payload) else {
+                lastEvent = nil
+                return nil
+            }
+            lastEvent = EventReference(record, event)
+            return event
+        case .routingDecision:
+            guard let (decision, event) = Self.decision(in: record, of: lastEvent) else { return nil }
+            created += decision.destinations.count
+            for name in decision.destinations {
+                let lane = lane(name)
+                // A full window, or older deliveries still in the journal: leave this one there too
+                // (deliveries load in journal order), to be read back as the window drains.
+                if lane.overflowFrom != nil || lane.queue.count >= window {
+                    if lane.overflowFrom == nil {
+                        lane.overflowFrom = record.sequence
+                        lane.overflowEventPosition = event.position
+                    }
+                    continue
+                }
+                lane.queue.insert(event.pending(due: event.receivedAt))
+            }
+        case .deliveryAttempt:
+            guard recovering, let outcome = try? DeliveryRecord(decoding: record.payload) else { return nil }
+            applyRecovered(outcome)
+        default:
+            break
+        }
+        return nil
+    }
+
+    private func applyRecovered(_ outcome: DeliveryRecord) {
+        let lane = lane(outcome.destination)
+        let sequence = outcome.eventSequence
+        guard let current = lane.queue.pending[sequence] else {
+            // Beyond this run's window (an earlier run's window held it): remember the outcome
+            // for the read-back. Otherwise the delivery already finished: nothing to do.
+            if let from = lane.overflowFrom, sequence + 1 >= from {
+                switch outcome.outcome {
+                case .succeeded, .dead:
+                    lane.beyondWindow[sequence] = .finished
+                case .retry:
+                    if case .finished? = lane.beyondWindow[sequence] { return }
+                    if case .retry(let attempts, _)? = lane.beyondWindow[sequence], attempts >= outcome.attempt { return }
+                    lane.beyondWindow[sequence] = .retry(attempts: outcome.attempt, due: outcome.nextDue ?? outcome.time)
+                }
+            }
+            return
+        }
+        switch outcome.outcome {
+        case .succeeded:
+            lane.queue.remove(sequence)
+            lane.succeeded += 1
+        case .dead:
+            lane.queue.remove(sequence)
+            lane.dead += 1
+            if outcome.pausedDestination { lane.paused = true }
+        case .retry:
+            // A checkpoint may already reflect this attempt (or a later one).
+            guard outcome.attempt > current.attempts else { return }
+            lane.queue.reschedule(sequence, attempts: outcome.attempt, due: outcome.nextDue ?? outcome.time)
+        }
+    }
+
+    /// Reads deliveries for `lane` back from the journal, from where its window overflowed up to
+    /// the last record applied, until the window is full again.
+    func refill(_ name: String, _ lane: Lane, journal: Journal, now: Timestamp, logger: Logger) {
+        guard let from = lane.overflowFrom else { return }
+        // The event record comes just before its decision.
+        let reader = lane.overflowEventPosition.map { journal.reader(at: $0, sequence: from - 1) } ?? journal.reader(from: from - 1)
+        var lastRead: EventReference?
+        do {
+            while let record = try reader.next(), record.sequence <= lastSequence {
+                switch record.type {
+                case .event:
+                    lastRead = (try? Event(decoding: record.payload)).map { EventReference(record, $0) }
+                case .routingDecision where record.sequence >= from:
+                    guard let (decision, event) = Self.decision(in: record, of: lastRead), decision.destinations.contains(name) else { continue }
+                    if lane.queue.count >= window {
+                        lane.overflowFrom = record.sequence
+                        lane.overflowEventPosition = event.position
+                        return
+                    }
+                    switch lane.beyondWindow.removeValue(forKey: event.sequence) {
+                    case .finished?: continue
+                    case .retry(let attempts, let due)?: lane.queue.insert(event.pending(due: due, attempts: attempts))
+                    case nil: lane.queue.insert(event.pending(due: now))
+                    }
+                default:
+                    continue
+                }
+            }
+        } catch {
+            logger.error("cannot read deliveries back from the journal; will retry", metadata: ["destination": "\(name)", "error": "\(error)"])
+            return
+        }
+        lane.overflowFrom = nil
+        lane.overflowEventPosition = nil
+        lane.beyondWindow = [:]
+    }
+}
+
+// MARK: - Checkpoints
+
+extension DeliveryState {
+    static let checkpointSection = "deliveries"
+    private static let encodingVersion: UInt8 = 1
+
+    /// The state as a checkpoint section. Deliveries in flight are saved as pending: after a
+    /// restart they are attempted again (at least once).
+    func encoded() -> [UInt8] {
+        var writer = ByteWriter(capacity: 64 + pendingCount * 80)
+        writer.write(Self.encodingVersion)
+        writer.write(lastEvent != nil)
+        if let event = lastEvent {
+            writer.write(event.sequence)
+            writer.write(event.position)
+            writer.write(event.id)
+            writer.write(event.receivedAt.milliseconds)
+        }
+        writer.write(UInt32(lanes.count))
+        for (name, lane) in lanes.sorted(by: { $0.key < $1.key }) {
+            writer.write(name)
+            writer.write(lane.paused)
+            writer.write(UInt64(lane.succeeded))
+            writer.write(UInt64(lane.dead))
+            writer.write(UInt32(clamping: lane.consecutiveFailures))
+            writer.write(lane.overflowFrom ?? 0)
+            writer.write(lane.overflowEventPosition ?? JournalPosition(segment: 0, offset: 0))
+            writer.write(UInt32(lane.beyondWindow.count))
+            for (sequence, recorded) in lane.beyondWindow {
+                writer.write(sequence)
+                switch recorded {
+                case .finished:
+                    writer.write(UInt8(0))
+                case .retry(let attempts, let due):
+                    writer.write(UInt8(1))
+                    writer.write(UInt32(clamping: attempts))
+                    writer.write(due.milliseconds)
+                }
+            }
+            writer.write(UInt32(lane.queue.count))
+            for delivery in lane.queue.pending.values {
+                writer.write(delivery.eventSequence)
+                writer.write(delivery.eventPosition)
+                writer.write(delivery.eventID)
+                writer.write(delivery.receivedAt.milliseconds)
+                writer.write(UInt32(clamping: delivery.attempts))
+                writer.write(delivery.due.milliseconds)
+            }
+        }
+        return writer.bytes
+    }
+
+    /// Restores a section written by `encoded()` that reflects the journal up to `sequence`,
+    /// whose record starts at `position`. Lanes keep the destinations they were configured with.
+    func restore(_ bytes: [UInt8], sequence: UInt64, position: JournalPosition) throws {
+        var reader = ByteReader(bytes)
+        let version: UInt8 = try reader.read()
+        guard version == Self.encodingVersion else { throw CheckpointError("deliveries: unknown version \(version)") }
+        var lastEvent: EventReference?
+        if try reader.readBool() {
+            lastEvent = EventReference(
+                sequence: try reader.read(), position: try reader.readPosition(), id: try reader.readString(),
+                receivedAt: Timestamp(milliseconds: try reader.read())
+            )
+        }
+        var restored: [String: Lane] = [:]
+        var created = 0
+        for _ in 0..<Int(try reader.read(UInt32.self)) {
+            let name = try reader.readString()
+            let lane = Lane()
+            lane.destination = lanes[name]?.destination
+            lane.template = lanes[name]?.template
+            lane.paused = try reader.readBool()
+            lane.succeeded = Int(try reader.read(UInt64.self))
+            lane.dead = Int(try reader.read(UInt64.self))
+            lane.consecutiveFailures = Int(try reader.read(UInt32.self))
+            let overflowFrom: UInt64 = try reader.read()
+            let overflowPosition = try reader.readPosition()
+            lane.overflowFrom = overflowFrom == 0 ? nil : overflowFrom
+            lane.overflowEventPosition = overflowFrom == 0 ? nil : overflowPosition
+            for _ in 0..<Int(try reader.read(UInt32.self)) {
+                let sequence: UInt64 = try reader.read()
+                switch try reader.read(UInt8.self) {
+                case 0: lane.beyondWindow[sequence] = .finished
+                case 1: lane.beyondWindow[sequence] = .retry(attempts: Int(try reader.read(UInt32.self)), due: Timestamp(milliseconds: try reader.read()))
+                case let kind: throw CheckpointError("deliveries: unknown outcome kind \(kind)")
+                }
+            }
+            for _ in 0..<Int(try reader.read(UInt32.self)) {
+                let delivery = PendingDelivery(
+                    eventSequence: try reader.read(), eventPosition: try reader.readPosition(), eventID: try reader.readString(),
+                    receivedAt: Timestamp(milliseconds: try reader.read()), attempts: Int(try reader.read(UInt32.self)),
+                    due: Timestamp(milliseconds: try reader.read())
+                )
+                lane.queue.insert(delivery)
+            }
+            created += lane.queue.count
+            restored[name] = lane
+        }
+        guard reader.isAtEnd else { throw CheckpointError("deliveries: trailing bytes") }
+        for (name, lane) in lanes where restored[name] == nil { restored[name] = lane }
+        lanes = restored
+        self.lastEvent = lastEvent
+        self.created = created
+        lastSequence = sequence
+        lastPosition = position
+    }
+}
+
+extension DeliveryState.EventReference {
+    init(sequence: UInt64, position: JournalPosition, id: String, receivedAt: Timestamp) {
+        (self.sequence, self.position, self.id, self.receivedAt) = (sequence, position, id, receivedAt)
+    }
+}
+
+extension ByteWriter {
+    mutating func write(_ position: JournalPosition) {
+        write(position.segment)
+        write(position.offset)
+    }
+}
+
+extension ByteReader {
+    mutating func readPosition() throws -> JournalPosition {
+        JournalPosition(segment: try read(), offset: try read())
+    }
+}
+
+// MARK: - Start-up
+
+extension DeliveryState {
+    /// How start-up went, for the log and tests.
+    struct Recovery {
+        var checkpoint: UInt64?
+        var records = 0
+    }
+
+    /// Rebuilds the state from the last checkpoint (when there is a usable one) and the records
+    /// after it, or else from the whole journal, feeding every event to `participants`.
+    static func recover(
+        journal: Journal, checkpoints: CheckpointStore?, participants: [any CheckpointParticipant],
+        window: Int, destinations: [String: DestinationConfig], now: Timestamp, logger: Logger
+    ) throws -> (DeliveryState, Recovery) {
+        var state = DeliveryState(window: window, destinations: destinations)
+        var recovery = Recovery()
+        var reader: JournalReader?
+        if let checkpoints {
+            do {
+                if let checkpoint = try checkpoints.load() {
+                    reader = try resume(from: checkpoint, state: state, journal: journal, participants: participants, now: now)
+                    recovery.checkpoint = checkpoint.sequence
+                }
+            } catch {
+                logger.warning("checkpoint not used; rebuilding from the whole journal", metadata: ["path": "\(checkpoints.path)", "reason": "\(error)"])
+                state = DeliveryState(window: window, destinations: destinations)
+                reader = nil
+            }
+        }
+        let records = reader ?? journal.reader()
+        while let record = try records.next() {
+            if let event = state.apply(record, recovering: true) {
+                for participant in participants { participant.observe(event, now: now) }
+            }
+            recovery.records += 1
+        }
+        return (state, recovery)
+    }
+
+    /// Restores `state` and `participants` from `checkpoint` if it matches the journal, and
+    /// returns a reader positioned just after the checkpoint's last record.
+    private static func resume(
+        from checkpoint: Checkpoint, state: DeliveryState, journal: Journal, participants: [any CheckpointParticipant], now: Timestamp
+    ) throws -> JournalReader {
+        guard checkpoint.sequence <= journal.durable.lastSequence else {
+            throw CheckpointError("it reflects sequence \(checkpoint.sequence) but the journal ends at \(journal.durable.lastSequence)")
+        }
+        let reader = journal.reader(at: checkpoint.position, sequence: checkpoint.sequence)
+        guard let record = try reader.next(), record.sequence == checkpoint.sequence, record.position == checkpoint.position else {
+            throw CheckpointError("its last record (sequence \(checkpoint.sequence) at \(checkpoint.position)) is not in the journal")
+        }
+        guard let deliveries = checkpoint.sections[checkpointSection] else { throw CheckpointError("no \(checkpointSection) section") }
+        try state.restore(deliveries, sequence: checkpoint.sequence, position: checkpoint.position)
+        for participant in participants {
+            guard let section = checkpoint.sections[participant.checkpointSection] else {
+                throw CheckpointError("no \(participant.checkpointSection) section")
+            }
+            try participant.restore(checkpoint: section, now: now)
+        }
+        return reader
+    }
+}

@@ -1,0 +1,176 @@
+import Foundation
+import Logging
+import RelayCore
+@testable import RelayForwarder
+import RelayTesting
+import Testing
+
+/// A real journal in a temporary directory, written the way ingest and the scheduler write it.
+final class JournalFixture {
+    let directory: TemporaryDirectory
+    let journal: Journal
+    var ids: [UInt64: String] = [:]
+    private var counter = 0
+
+    init() throws {
+        directory = try TemporaryDirectory()
+        journal = try Journal.open(JournalConfiguration(directory: directory.path + "/journal"), logger: makeTestLogger())
+    }
+
+    deinit { directory.remove() }
+
+    var checkpoints: CheckpointStore { CheckpointStore(directory: directory.path + "/journal") }
+
+    /// Appends `count` events, each routed to `destinations`, one commit each; returns their sequences.
+    @discardableResult
+    func events(_ count: Int, to destinations: [String]) async throws -> [UInt64] {
+        var sequences: [UInt64] = []
+        for _ in 0..<count {
+            counter += 1
+            let id = "evt_\(String(repeating: "0", count: 20))\(String(format: "%06d", counter))"
+            let event = Event(id: id, source: "shop", provider: "generic", providerEventID: "p\(counter)", receivedAt: Timestamp(milliseconds: 1_000_000 + Int64(counter)), body: Array("{}".utf8))
+            let decision = RoutingDecision(eventID: id, configVersion: "v", routes: ["r"], destinations: destinations)
+            let appended = try await journal.append([event.journalEntry, decision.journalEntry])
+            ids[appended[0]] = id
+            sequences.append(appended[0])
+        }
+        return sequences
+    }
+
+    func outcome(_ sequence: UInt64, _ destination: String, attempt: Int, _ outcome: DeliveryRecord.Outcome, due: Int64? = nil) async throws {
+        let record = DeliveryRecord(
+            eventSequence: sequence, eventID: ids[sequence] ?? "", destination: destination, attempt: attempt, time: Timestamp(milliseconds: 2_000_000),
+            outcome: outcome, status: outcome == .succeeded ? 200 : 503, error: "", durationMillis: 1, nextDue: due.map { Timestamp(milliseconds: $0) }
+        )
+        _ = try await journal.append(record.journalEntry)
+    }
+
+    func recover(window: Int, participants: [any CheckpointParticipant] = [], checkpoints: CheckpointStore? = nil) throws -> (DeliveryState, DeliveryState.Recovery) {
+        try DeliveryState.recover(
+            journal: journal, checkpoints: checkpoints, participants: participants, window: window,
+            destinations: [:], now: Timestamp(milliseconds: 3_000_000), logger: makeTestLogger()
+        )
+    }
+
+    /// Saves `state` as a checkpoint the way the scheduler does.
+    func save(_ state: DeliveryState, participants: [any CheckpointParticipant] = []) throws {
+        var sections = [DeliveryState.checkpointSection: state.encoded()]
+        for participant in participants { sections[participant.checkpointSection] = participant.checkpointSnapshot()() }
+        guard let position = state.lastPosition else { throw CheckpointError("no position") }
+        try checkpoints.save(Checkpoint(sequence: state.lastSequence, position: position, sections: sections))
+    }
+}
+
+/// Every pending delivery of a lane, with what must survive a restart: attempts and due time.
+func pendingSummary(_ state: DeliveryState, _ lane: String, readingBack journal: Journal? = nil) -> [UInt64: (attempts: Int, due: Int64)] {
+    guard let lane = state.lanes[lane] else { return [:] }
+    if let journal {
+        state.refill("d", lane, journal: journal, now: Timestamp(milliseconds: 3_000_000), logger: makeTestLogger())
+    }
+    return lane.queue.pending.mapValues { ($0.attempts, $0.due.milliseconds) }
+}
+
+@Suite struct DeliveryStateTests {
+    @Test func recoveryKeepsAttemptsOfDeliveriesBeyondTheWindow() async throws {
+        let fixture = try JournalFixture()
+        let sequences = try await fixture.events(10, to: ["d"])
+        // An earlier run's window moved on: 1…5 succeeded, 6…8 failed twice.
+        for sequence in sequences[0..<5] { try await fixture.outcome(sequence, "d", attempt: 1, .succeeded) }
+        for sequence in sequences[5..<8] {
+            try await fixture.outcome(sequence, "d", attempt: 1, .retry, due: 2_500_000)
+            try await fixture.outcome(sequence, "d", attempt: 2, .retry, due: 2_600_000)
+        }
+        // With a window of 4, 6…10 are beyond it when their outcomes are read.
+        let (state, recovery) = try fixture.recover(window: 4)
+        #expect(recovery.checkpoint == nil)
+        #expect(state.lanes["d"]?.overflowFrom != nil)
+        let pending = pendingSummary(state, "d", readingBack: fixture.journal)
+        #expect(Set(pending.keys) == Set(sequences[5..<9]))
+        for sequence in sequences[5..<8] {
+            #expect(pending[sequence]?.attempts == 2, "attempts of event \(sequence) survive the restart")
+            #expect(pending[sequence]?.due == 2_600_000)
+        }
+        #expect(pending[sequences[8]]?.attempts == 0)
+    }
+
+    @Test func checkpointThenTailEqualsFullReplay() async throws {
+        let fixture = try JournalFixture()
+        let dedup = DeduplicationIndex()
+        let first = try await fixture.events(6, to: ["d", "e"])
+        try await fixture.outcome(first[0], "d", attempt: 1, .succeeded)
+        try await fixture.outcome(first[1], "d", attempt: 1, .retry, due: 2_100_000)
+        let (before, _) = try fixture.recover(window: 4, participants: [dedup])
+        try fixture.save(before, participants: [dedup])
+
+        // After the checkpoint: more events and outcomes, some for deliveries it holds.
+        let second = try await fixture.events(4, to: ["d"])
+        try await fixture.outcome(first[1], "d", attempt: 2, .retry, due: 2_200_000)
+        try await fixture.outcome(first[2], "e", attempt: 1, .dead)
+        try await fixture.outcome(second[0], "d", attempt: 1, .succeeded)
+
+        let restored = DeduplicationIndex()
+        let (fromCheckpoint, recovery) = try fixture.recover(window: 4, participants: [restored], checkpoints: fixture.checkpoints)
+        #expect(recovery.checkpoint == before.lastSequence)
+        #expect(recovery.records == Int(fixture.journal.durable.lastSequence - before.lastSequence), "only the records after the checkpoint are read")
+        let (full, fullRecovery) = try fixture.recover(window: 4)
+        #expect(fullRecovery.records == Int(fixture.journal.durable.lastSequence))
+        for lane in ["d", "e"] {
+            let a = pendingSummary(fromCheckpoint, lane, readingBack: nil)
+            let b = pendingSummary(full, lane, readingBack: nil)
+            #expect(a.mapValues { "\($0.attempts)@\($0.due)" } == b.mapValues { "\($0.attempts)@\($0.due)" }, "lane \(lane)")
+            #expect(fromCheckpoint.lanes[lane]?.succeeded == full.lanes[lane]?.succeeded)
+            #expect(fromCheckpoint.lanes[lane]?.dead == full.lanes[lane]?.dead)
+            #expect(fromCheckpoint.lanes[lane]?.overflowFrom == full.lanes[lane]?.overflowFrom)
+        }
+        #expect(pendingSummary(fromCheckpoint, "d")[first[1]]?.attempts == 2)
+        // The de-duplication keys came back too: from the checkpoint, and from the events after it.
+        for index in [1, 6, 10] {
+            let claim = restored.claim(DeduplicationIndex.Key(source: "shop", providerEventID: "p\(index)"), now: Timestamp(milliseconds: 3_000_000))
+            #expect(claim != .new, "key p\(index) restored")
+        }
+        #expect(restored.count == 10)
+    }
+
+    @Test func damagedOrForeignCheckpointFallsBackToTheWholeJournal() async throws {
+        let fixture = try JournalFixture()
+        let sequences = try await fixture.events(5, to: ["d"])
+        try await fixture.outcome(sequences[0], "d", attempt: 1, .succeeded)
+        let (state, _) = try fixture.recover(window: 10)
+        try fixture.save(state)
+        let path = fixture.checkpoints.path
+
+        // One flipped byte: the checksum catches it.
+        var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+        bytes[bytes.count / 2] ^= 0x40
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        let (damaged, damagedRecovery) = try fixture.recover(window: 10, checkpoints: fixture.checkpoints)
+        #expect(damagedRecovery.checkpoint == nil)
+        #expect(Set(pendingSummary(damaged, "d").keys) == Set(sequences[1...]))
+
+        // A checkpoint naming a record this journal does not have at that position.
+        let foreign = Checkpoint(sequence: state.lastSequence, position: JournalPosition(segment: 1, offset: 24), sections: [DeliveryState.checkpointSection: state.encoded()])
+        try fixture.checkpoints.save(foreign)
+        let (_, foreignRecovery) = try fixture.recover(window: 10, checkpoints: fixture.checkpoints)
+        #expect(foreignRecovery.checkpoint == nil)
+
+        // One ahead of the journal (restored from an older backup).
+        try fixture.checkpoints.save(Checkpoint(sequence: state.lastSequence + 50, position: state.lastPosition!, sections: [:]))
+        let (ahead, aheadRecovery) = try fixture.recover(window: 10, checkpoints: fixture.checkpoints)
+        #expect(aheadRecovery.checkpoint == nil)
+        #expect(Set(pendingSummary(ahead, "d").keys) == Set(sequences[1...]))
+    }
+
+    @Test func checkpointFileRoundTripsAndRejectsTruncation() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let store = CheckpointStore(directory: dir.path)
+        #expect(try store.load() == nil)
+        let checkpoint = Checkpoint(sequence: 42, position: JournalPosition(segment: 1, offset: 999), sections: ["a": [1, 2, 3], "b": []])
+        try store.save(checkpoint)
+        #expect(try store.load() == checkpoint)
+        let bytes = checkpoint.encoded()
+        for cut in [0, 4, 8, bytes.count - 1] {
+            #expect(throws: CheckpointError.self) { try Checkpoint(decoding: Array(bytes.prefix(cut))) }
+        }
+    }
+}

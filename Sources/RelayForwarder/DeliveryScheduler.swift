@@ -31,7 +31,7 @@ public actor DeliveryScheduler {
 
         public init(
             breakerThreshold: Int = 5, drainTimeout: Duration = .seconds(10), windowPerDestination: Int = 10_000,
-            checkpointEveryRecords: Int = 200_000, checkpointInterval: Duration = .seconds(60)
+            checkpointEveryRecords: Int = 200_000, checkpointInterval: Duration = .seconds(600)
         ) {
             self.breakerThreshold = breakerThreshold
             self.drainTimeout = drainTimeout

@@ -23,7 +23,7 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Pending deliveries kept in memory per destination; the rest wait in the journal.")
     var deliveryWindow: Int = 10_000
 
-    @Option(help: "Save a start-up checkpoint after this many new journal records (and at least every minute, and at shutdown).")
+    @Option(help: "Save a start-up checkpoint after this many new journal records (and every 10 minutes with any new record, and at shutdown).")
     var checkpointRecords: Int = 200_000
 
     @OptionGroup var logging: LoggingOptions

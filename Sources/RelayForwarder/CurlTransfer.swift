@@ -50,24 +50,40 @@ final class CurlTransfer: @unchecked Sendable {
     }
 
     /// One header line as libcurl delivers it (status line, `Name: value`, or the blank end).
+    /// Parsed as bytes: this runs for every header of every response.
     func receiveHeaderLine(_ data: UnsafeRawBufferPointer) {
-        // Trim CR and LF as bytes: "\r\n" is one Character in Swift, so hasSuffix("\n") misses it.
         var end = data.count
         while end > 0, data[end - 1] == 0x0A || data[end - 1] == 0x0D { end -= 1 }
-        let line = String(decoding: data[0..<end], as: UTF8.self)
-        if line.hasPrefix("HTTP/") {
+        guard end > 0 else { return }
+        if end > 5, data[0] == 0x48, data[1] == 0x54, data[2] == 0x54, data[3] == 0x50, data[4] == 0x2F {  // "HTTP/"
             // A new response (after a 100 Continue or an interim answer) replaces the last.
             headers = []
             headerBytes = 0
-            let parts = line.split(separator: " ", maxSplits: 2)
-            status = parts.count >= 2 ? Int(parts[1]) ?? 0 : 0
+            status = Self.statusCode(data[0..<end])
             return
         }
-        guard let colon = line.firstIndex(of: ":"), headers.count < TransportResponse.maxHeaders, headerBytes + line.utf8.count <= 16_384 else { return }
-        headerBytes += line.utf8.count
-        let name = String(line[..<colon])
-        let value = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
-        headers.append((name, value))
+        guard headers.count < TransportResponse.maxHeaders, headerBytes + end <= 16_384,
+              let colon = data[0..<end].firstIndex(of: 0x3A)
+        else { return }
+        headerBytes += end
+        var start = colon + 1
+        while start < end, data[start] == 0x20 || data[start] == 0x09 { start += 1 }
+        var stop = end
+        while stop > start, data[stop - 1] == 0x20 || data[stop - 1] == 0x09 { stop -= 1 }
+        headers.append((String(decoding: data[0..<colon], as: UTF8.self), String(decoding: data[start..<stop], as: UTF8.self)))
+    }
+
+    /// The three digits after the first space of a status line, 0 if there are none.
+    static func statusCode(_ line: Slice<UnsafeRawBufferPointer>) -> Int {
+        guard let space = line.firstIndex(of: 0x20), space + 3 <= line.endIndex else { return 0 }
+        var code = 0
+        for index in space + 1..<space + 4 {
+            let digit = Int(line[index]) - 48
+            guard (0...9).contains(digit) else { return 0 }
+            code = code * 10 + digit
+        }
+        if space + 4 < line.endIndex, line[space + 4] != 0x20 { return 0 }
+        return code
     }
 
     func finish(_ result: Result<TransportResponse, TransportFailure>) {

@@ -219,7 +219,7 @@ public actor DeliveryScheduler {
         let id = nextAttemptID
         attempts[id] = Task {
             let result = await self.send(delivery, destination: destination, template: template)
-            await self.finish(id: id, delivery: delivery, destination: laneName, policy: destination.retry, result: result)
+            self.finish(id: id, delivery: delivery, destination: laneName, policy: destination.retry, result: result)
         }
     }
 
@@ -238,7 +238,7 @@ public actor DeliveryScheduler {
         ))
     }
 
-    private func finish(id: UInt64, delivery: PendingDelivery, destination name: String, policy: RetryPolicy, result: Result<TransportResponse, TransportFailure>) async {
+    private func finish(id: UInt64, delivery: PendingDelivery, destination name: String, policy: RetryPolicy, result: Result<TransportResponse, TransportFailure>) {
         attempts[id] = nil
         let lane = state.lane(name)
         lane.inFlight -= 1
@@ -300,11 +300,14 @@ public actor DeliveryScheduler {
             ])
         }
         lane.queue.release(delivery.eventSequence)
-        do {
-            _ = try await journal.append(record.journalEntry)
-        } catch {
-            // The outcome stays in memory; after a restart the delivery is retried (at-least-once).
-            logger.error("cannot journal a delivery outcome", metadata: ["destination": "\(name)", "event_id": "\(delivery.eventID)", "error": "\(error)"])
+        // Not awaited: the outcome is already applied in memory, and if a crash loses the record
+        // the delivery is only sent again after the restart (at-least-once).
+        let logger = self.logger
+        let eventID = delivery.eventID
+        journal.append([record.journalEntry]) { result in
+            if case .failure(let error) = result {
+                logger.error("cannot journal a delivery outcome", metadata: ["destination": "\(name)", "event_id": "\(eventID)", "error": "\(error)"])
+            }
         }
     }
 

@@ -25,7 +25,7 @@ public final class Journal: Sendable {
     private struct Pending {
         var entries: [JournalEntry]
         var bytes: Int
-        var continuation: CheckedContinuation<[UInt64], any Error>
+        var completion: @Sendable (Result<[UInt64], any Error>) -> Void
     }
 
     private struct Shared {
@@ -82,32 +82,45 @@ public final class Journal: Sendable {
     /// case none of them is acknowledged (a partial write is truncated away).
     public func append(_ entries: [JournalEntry]) async throws -> [UInt64] {
         guard !entries.isEmpty else { return [] }
+        return try await withCheckedThrowingContinuation { continuation in
+            enqueue(entries) { continuation.resume(with: $0) }
+        }
+    }
+
+    /// Like `append`, without waiting: `completion` runs (on the writer thread, or at once if the
+    /// entries are refused) when they are durable or have failed. For records whose loss a crash
+    /// may cost only a repeated action, such as delivery outcomes: the caller needs no suspension
+    /// per record.
+    public func append(_ entries: [JournalEntry], completion: @escaping @Sendable (Result<[UInt64], any Error>) -> Void) {
+        guard !entries.isEmpty else { return completion(.success([])) }
+        enqueue(entries, completion: completion)
+    }
+
+    private func enqueue(_ entries: [JournalEntry], completion: @escaping @Sendable (Result<[UInt64], any Error>) -> Void) {
         var bytes = 0
         for entry in entries {
             guard entry.payload.count <= configuration.maxRecordSize else {
-                throw JournalError(.recordTooLarge, "record of \(entry.payload.count) bytes exceeds the journal limit of \(configuration.maxRecordSize)")
+                return completion(.failure(JournalError(.recordTooLarge, "record of \(entry.payload.count) bytes exceeds the journal limit of \(configuration.maxRecordSize)")))
             }
             bytes += JournalFormat.recordHeaderSize + entry.payload.count
         }
-        return try await withCheckedThrowingContinuation { continuation in
-            enum Outcome { case queued(signal: Bool), rejected(JournalError) }
-            let outcome: Outcome = shared.withLock { state in
-                if state.closing { return .rejected(JournalError(.closed, "the journal is shutting down")) }
-                if state.queuedBytes > 0 && state.queuedBytes + bytes > configuration.maxQueuedBytes {
-                    return .rejected(JournalError(.overloaded, "the journal write queue is full (\(state.queuedBytes) bytes waiting); retry shortly"))
-                }
-                state.queue.append(Pending(entries: entries, bytes: bytes, continuation: continuation))
-                state.queuedBytes += bytes
-                if state.writerIdle {
-                    state.writerIdle = false
-                    return .queued(signal: true)
-                }
-                return .queued(signal: false)
+        enum Outcome { case queued(signal: Bool), rejected(JournalError) }
+        let outcome: Outcome = shared.withLock { state in
+            if state.closing { return .rejected(JournalError(.closed, "the journal is shutting down")) }
+            if state.queuedBytes > 0 && state.queuedBytes + bytes > configuration.maxQueuedBytes {
+                return .rejected(JournalError(.overloaded, "the journal write queue is full (\(state.queuedBytes) bytes waiting); retry shortly"))
             }
-            switch outcome {
-            case .queued(let signal): if signal { wakeup.signal() }
-            case .rejected(let error): continuation.resume(throwing: error)
+            state.queue.append(Pending(entries: entries, bytes: bytes, completion: completion))
+            state.queuedBytes += bytes
+            if state.writerIdle {
+                state.writerIdle = false
+                return .queued(signal: true)
             }
+            return .queued(signal: false)
+        }
+        switch outcome {
+        case .queued(let signal): if signal { wakeup.signal() }
+        case .rejected(let error): completion(.failure(error))
         }
     }
 
@@ -251,9 +264,9 @@ public final class Journal: Sendable {
         for waiter in waiters { waiter.resume() }
         switch result {
         case .success(let sequences):
-            for (pending, numbers) in zip(batch, sequences) { pending.continuation.resume(returning: numbers) }
+            for (pending, numbers) in zip(batch, sequences) { pending.completion(.success(numbers)) }
         case .failure(let error):
-            for pending in batch { pending.continuation.resume(throwing: error) }
+            for pending in batch { pending.completion(.failure(error)) }
         }
     }
 }

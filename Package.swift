@@ -50,6 +50,7 @@ let package = Package(
         .target(
             name: "RelayServer",
             dependencies: [
+                .product(name: "Crypto", package: "swift-crypto"),
                 "RelayCore",
                 "RelayForwarder",
                 .product(name: "Hummingbird", package: "hummingbird"),

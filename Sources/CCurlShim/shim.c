@@ -120,3 +120,7 @@ int ccurl_multi_next_done(void *multi, void **easy, int *result) {
 }
 
 void ccurl_ignore_sigpipe(void) { signal(SIGPIPE, SIG_IGN); }
+
+int ccurl_easy_perform(void *easy) {
+    return (int)curl_easy_perform((CURL *)easy);
+}

@@ -59,7 +59,7 @@ public actor DeliveryScheduler {
     private let random: @Sendable (Int64) -> Int64
     private let logger: Logger
     private let configuration: Configuration
-    private let state: DeliveryState
+    private let state: DeliveryLedger
     private let checkpoints: CheckpointStore?
     private let participants: [any CheckpointParticipant]
     /// The last record a saved checkpoint reflects, and when it was saved.
@@ -92,7 +92,7 @@ public actor DeliveryScheduler {
         self.logger = logger
         self.checkpoints = checkpoints
         self.participants = participants
-        let (state, recovery) = try DeliveryState.recover(
+        let (state, recovery) = try DeliveryLedger.recover(
             journal: journal, checkpoints: checkpoints, participants: participants,
             window: configuration.windowPerDestination, destinations: destinations, now: clock.now(), logger: logger
         )
@@ -352,7 +352,7 @@ public actor DeliveryScheduler {
         let started = ContinuousClock.now
         let result: Result<Int, any Error> = await withCheckedContinuation { continuation in
             let thread = Thread {
-                var sections = [DeliveryState.checkpointSection: deliveries]
+                var sections = [DeliveryLedger.checkpointSection: deliveries]
                 for (name, encode) in snapshots { sections[name] = encode() }
                 let checkpoint = Checkpoint(sequence: sequence, position: position, sections: sections)
                 continuation.resume(returning: Result { try checkpoints.save(checkpoint) })

@@ -16,6 +16,8 @@ public final class RelayServer: Sendable {
     /// Sends deliveries: libcurl unless a test injects another transport.
     public let engine: CurlEngine?
     public let scheduler: DeliveryScheduler
+    /// Stored events, for the admin API.
+    public let events: any EventStore
     private let logger: Logger
     private let ports = Mutex<(ingest: Int?, admin: Int?)>((nil, nil))
     private let ready = Mutex<[CheckedContinuation<Void, Never>]>([])
@@ -24,9 +26,11 @@ public final class RelayServer: Sendable {
 
     /// Loads the config and opens (recovering) the journal. Throws `ConfigError` or `JournalError`.
     public init(configuration: RelayServerConfiguration, config: RelayConfig, clock: any RelayClock = SystemClock(), logger: Logger) throws {
+        try configuration.validate()
         self.configuration = configuration
         self.logger = logger
         self.journal = try Journal.open(configuration.journal, logger: logger)
+        self.events = JournalEventStore(journal: journal)
         self.pipeline = IngestPipeline(config: config, journal: journal, clock: clock, logger: logger)
         let engine = try CurlEngine(logger: logger)
         self.engine = engine
@@ -118,6 +122,7 @@ public final class RelayServer: Sendable {
         )
         let adminRouter = Router(context: BasicRequestContext.self)
         adminRouter.add(middleware: JSONNotFoundMiddleware())
+        if let token = configuration.adminToken { adminRouter.add(middleware: BearerTokenMiddleware(token: token)) }
         AdminRoutes(journal: journal, server: self).register(on: adminRouter)
         let admin = Application(
             router: adminRouter,

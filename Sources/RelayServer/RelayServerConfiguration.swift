@@ -26,6 +26,11 @@ public struct RelayServerConfiguration: Sendable {
         }
 
         public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+
+        /// Whether only this machine can reach it (127.0.0.0/8, ::1, localhost).
+        public var isLoopback: Bool {
+            host == "localhost" || host == "::1" || host.hasPrefix("127.")
+        }
     }
 
     public var configPath: String
@@ -36,6 +41,9 @@ public struct RelayServerConfiguration: Sendable {
     public var journal: JournalConfiguration
     /// Delivery tuning (breaker threshold, drain time, in-memory window per destination).
     public var scheduler: DeliveryScheduler.Configuration
+    /// When set, every admin request needs `Authorization: Bearer <token>` (`RELAY_ADMIN_TOKEN`).
+    /// Without it the admin listener may bind only to a loopback address.
+    public var adminToken: String?
 
     public init(
         configPath: String,
@@ -43,13 +51,29 @@ public struct RelayServerConfiguration: Sendable {
         listen: Address = Address(host: "127.0.0.1", port: 8080),
         adminListen: Address = Address(host: "127.0.0.1", port: 8081),
         journal: JournalConfiguration? = nil,
-        scheduler: DeliveryScheduler.Configuration = DeliveryScheduler.Configuration()
+        scheduler: DeliveryScheduler.Configuration = DeliveryScheduler.Configuration(),
+        adminToken: String? = nil
     ) {
+        self.adminToken = adminToken.flatMap { $0.isEmpty ? nil : $0 }
         self.configPath = configPath
         self.dataDirectory = dataDirectory
         self.listen = listen
         self.adminListen = adminListen
         self.journal = journal ?? JournalConfiguration(directory: dataDirectory + "/journal")
         self.scheduler = scheduler
+    }
+}
+
+/// A configuration the relay refuses to start with.
+public struct ServerConfigurationError: Error, Sendable, CustomStringConvertible {
+    public var description: String
+}
+
+extension RelayServerConfiguration {
+    /// Refuses an admin listener that other machines could reach without a token.
+    public func validate() throws {
+        if adminToken == nil && !adminListen.isLoopback {
+            throw ServerConfigurationError(description: "refusing to listen for admin requests on \(adminListen) without RELAY_ADMIN_TOKEN: set a token, or use a loopback address")
+        }
     }
 }

@@ -14,7 +14,7 @@ public final class LiveRelay: Sendable {
     public init(
         routes: String, journal: ((String) -> JournalConfiguration)? = nil,
         scheduler: DeliveryScheduler.Configuration = DeliveryScheduler.Configuration(), clock: any RelayClock = SystemClock(),
-        environment: [String: String] = [:], logger: Logger = LiveRelay.defaultLogger()
+        environment: [String: String] = [:], adminToken: String? = nil, logger: Logger = LiveRelay.defaultLogger()
     ) async throws {
         let directory = try TemporaryDirectory()
         self.directory = directory
@@ -26,7 +26,7 @@ public final class LiveRelay: Sendable {
                 configPath: configPath, dataDirectory: directory.path + "/data",
                 listen: .init(host: "127.0.0.1", port: 0), adminListen: .init(host: "127.0.0.1", port: 0),
                 journal: journal?(journalDirectory) ?? JournalConfiguration(directory: journalDirectory),
-                scheduler: scheduler
+                scheduler: scheduler, adminToken: adminToken
             ),
             config: config, clock: clock, logger: logger
         )
@@ -49,6 +49,15 @@ public final class LiveRelay: Sendable {
     /// The routes file the relay was started with (rewrite it, then reload).
     public var configPath: String { directory.path + "/routes.json" }
     public var adminPort: Int { server.adminPort ?? 0 }
+
+    /// An admin request, with the bearer token when one is given; the answer's JSON (nil if none).
+    public func admin(_ path: String, method: String = "GET", token: String? = nil, body: [UInt8] = []) async throws -> (status: Int, json: JSONValue?) {
+        var headers: [(String, String)] = []
+        if let token { headers.append(("Authorization", "Bearer \(token)")) }
+        if !body.isEmpty { headers.append(("Content-Type", "application/json")) }
+        let response = try await TestHTTPClient.send(port: adminPort, method: method, path: path, headers: headers, body: body)
+        return (response.status, try? JSONParser.parse(response.body))
+    }
 
     /// POSTs `body` to `/webhooks/{source}`.
     public func post(_ source: String, body: [UInt8], headers: [(String, String)] = [("Content-Type", "application/json")]) async throws -> TestHTTPClient.Response {

@@ -1,3 +1,4 @@
+import Foundation
 import ArgumentParser
 import CCurlShim
 import Logging
@@ -44,11 +45,14 @@ struct Serve: AsyncParsableCommand {
             server = try RelayServer(
                 configuration: RelayServerConfiguration(
                     configPath: config, dataDirectory: data, listen: listen, adminListen: adminListen,
-                    scheduler: DeliveryScheduler.Configuration(windowPerDestination: deliveryWindow, checkpointEveryRecords: checkpointRecords)
+                    scheduler: DeliveryScheduler.Configuration(windowPerDestination: deliveryWindow, checkpointEveryRecords: checkpointRecords),
+                    adminToken: ProcessInfo.processInfo.environment["RELAY_ADMIN_TOKEN"]
                 ),
                 config: relayConfig,
                 logger: logger
             )
+        } catch let error as ServerConfigurationError {
+            throw fail("serve: \(error)")
         } catch {
             throw fail("cannot open the journal in \(data)/journal: \(error)")
         }

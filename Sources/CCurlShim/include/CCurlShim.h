@@ -20,6 +20,8 @@ typedef size_t (*ccurl_data_callback)(char *data, size_t size, size_t count, voi
 void *ccurl_easy_init(void);
 void ccurl_easy_cleanup(void *easy);
 void ccurl_easy_reset(void *easy);
+/// Blocking transfer (command-line tools only; the relay itself uses the multi interface).
+int ccurl_easy_perform(void *easy);
 const char *ccurl_easy_strerror(int code);
 
 /// Per-request options. Each returns a CURLcode (0 = ok).

@@ -4,7 +4,7 @@ import RelayCore
 /// Every destination's pending deliveries, as far as the journal has been read: the part of the
 /// scheduler that is rebuilt from the journal (at start-up, from the last checkpoint) and saved
 /// in checkpoints. Not thread-safe: the scheduler actor owns it once running.
-final class DeliveryState {
+final class DeliveryLedger {
     /// A final or retry outcome read during start-up for a delivery beyond the in-memory window
     /// (an earlier run's window held it), applied when the delivery is read back.
     enum Recorded: Equatable {
@@ -199,7 +199,7 @@ final class DeliveryState {
 
 // MARK: - Checkpoints
 
-extension DeliveryState {
+extension DeliveryLedger {
     static let checkpointSection = "deliveries"
     private static let encodingVersion: UInt8 = 1
 
@@ -306,7 +306,7 @@ extension DeliveryState {
     }
 }
 
-extension DeliveryState.EventReference {
+extension DeliveryLedger.EventReference {
     init(sequence: UInt64, position: JournalPosition, id: String, receivedAt: Timestamp) {
         (self.sequence, self.position, self.id, self.receivedAt) = (sequence, position, id, receivedAt)
     }
@@ -327,7 +327,7 @@ extension ByteReader {
 
 // MARK: - Start-up
 
-extension DeliveryState {
+extension DeliveryLedger {
     /// How start-up went, for the log and tests.
     struct Recovery {
         var checkpoint: UInt64?
@@ -339,8 +339,8 @@ extension DeliveryState {
     static func recover(
         journal: Journal, checkpoints: CheckpointStore?, participants: [any CheckpointParticipant],
         window: Int, destinations: [String: DestinationConfig], now: Timestamp, logger: Logger
-    ) throws -> (DeliveryState, Recovery) {
-        var state = DeliveryState(window: window, destinations: destinations)
+    ) throws -> (DeliveryLedger, Recovery) {
+        var state = DeliveryLedger(window: window, destinations: destinations)
         var recovery = Recovery()
         var reader: JournalReader?
         if let checkpoints {
@@ -351,7 +351,7 @@ extension DeliveryState {
                 }
             } catch {
                 logger.warning("checkpoint not used; rebuilding from the whole journal", metadata: ["path": "\(checkpoints.path)", "reason": "\(error)"])
-                state = DeliveryState(window: window, destinations: destinations)
+                state = DeliveryLedger(window: window, destinations: destinations)
                 reader = nil
             }
         }
@@ -368,7 +368,7 @@ extension DeliveryState {
     /// Restores `state` and `participants` from `checkpoint` if it matches the journal, and
     /// returns a reader positioned just after the checkpoint's last record.
     private static func resume(
-        from checkpoint: Checkpoint, state: DeliveryState, journal: Journal, participants: [any CheckpointParticipant], now: Timestamp
+        from checkpoint: Checkpoint, state: DeliveryLedger, journal: Journal, participants: [any CheckpointParticipant], now: Timestamp
     ) throws -> JournalReader {
         guard checkpoint.sequence <= journal.durable.lastSequence else {
             throw CheckpointError("it reflects sequence \(checkpoint.sequence) but the journal ends at \(journal.durable.lastSequence)")

@@ -45,16 +45,16 @@ final class JournalFixture {
         _ = try await journal.append(record.journalEntry)
     }
 
-    func recover(window: Int, participants: [any CheckpointParticipant] = [], checkpoints: CheckpointStore? = nil) throws -> (DeliveryState, DeliveryState.Recovery) {
-        try DeliveryState.recover(
+    func recover(window: Int, participants: [any CheckpointParticipant] = [], checkpoints: CheckpointStore? = nil) throws -> (DeliveryLedger, DeliveryLedger.Recovery) {
+        try DeliveryLedger.recover(
             journal: journal, checkpoints: checkpoints, participants: participants, window: window,
             destinations: [:], now: Timestamp(milliseconds: 3_000_000), logger: makeTestLogger()
         )
     }
 
     /// Saves `state` as a checkpoint the way the scheduler does.
-    func save(_ state: DeliveryState, participants: [any CheckpointParticipant] = []) throws {
-        var sections = [DeliveryState.checkpointSection: state.encoded()]
+    func save(_ state: DeliveryLedger, participants: [any CheckpointParticipant] = []) throws {
+        var sections = [DeliveryLedger.checkpointSection: state.encoded()]
         for participant in participants { sections[participant.checkpointSection] = participant.checkpointSnapshot()() }
         guard let position = state.lastPosition else { throw CheckpointError("no position") }
         try checkpoints.save(Checkpoint(sequence: state.lastSequence, position: position, sections: sections))
@@ -62,7 +62,7 @@ final class JournalFixture {
 }
 
 /// Every pending delivery of a lane, with what must survive a restart: attempts and due time.
-func pendingSummary(_ state: DeliveryState, _ lane: String, readingBack journal: Journal? = nil) -> [UInt64: (attempts: Int, due: Int64)] {
+func pendingSummary(_ state: DeliveryLedger, _ lane: String, readingBack journal: Journal? = nil) -> [UInt64: (attempts: Int, due: Int64)] {
     guard let lane = state.lanes[lane] else { return [:] }
     if let journal {
         state.refill("d", lane, journal: journal, now: Timestamp(milliseconds: 3_000_000), logger: makeTestLogger())
@@ -70,7 +70,7 @@ func pendingSummary(_ state: DeliveryState, _ lane: String, readingBack journal:
     return lane.queue.pending.mapValues { ($0.attempts, $0.due.milliseconds) }
 }
 
-@Suite struct DeliveryStateTests {
+@Suite struct DeliveryLedgerTests {
     @Test func recoveryKeepsAttemptsOfDeliveriesBeyondTheWindow() async throws {
         let fixture = try JournalFixture()
         let sequences = try await fixture.events(10, to: ["d"])
@@ -148,7 +148,7 @@ func pendingSummary(_ state: DeliveryState, _ lane: String, readingBack journal:
         #expect(Set(pendingSummary(damaged, "d").keys) == Set(sequences[1...]))
 
         // A checkpoint naming a record this journal does not have at that position.
-        let foreign = Checkpoint(sequence: state.lastSequence, position: JournalPosition(segment: 1, offset: 24), sections: [DeliveryState.checkpointSection: state.encoded()])
+        let foreign = Checkpoint(sequence: state.lastSequence, position: JournalPosition(segment: 1, offset: 24), sections: [DeliveryLedger.checkpointSection: state.encoded()])
         try fixture.checkpoints.save(foreign)
         let (_, foreignRecovery) = try fixture.recover(window: 10, checkpoints: fixture.checkpoints)
         #expect(foreignRecovery.checkpoint == nil)

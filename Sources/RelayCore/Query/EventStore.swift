@@ -1,0 +1,197 @@
+import Synchronization
+
+/// One event as the admin API lists it: its normalized fields, where it went, and how its
+/// deliveries stand.
+public struct EventSummary: Sendable {
+    public var sequence: UInt64
+    public var event: Event
+    public var decision: RoutingDecision?
+    /// Per routed destination, the latest outcome (pending until one succeeds or dies).
+    public var deliveries: [(destination: String, state: DeliveryState)]
+
+    /// Dead if any delivery is dead, else pending if any is pending, else succeeded; nil when
+    /// the event was routed nowhere.
+    public var deliveryState: DeliveryState? { Self.overall(deliveries.map(\.state)) }
+
+    static func overall(_ states: [DeliveryState]) -> DeliveryState? {
+        if states.isEmpty { return nil }
+        if states.contains(.dead) { return .dead }
+        if states.contains(.pending) { return .pending }
+        return .succeeded
+    }
+}
+
+/// A page of events, newest first. `nextCursor` continues after the last one; new events never
+/// shift a page (the cursor is a journal sequence, and new events get larger ones).
+public struct EventPage: Sendable {
+    public var events: [EventSummary]
+    public var nextCursor: String?
+}
+
+/// One event with every recorded attempt of every delivery, oldest first.
+public struct EventDetail: Sendable {
+    public var summary: EventSummary
+    public var attempts: [DeliveryRecord]
+}
+
+/// Where the admin API, `relay events` and replays find stored events. The journal is the
+/// single-node implementation; a shared database is the next one.
+public protocol EventStore: Sendable {
+    func page(filter: EventFilter, cursor: String?, limit: Int) throws -> EventPage
+    func detail(id: String) throws -> EventDetail?
+}
+
+/// Answers queries by reading the journal, newest segment first. Nothing is held in memory
+/// between queries but each segment's first event time (to find an event by id, whose time is
+/// in the id). Blocking file I/O: call it off Swift's cooperative pool.
+///
+/// A listing reads back from the end of the journal to the page it returns (outcomes come after
+/// their events, so the delivery state of an event is known once everything after it was read);
+/// it keeps only a small reference per matching event until the page is chosen.
+public final class JournalEventStore: EventStore {
+    private let journal: Journal
+    private let firstEventTimes = Mutex<[UInt64: Int64]>([:])
+
+    public init(journal: Journal) {
+        self.journal = journal
+    }
+
+    private struct Candidate {
+        var sequence: UInt64
+        var position: JournalPosition
+        var decision: RoutingDecision?
+        var destinations: [String] { decision?.destinations ?? [] }
+    }
+
+    /// The latest outcome per (event sequence, destination), with the sequence of its record.
+    private typealias Outcomes = [UInt64: [String: (record: UInt64, outcome: DeliveryRecord.Outcome)]]
+
+    public func page(filter: EventFilter, cursor: String?, limit: Int) throws -> EventPage {
+        var before = UInt64.max
+        if let cursor {
+            guard let value = UInt64(cursor), value > 0 else { throw FilterError("cursor", "\(JSONWriter.quote(cursor)) is not a cursor from a previous page") }
+            before = value
+        }
+        let limit = max(1, limit)
+        var outcomes: Outcomes = [:]
+        var chosen: [Candidate] = []
+        for base in try segments().reversed() {
+            var candidates: [Candidate] = []
+            var oldest: Timestamp?
+            try scan(segment: base) { record in
+                switch record.type {
+                case .event where record.sequence < before:
+                    guard let event = try? Event(decoding: record.payload) else { return }
+                    oldest = oldest ?? event.receivedAt
+                    if filter.matches(event) { candidates.append(Candidate(sequence: record.sequence, position: record.position)) }
+                case .routingDecision:
+                    guard let last = candidates.last, last.sequence == record.sequence - 1,
+                          let decision = try? RoutingDecision(decoding: record.payload) else { return }
+                    candidates[candidates.count - 1].decision = decision
+                case .deliveryAttempt:
+                    Self.note(record, in: &outcomes)
+                default:
+                    return
+                }
+            }
+            for candidate in candidates.reversed() {
+                if let wanted = filter.deliveryState, Self.state(of: candidate, outcomes) != wanted { continue }
+                chosen.append(candidate)
+                if chosen.count > limit { break }
+            }
+            if chosen.count > limit { break }
+            // Segments hold events in arrival order: once one starts before `since`, older ones hold nothing newer.
+            if let since = filter.since, let oldest, oldest < since { break }
+        }
+        let more = chosen.count > limit
+        let page = try chosen.prefix(limit).map { candidate in try summary(of: candidate, outcomes) }
+        return EventPage(events: page, nextCursor: more ? page.last.map { String($0.sequence) } : nil)
+    }
+
+    public func detail(id: String) throws -> EventDetail? {
+        let packed = EventIDGenerator.pack(id)
+        guard packed.high != 0 || packed.low != 0 else { return nil }
+        let millis = Int64(packed.high >> 16)
+        for base in try segments().reversed() {
+            // Ids carry their receive time; a segment whose first event came well after it cannot hold it.
+            if let first = try firstEventTime(segment: base), first > millis + 60_000 { continue }
+            var found: (sequence: UInt64, position: JournalPosition)?
+            try scan(segment: base) { record in
+                guard found == nil, record.type == .event, let event = try? Event(decoding: record.payload), event.id == id else { return }
+                found = (record.sequence, record.position)
+            }
+            guard let found else { continue }
+            // Its decision follows it; its attempts are anywhere after it.
+            var candidate = Candidate(sequence: found.sequence, position: found.position)
+            var attempts: [DeliveryRecord] = []
+            var outcomes: Outcomes = [:]
+            let reader = journal.reader(at: found.position, sequence: found.sequence)
+            while let record = try reader.next() {
+                if record.type == .routingDecision, record.sequence == found.sequence + 1, let decision = try? RoutingDecision(decoding: record.payload) {
+                    candidate.decision = decision
+                } else if record.type == .deliveryAttempt, let attempt = try? DeliveryRecord(decoding: record.payload), attempt.eventSequence == found.sequence {
+                    attempts.append(attempt)
+                    Self.note(record, in: &outcomes)
+                }
+            }
+            return EventDetail(summary: try summary(of: candidate, outcomes), attempts: attempts)
+        }
+        return nil
+    }
+
+    // MARK: -
+
+    private func summary(of candidate: Candidate, _ outcomes: Outcomes) throws -> EventSummary {
+        let record = try journal.read(at: candidate.position)
+        let event = try Event(decoding: record.payload)
+        let deliveries = candidate.destinations.map { ($0, Self.state(candidate.sequence, $0, outcomes)) }
+        return EventSummary(sequence: candidate.sequence, event: event, decision: candidate.decision, deliveries: deliveries)
+    }
+
+    private static func note(_ record: JournalRecord, in outcomes: inout Outcomes) {
+        guard let attempt = try? DeliveryRecord(decoding: record.payload) else { return }
+        if let known = outcomes[attempt.eventSequence]?[attempt.destination], known.record > record.sequence { return }
+        outcomes[attempt.eventSequence, default: [:]][attempt.destination] = (record.sequence, attempt.outcome)
+    }
+
+    private static func state(_ sequence: UInt64, _ destination: String, _ outcomes: Outcomes) -> DeliveryState {
+        switch outcomes[sequence]?[destination]?.outcome {
+        case .succeeded?: .succeeded
+        case .dead?: .dead
+        case .retry?, nil: .pending
+        }
+    }
+
+    private static func state(of candidate: Candidate, _ outcomes: Outcomes) -> DeliveryState? {
+        EventSummary.overall(candidate.destinations.map { state(candidate.sequence, $0, outcomes) })
+    }
+
+    /// Segment bases up to the durable end, oldest first.
+    private func segments() throws -> [UInt64] {
+        let end = journal.durable.end.segment
+        return try JournalRecovery.segmentBases(in: journal.configuration.directory).filter { $0 <= end }
+    }
+
+    /// Calls `body` with every durable record of one segment, in order.
+    private func scan(segment base: UInt64, _ body: (JournalRecord) throws -> Void) throws {
+        let reader = journal.reader(at: JournalPosition(segment: base, offset: UInt64(JournalFormat.segmentHeaderSize)), sequence: base)
+        let next = try segments().first { $0 > base }
+        while let record = try reader.next() {
+            if let next, record.sequence >= next { return }
+            try body(record)
+        }
+    }
+
+    private func firstEventTime(segment base: UInt64) throws -> Int64? {
+        if let known = firstEventTimes.withLock({ $0[base] }) { return known }
+        let reader = journal.reader(at: JournalPosition(segment: base, offset: UInt64(JournalFormat.segmentHeaderSize)), sequence: base)
+        for _ in 0..<4 {
+            guard let record = try reader.next() else { return nil }
+            if record.type == .event, let event = try? Event(decoding: record.payload) {
+                firstEventTimes.withLock { $0[base] = event.receivedAt.milliseconds }
+                return event.receivedAt.milliseconds
+            }
+        }
+        return nil
+    }
+}

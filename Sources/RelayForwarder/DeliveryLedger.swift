@@ -118,7 +118,8 @@ final class DeliveryLedger {
                 lane.queue.insert(event.pending(due: event.receivedAt))
             }
         case .deliveryAttempt:
-            guard recovering, let outcome = try? DeliveryRecord(decoding: record.payload) else { return nil }
+            // Replays run beside the event's own deliveries and never change them.
+            guard recovering, let outcome = try? DeliveryRecord(decoding: record.payload), outcome.replayID.isEmpty else { return nil }
             applyRecovered(outcome)
         default:
             break

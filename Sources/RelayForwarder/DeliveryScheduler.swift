@@ -53,13 +53,16 @@ public actor DeliveryScheduler {
         public var overflowing: Bool
     }
 
-    private let journal: Journal
+    let journal: Journal
     private let transport: any HTTPTransport
-    private let clock: any RelayClock
-    private let random: @Sendable (Int64) -> Int64
-    private let logger: Logger
+    let clock: any RelayClock
+    let random: @Sendable (Int64) -> Int64
+    let logger: Logger
     private let configuration: Configuration
-    private let state: DeliveryLedger
+    let state: DeliveryLedger
+    /// Replays by id: running ones and the last finished ones (their progress stays readable).
+    var replays: [String: ReplayRun] = [:]
+    var replayOrder: [String] = []
     private let checkpoints: CheckpointStore?
     private let participants: [any CheckpointParticipant]
     /// The last record a saved checkpoint reflects, and when it was saved.
@@ -70,8 +73,8 @@ public actor DeliveryScheduler {
     public nonisolated let recoveredRecords: Int
     /// The sequence of the checkpoint start-up began from, nil if it read the whole journal.
     public nonisolated let recoveredFromCheckpoint: UInt64?
-    private var attempts: [UInt64: Task<Void, Never>] = [:]
-    private var nextAttemptID: UInt64 = 0
+    var attempts: [UInt64: Task<Void, Never>] = [:]
+    var nextAttemptID: UInt64 = 0
     private var wakeup: CheckedContinuation<Void, Never>?
     private var stopping = false
 
@@ -211,6 +214,7 @@ public actor DeliveryScheduler {
                 earliest = min(earliest ?? due, due)
             }
         }
+        if let due = dispatchReplays(now: now) { earliest = min(earliest ?? due, due) }
         return earliest
     }
 
@@ -218,20 +222,20 @@ public actor DeliveryScheduler {
         nextAttemptID += 1
         let id = nextAttemptID
         attempts[id] = Task {
-            let result = await self.send(delivery, destination: destination, template: template)
+            let result = await self.send(delivery, destination: destination, template: template, replay: false)
             self.finish(id: id, delivery: delivery, destination: laneName, policy: destination.retry, result: result)
         }
     }
 
     /// Reads the event back from the journal and sends it (off the actor).
-    private nonisolated func send(_ delivery: PendingDelivery, destination: DestinationConfig, template: BodyTemplate?) async -> Result<TransportResponse, TransportFailure> {
+    nonisolated func send(_ delivery: PendingDelivery, destination: DestinationConfig, template: BodyTemplate?, replay: Bool) async -> Result<TransportResponse, TransportFailure> {
         let event: Event
         do {
             event = try Event(decoding: try journal.read(at: delivery.eventPosition).payload)
         } catch {
             return .failure(TransportFailure(kind: .other, message: "cannot read the event from the journal: \(error)"))
         }
-        let request = DeliveryRequest(event: event, destination: destination, template: template, attempt: delivery.attempts + 1, replay: false, now: clock.now())
+        let request = DeliveryRequest(event: event, destination: destination, template: template, attempt: delivery.attempts + 1, replay: replay, now: clock.now())
         return await transport.send(OutboundRequest(
             url: request.url, headers: request.headers, body: request.body,
             timeoutMillis: destination.timeoutMillis, connectTimeoutMillis: destination.connectTimeoutMillis
@@ -249,19 +253,7 @@ public actor DeliveryScheduler {
         }
         let now = clock.now()
         let attempt = delivery.attempts + 1
-        var status = 0
-        var error = ""
-        var retryAfter: String?
-        var duration = 0
-        switch result {
-        case .success(let response):
-            status = response.status
-            retryAfter = response.retryAfter
-            duration = response.durationMillis
-        case .failure(let failure):
-            error = failure.description
-            duration = failure.durationMillis
-        }
+        let (status, error, retryAfter, duration) = Self.facts(of: result)
         let decision = DeliveryPolicy.decide(
             status: status == 0 ? nil : status, retryAfter: retryAfter, attempt: attempt,
             receivedAt: delivery.receivedAt, now: now, policy: policy, random: random
@@ -300,14 +292,25 @@ public actor DeliveryScheduler {
             ])
         }
         lane.queue.release(delivery.eventSequence)
-        // Not awaited: the outcome is already applied in memory, and if a crash loses the record
-        // the delivery is only sent again after the restart (at-least-once).
+        journalOutcome(record)
+    }
+
+    /// Journals an outcome without waiting: it is already applied in memory, and if a crash
+    /// loses the record the attempt is only made again after the restart (at-least-once).
+    func journalOutcome(_ record: DeliveryRecord) {
         let logger = self.logger
-        let eventID = delivery.eventID
         journal.append([record.journalEntry]) { result in
             if case .failure(let error) = result {
-                logger.error("cannot journal a delivery outcome", metadata: ["destination": "\(name)", "event_id": "\(eventID)", "error": "\(error)"])
+                logger.error("cannot journal a delivery outcome", metadata: ["destination": "\(record.destination)", "event_id": "\(record.eventID)", "error": "\(error)"])
             }
+        }
+    }
+
+    /// Status (0 without a response), error text, Retry-After and duration of an attempt.
+    static func facts(of result: Result<TransportResponse, TransportFailure>) -> (status: Int, error: String, retryAfter: String?, duration: Int) {
+        switch result {
+        case .success(let response): (response.status, "", response.retryAfter, response.durationMillis)
+        case .failure(let failure): (0, failure.description, nil, failure.durationMillis)
         }
     }
 
@@ -374,7 +377,7 @@ public actor DeliveryScheduler {
 
     // MARK: - Waking
 
-    private func wake() {
+    func wake() {
         let continuation = wakeup
         wakeup = nil
         continuation?.resume()

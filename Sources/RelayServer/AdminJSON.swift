@@ -1,4 +1,5 @@
 import RelayCore
+import RelayForwarder
 
 /// The admin API's JSON shapes for events and deliveries.
 enum AdminJSON {
@@ -45,5 +46,17 @@ enum AdminJSON {
         return "{\"destination\":\(JSONWriter.quote(record.destination)),\"attempt\":\(record.attempt),\"time\":\(JSONWriter.quote(record.time.rfc3339)),"
             + "\"outcome\":\"\(outcome)\",\"status\":\(record.status),\"error\":\(JSONWriter.quote(record.error)),\"duration_ms\":\(record.durationMillis),"
             + "\"next_due\":\(record.nextDue.map { JSONWriter.quote($0.rfc3339) } ?? "null"),\"paused_destination\":\(record.pausedDestination)}"
+    }
+
+    static func delivery(_ match: StoredEventMatch, _ destination: String, _ state: DeliveryState) -> String {
+        "{\"id\":\(JSONWriter.quote(match.id + ":" + destination)),\"event_id\":\(JSONWriter.quote(match.id)),\"sequence\":\(match.sequence),"
+            + "\"destination\":\(JSONWriter.quote(destination)),\"state\":\"\(state.rawValue)\",\"received_at\":\(JSONWriter.quote(match.receivedAt.rfc3339))}"
+    }
+
+    static func replay(_ status: ReplayStatus) -> String {
+        "{\"replay_id\":\(JSONWriter.quote(status.id)),\"state\":\"\(status.running ? "running" : "finished")\",\"matched_events\":\(status.matchedEvents),"
+            + "\"deliveries\":\(status.deliveries),\"started\":\(status.started),\"succeeded\":\(status.succeeded),\"dead\":\(status.dead),"
+            + "\"skipped\":\(status.skipped),\"retrying\":\(status.retrying),\"in_flight\":\(status.inFlight),\"attempts\":\(status.attempts),"
+            + "\"started_at\":\(JSONWriter.quote(status.startedAt.rfc3339)),\"finished_at\":\(status.finishedAt.map { JSONWriter.quote($0.rfc3339) } ?? "null")}"
     }
 }

@@ -1,9 +1,24 @@
 import Hummingbird
 import Logging
 import RelayCore
+import RelayForwarder
 
 /// The admin listener (never the public one).
 struct AdminRoutes {
+    /// The body, or nil if it is over `limit` bytes.
+    static func readBody(_ request: Request, limit: Int) async -> [UInt8]? {
+        var body: [UInt8] = []
+        do {
+            for try await chunk in request.body {
+                guard body.count + chunk.readableBytes <= limit else { return nil }
+                body.append(contentsOf: chunk.readableBytesView)
+            }
+        } catch {
+            return []
+        }
+        return body
+    }
+
     let journal: Journal
     let server: RelayServer
 
@@ -50,6 +65,119 @@ struct AdminRoutes {
                 return JSONResponse.error(.notFound, "no event \(JSONWriter.quote(id))")
             }
             return JSONResponse.ok(AdminJSON.detail(detail))
+        }
+        router.post("/admin/replay") { request, _ in
+            guard let body = await Self.readBody(request, limit: 4 << 20) else {
+                return JSONResponse.error(.contentTooLarge, "the replay request is over 4 MiB")
+            }
+            let replay: ReplayRequest
+            do {
+                replay = try ReplayRequest(json: body, now: SystemClock().now())
+            } catch {
+                return JSONResponse.error(.badRequest, "\(error)")
+            }
+            let config = server.pipeline.currentConfig
+            let known = replay.config?.destinations ?? config.destinations
+            if let unknown = replay.destinations.first(where: { known[$0] == nil }) {
+                return JSONResponse.error(.badRequest, "destinations: unknown destination \(JSONWriter.quote(unknown)) (known: \(known.keys.sorted().joined(separator: ", ")))")
+            }
+            let store = server.events
+            let through = journal.durable.lastSequence
+            let plan = try await runOffPool("relay-replay-plan") {
+                try ReplayPlan.make(replay, store: store, routing: config.routing, through: through, keepItems: !replay.dryRun)
+            }
+            let counts = "{" + plan.perDestination.keys.sorted().map { "\(JSONWriter.quote($0)):\(plan.perDestination[$0] ?? 0)" }.joined(separator: ",") + "}"
+            let total = plan.perDestination.values.reduce(0, +)
+            if replay.dryRun {
+                let sample = plan.sample.map { "{\"id\":\(JSONWriter.quote($0.id)),\"destinations\":\(JSONWriter.array($0.destinations))}" }
+                return JSONResponse.ok(
+                    "{\"replay_id\":null,\"dry_run\":true,\"routing\":\"\(replay.routing.rawValue)\",\"matched_events\":\(plan.matchedEvents),"
+                        + "\"deliveries\":\(counts),\"total_deliveries\":\(total),\"sample\":[\(sample.joined(separator: ","))]}"
+                )
+            }
+            let id = server.newReplayID()
+            await server.scheduler.startReplay(id: id, items: plan.items, matchedEvents: plan.matchedEvents, concurrency: replay.concurrency, ratePerSecond: replay.ratePerSecond)
+            return JSONResponse.ok(
+                "{\"replay_id\":\(JSONWriter.quote(id)),\"dry_run\":false,\"routing\":\"\(replay.routing.rawValue)\",\"matched_events\":\(plan.matchedEvents),"
+                    + "\"deliveries\":\(counts),\"total_deliveries\":\(total)}",
+                status: .accepted
+            )
+        }
+        router.get("/admin/replays/{id}") { _, context in
+            let id = context.parameters.get("id") ?? ""
+            guard let status = await server.scheduler.replayStatus(id) else {
+                return JSONResponse.error(.notFound, "no replay \(JSONWriter.quote(id)) (progress is kept for the last 100 replays until a restart)")
+            }
+            return JSONResponse.ok(AdminJSON.replay(status))
+        }
+        router.get("/admin/deliveries") { request, _ in
+            let query = request.uri.queryParameters.map { (name: String($0.key), value: String($0.value)) }
+            var filter: EventFilter
+            var limit = 100
+            var state: DeliveryState?
+            do {
+                filter = try EventFilter(query: query.filter { $0.name != "state" && $0.name != "delivery_state" }, now: SystemClock().now())
+                if let text = query.last(where: { $0.name == "state" })?.value {
+                    guard let value = DeliveryState(rawValue: text) else { throw FilterError("state", "must be one of pending, succeeded, dead, not \(JSONWriter.quote(text))") }
+                    state = value
+                }
+                if let text = query.last(where: { $0.name == "limit" })?.value {
+                    guard let value = Int(text), (1...1000).contains(value) else { throw FilterError("limit", "must be a number from 1 to 1000, not \(JSONWriter.quote(text))") }
+                    limit = value
+                }
+            } catch {
+                return JSONResponse.error(.badRequest, "\(error)")
+            }
+            let destinations = Set(query.filter { $0.name == "destination" }.flatMap { $0.value.split(separator: ",").map(String.init) })
+            var before = UInt64.max
+            if let cursor = query.last(where: { $0.name == "cursor" })?.value {
+                guard let value = UInt64(cursor), value > 0 else { return JSONResponse.error(.badRequest, "cursor: \(JSONWriter.quote(cursor)) is not a cursor from a previous page") }
+                before = value
+            }
+            let store = server.events
+            let size = limit
+            let through = before - 1
+            let wanted = state
+            filter.deliveryState = nil
+            let selection = filter
+            let json = try await runOffPool("relay-admin-query") { () -> String in
+                var items: [String] = []
+                var next: String?
+                try store.matches(filter: selection, through: through, prepare: { _ in [] }) { match in
+                    let chosen = match.deliveries.filter { (wanted == nil || $0.state == wanted) && (destinations.isEmpty || destinations.contains($0.destination)) }
+                    if chosen.isEmpty { return true }
+                    if items.count >= size {
+                        next = String(match.sequence + 1)
+                        return false
+                    }
+                    for delivery in chosen { items.append(AdminJSON.delivery(match, delivery.destination, delivery.state)) }
+                    return true
+                }
+                return "{\"deliveries\":[\(items.joined(separator: ","))],\"next_cursor\":\(next.map(JSONWriter.quote) ?? "null")}"
+            }
+            return JSONResponse.ok(json)
+        }
+        router.post("/admin/deliveries/{id}/retry") { _, context in
+            let id = context.parameters.get("id") ?? ""
+            guard let colon = id.firstIndex(of: ":") else {
+                return JSONResponse.error(.badRequest, "a delivery id is EVENT_ID:DESTINATION, not \(JSONWriter.quote(id))")
+            }
+            let eventID = String(id[..<colon])
+            let destination = String(id[id.index(after: colon)...])
+            let store = server.events
+            guard let detail = try await runOffPool("relay-admin-query", { try store.detail(id: eventID) }) else {
+                return JSONResponse.error(.notFound, "no event \(JSONWriter.quote(eventID))")
+            }
+            guard detail.summary.deliveries.contains(where: { $0.destination == destination }) else {
+                return JSONResponse.error(.notFound, "event \(JSONWriter.quote(eventID)) has no delivery to \(JSONWriter.quote(destination))")
+            }
+            guard server.pipeline.currentConfig.destinations[destination] != nil else {
+                return JSONResponse.error(.conflict, "destination \(JSONWriter.quote(destination)) is not in the routes file in force")
+            }
+            let replayID = server.newReplayID()
+            let item = ReplayItem(eventSequence: detail.summary.sequence, eventPosition: detail.position, eventID: eventID, destination: destination)
+            await server.scheduler.startReplay(id: replayID, items: [item], matchedEvents: 1, concurrency: 1, ratePerSecond: nil)
+            return JSONResponse.ok("{\"replay_id\":\(JSONWriter.quote(replayID)),\"delivery\":\(JSONWriter.quote(id))}", status: .accepted)
         }
         router.post("/admin/routes/reload") { _, _ in
             switch server.reload() {

@@ -21,6 +21,11 @@ public final class RelayServer: Sendable {
     private let logger: Logger
     private let ports = Mutex<(ingest: Int?, admin: Int?)>((nil, nil))
     private let ready = Mutex<[CheckedContinuation<Void, Never>]>([])
+    private let replayIDs = EventIDGenerator(clock: SystemClock())
+
+    /// A new replay id, `rpl_` and a time-ordered suffix.
+    public func newReplayID() -> String { "rpl_" + replayIDs.next().dropFirst(4) }
+
     /// Serializes reloads, so a SIGHUP and an admin reload cannot install an older file last.
     private let reloading = Mutex(())
 

@@ -26,11 +26,14 @@ public struct DeliveryRecord: Sendable, Equatable {
     public var nextDue: Timestamp?
     /// A 410 paused the destination.
     public var pausedDestination: Bool
+    /// The replay this attempt belongs to; empty for the event's own delivery.
+    public var replayID: String
 
     public init(
         eventSequence: UInt64, eventID: String, destination: String, attempt: Int, time: Timestamp, outcome: Outcome,
-        status: Int, error: String, durationMillis: Int, nextDue: Timestamp?, pausedDestination: Bool = false
+        status: Int, error: String, durationMillis: Int, nextDue: Timestamp?, pausedDestination: Bool = false, replayID: String = ""
     ) {
+        self.replayID = replayID
         self.eventSequence = eventSequence
         self.eventID = eventID
         self.destination = destination
@@ -44,7 +47,8 @@ public struct DeliveryRecord: Sendable, Equatable {
         self.pausedDestination = pausedDestination
     }
 
-    static let encodingVersion: UInt8 = 1
+    /// Version 2 appends the replay id; version 1 records (no replay id) are still read.
+    static let encodingVersion: UInt8 = 2
 
     public func encoded() -> [UInt8] {
         var writer = ByteWriter(capacity: 96 + error.utf8.count)
@@ -60,13 +64,14 @@ public struct DeliveryRecord: Sendable, Equatable {
         writer.write(UInt32(clamping: durationMillis))
         writer.write(nextDue?.milliseconds ?? -1)
         writer.write(pausedDestination)
+        writer.write(replayID)
         return writer.bytes
     }
 
     public init(decoding payload: [UInt8]) throws {
         var reader = ByteReader(payload)
         let version: UInt8 = try reader.read()
-        guard version == Self.encodingVersion else { throw ByteReader.Error(description: "unknown delivery record version \(version)") }
+        guard version == 1 || version == Self.encodingVersion else { throw ByteReader.Error(description: "unknown delivery record version \(version)") }
         eventSequence = try reader.read()
         eventID = try reader.readString()
         destination = try reader.readString()
@@ -80,6 +85,7 @@ public struct DeliveryRecord: Sendable, Equatable {
         let due: Int64 = try reader.read()
         nextDue = due >= 0 ? Timestamp(milliseconds: due) : nil
         pausedDestination = try reader.readBool()
+        replayID = version >= 2 ? try reader.readString() : ""
     }
 
     public var journalEntry: JournalEntry { JournalEntry(type: .deliveryAttempt, payload: encoded()) }

@@ -31,6 +31,8 @@ public struct EventPage: Sendable {
 /// One event with every recorded attempt of every delivery, oldest first.
 public struct EventDetail: Sendable {
     public var summary: EventSummary
+    /// Where the event's record is in the journal.
+    public var position: JournalPosition
     public var attempts: [DeliveryRecord]
 }
 
@@ -39,6 +41,25 @@ public struct EventDetail: Sendable {
 public protocol EventStore: Sendable {
     func page(filter: EventFilter, cursor: String?, limit: Int) throws -> EventPage
     func detail(id: String) throws -> EventDetail?
+    /// Every event matching `filter` with a sequence up to `through`, newest first, as a compact
+    /// reference (never the body), with `prepare`'s result computed from the event while it was
+    /// read (a replay routes it there). `visit` returns false to stop.
+    func matches(
+        filter: EventFilter, through: UInt64, prepare: (Event) -> [String], visit: (StoredEventMatch) throws -> Bool
+    ) throws
+}
+
+/// A stored event found by `EventStore.matches`.
+public struct StoredEventMatch: Sendable {
+    public var sequence: UInt64
+    public var position: JournalPosition
+    public var id: String
+    public var receivedAt: Timestamp
+    public var decision: RoutingDecision?
+    public var deliveries: [(destination: String, state: DeliveryState)]
+    public var prepared: [String]
+
+    public var deliveryState: DeliveryState? { EventSummary.overall(deliveries.map(\.state)) }
 }
 
 /// Answers queries by reading the journal, newest segment first. Nothing is held in memory
@@ -59,7 +80,10 @@ public final class JournalEventStore: EventStore {
     private struct Candidate {
         var sequence: UInt64
         var position: JournalPosition
+        var id = ""
+        var receivedAt = Timestamp(milliseconds: 0)
         var decision: RoutingDecision?
+        var prepared: [String] = []
         var destinations: [String] { decision?.destinations ?? [] }
     }
 
@@ -73,17 +97,38 @@ public final class JournalEventStore: EventStore {
             before = value
         }
         let limit = max(1, limit)
+        var chosen: [StoredEventMatch] = []
+        try scan(filter: filter, through: before - 1, prepare: { _ in [] }) { match in
+            chosen.append(match)
+            return chosen.count <= limit
+        }
+        let more = chosen.count > limit
+        let page = try chosen.prefix(limit).map { match in
+            EventSummary(sequence: match.sequence, event: try Event(decoding: journal.read(at: match.position).payload), decision: match.decision, deliveries: match.deliveries)
+        }
+        return EventPage(events: page, nextCursor: more ? page.last.map { String($0.sequence) } : nil)
+    }
+
+    public func matches(filter: EventFilter, through: UInt64, prepare: (Event) -> [String], visit: (StoredEventMatch) throws -> Bool) throws {
+        try scan(filter: filter, through: through, prepare: prepare, visit: visit)
+    }
+
+    /// Reads segments newest first; within one, records in order, keeping a small candidate per
+    /// matching event and every outcome seen (outcomes come after their events, so once a
+    /// segment is read, the state of its events is known). Candidates go to `visit` newest first.
+    private func scan(filter: EventFilter, through: UInt64, prepare: (Event) -> [String], visit: (StoredEventMatch) throws -> Bool) throws {
         var outcomes: Outcomes = [:]
-        var chosen: [Candidate] = []
         for base in try segments().reversed() {
             var candidates: [Candidate] = []
             var oldest: Timestamp?
             try scan(segment: base) { record in
                 switch record.type {
-                case .event where record.sequence < before:
+                case .event where record.sequence <= through:
                     guard let event = try? Event(decoding: record.payload) else { return }
                     oldest = oldest ?? event.receivedAt
-                    if filter.matches(event) { candidates.append(Candidate(sequence: record.sequence, position: record.position)) }
+                    if filter.matches(event) {
+                        candidates.append(Candidate(sequence: record.sequence, position: record.position, id: event.id, receivedAt: event.receivedAt, prepared: prepare(event)))
+                    }
                 case .routingDecision:
                     guard let last = candidates.last, last.sequence == record.sequence - 1,
                           let decision = try? RoutingDecision(decoding: record.payload) else { return }
@@ -95,17 +140,17 @@ public final class JournalEventStore: EventStore {
                 }
             }
             for candidate in candidates.reversed() {
-                if let wanted = filter.deliveryState, Self.state(of: candidate, outcomes) != wanted { continue }
-                chosen.append(candidate)
-                if chosen.count > limit { break }
+                let deliveries = candidate.destinations.map { ($0, Self.state(candidate.sequence, $0, outcomes)) }
+                let match = StoredEventMatch(
+                    sequence: candidate.sequence, position: candidate.position, id: candidate.id, receivedAt: candidate.receivedAt,
+                    decision: candidate.decision, deliveries: deliveries, prepared: candidate.prepared
+                )
+                if let wanted = filter.deliveryState, match.deliveryState != wanted { continue }
+                if try !visit(match) { return }
             }
-            if chosen.count > limit { break }
             // Segments hold events in arrival order: once one starts before `since`, older ones hold nothing newer.
-            if let since = filter.since, let oldest, oldest < since { break }
+            if let since = filter.since, let oldest, oldest < since { return }
         }
-        let more = chosen.count > limit
-        let page = try chosen.prefix(limit).map { candidate in try summary(of: candidate, outcomes) }
-        return EventPage(events: page, nextCursor: more ? page.last.map { String($0.sequence) } : nil)
     }
 
     public func detail(id: String) throws -> EventDetail? {
@@ -134,7 +179,7 @@ public final class JournalEventStore: EventStore {
                     Self.note(record, in: &outcomes)
                 }
             }
-            return EventDetail(summary: try summary(of: candidate, outcomes), attempts: attempts)
+            return EventDetail(summary: try summary(of: candidate, outcomes), position: found.position, attempts: attempts)
         }
         return nil
     }
@@ -162,9 +207,6 @@ public final class JournalEventStore: EventStore {
         }
     }
 
-    private static func state(of candidate: Candidate, _ outcomes: Outcomes) -> DeliveryState? {
-        EventSummary.overall(candidate.destinations.map { state(candidate.sequence, $0, outcomes) })
-    }
 
     /// Segment bases up to the durable end, oldest first.
     private func segments() throws -> [UInt64] {

@@ -1,0 +1,222 @@
+import Logging
+import RelayCore
+
+/// One replay in progress: its deliveries in order, its own concurrency and rate, and the
+/// failed ones waiting for their retry. Owned by the scheduler actor.
+final class ReplayRun {
+    let id: String
+    var items: [ReplayItem]
+    let concurrency: Int
+    /// Microseconds between starts, nil for no rate limit.
+    let interval: Double?
+    let startedAt: Timestamp
+    let matchedEvents: Int
+    var next = 0
+    var nextStartMicros: Double = 0
+    var retries = RetryHeap()
+    var inFlight = 0
+    var succeeded = 0
+    var dead = 0
+    var skipped = 0
+    var attempts = 0
+    var finishedAt: Timestamp?
+
+    init(id: String, items: [ReplayItem], matchedEvents: Int, concurrency: Int, ratePerSecond: Double?, startedAt: Timestamp) {
+        self.id = id
+        self.items = items
+        self.matchedEvents = matchedEvents
+        self.concurrency = max(1, concurrency)
+        self.interval = ratePerSecond.map { 1_000_000 / $0 }
+        self.startedAt = startedAt
+    }
+
+    var isDone: Bool { next >= items.count && retries.isEmpty && inFlight == 0 }
+}
+
+/// Failed replay deliveries by due time.
+struct RetryHeap {
+    private var heap: [(due: Int64, index: Int, attempts: Int)] = []
+
+    var isEmpty: Bool { heap.isEmpty }
+    var count: Int { heap.count }
+    var nextDue: Int64? { heap.first?.due }
+
+    mutating func push(due: Int64, index: Int, attempts: Int) {
+        heap.append((due, index, attempts))
+        var child = heap.count - 1
+        while child > 0 {
+            let parent = (child - 1) / 2
+            guard heap[child].due < heap[parent].due else { break }
+            heap.swapAt(child, parent)
+            child = parent
+        }
+    }
+
+    mutating func popDue(now: Int64) -> (index: Int, attempts: Int)? {
+        guard let top = heap.first, top.due <= now else { return nil }
+        heap.swapAt(0, heap.count - 1)
+        heap.removeLast()
+        var parent = 0
+        while true {
+            let left = 2 * parent + 1, right = left + 1
+            var smallest = parent
+            if left < heap.count && heap[left].due < heap[smallest].due { smallest = left }
+            if right < heap.count && heap[right].due < heap[smallest].due { smallest = right }
+            guard smallest != parent else { break }
+            heap.swapAt(parent, smallest)
+            parent = smallest
+        }
+        return (top.index, top.attempts)
+    }
+}
+
+/// A replay's progress, for `GET /admin/replays/{id}`.
+public struct ReplayStatus: Sendable {
+    public var id: String
+    public var running: Bool
+    public var matchedEvents: Int
+    public var deliveries: Int
+    /// Deliveries started at least once.
+    public var started: Int
+    public var succeeded: Int
+    public var dead: Int
+    /// Skipped because their destination is no longer configured.
+    public var skipped: Int
+    public var retrying: Int
+    public var inFlight: Int
+    public var attempts: Int
+    public var startedAt: Timestamp
+    public var finishedAt: Timestamp?
+}
+
+extension DeliveryScheduler {
+    /// Starts sending `items` in a replay lane of their own (live deliveries keep their slots):
+    /// at most `concurrency` at once and `ratePerSecond` starts per second. Each keeps its
+    /// event's `webhook-id`, carries `x-relay-replay: 1`, retries by its destination's policy
+    /// (its age counted from the replay's start) and is journaled with the replay id.
+    public func startReplay(id: String, items: [ReplayItem], matchedEvents: Int, concurrency: Int, ratePerSecond: Double?) {
+        let run = ReplayRun(id: id, items: items, matchedEvents: matchedEvents, concurrency: concurrency, ratePerSecond: ratePerSecond, startedAt: clock.now())
+        replays[id] = run
+        replayOrder.append(id)
+        // Keep the progress of the last 100 replays.
+        while replayOrder.count > 100, let oldest = replayOrder.first, replays[oldest]?.finishedAt != nil {
+            replays[oldest] = nil
+            replayOrder.removeFirst()
+        }
+        logger.info("replay started", metadata: ["replay_id": "\(id)", "events": "\(matchedEvents)", "deliveries": "\(items.count)"])
+        if run.isDone { finishIfDone(run) }
+        wake()
+    }
+
+    public func replayStatus(_ id: String) -> ReplayStatus? {
+        guard let run = replays[id] else { return nil }
+        return ReplayStatus(
+            id: run.id, running: run.finishedAt == nil, matchedEvents: run.matchedEvents, deliveries: run.items.count, started: run.next,
+            succeeded: run.succeeded, dead: run.dead, skipped: run.skipped, retrying: run.retries.count, inFlight: run.inFlight,
+            attempts: run.attempts, startedAt: run.startedAt, finishedAt: run.finishedAt
+        )
+    }
+
+    /// Starts what the running replays may start now; returns when one may start next.
+    func dispatchReplays(now: Timestamp) -> Timestamp? {
+        var earliest: Timestamp?
+        let nowMicros = Double(now.milliseconds) * 1000
+        for run in replays.values where run.finishedAt == nil {
+            while run.inFlight < run.concurrency {
+                if run.interval != nil, run.nextStartMicros > nowMicros {
+                    let due = Timestamp(milliseconds: Int64((run.nextStartMicros / 1000).rounded(.up)))
+                    earliest = min(earliest ?? due, due)
+                    break
+                }
+                let index: Int
+                let attempts: Int
+                if let retry = run.retries.popDue(now: now.milliseconds) {
+                    (index, attempts) = retry
+                } else if run.next < run.items.count {
+                    index = run.next
+                    attempts = 0
+                    run.next += 1
+                } else {
+                    if let due = run.retries.nextDue.map(Timestamp.init(milliseconds:)) { earliest = min(earliest ?? due, due) }
+                    break
+                }
+                // No saving up: an idle moment does not allow a burst later.
+                if let interval = run.interval { run.nextStartMicros = max(run.nextStartMicros, nowMicros) + interval }
+                let item = run.items[index]
+                guard let lane = state.lanes[item.destination], let destination = lane.destination else {
+                    run.skipped += 1
+                    finishIfDone(run)
+                    continue
+                }
+                startReplayAttempt(run, index: index, attempts: attempts, destination: destination, template: lane.template)
+            }
+        }
+        return earliest
+    }
+
+    private func startReplayAttempt(_ run: ReplayRun, index: Int, attempts: Int, destination: DestinationConfig, template: BodyTemplate?) {
+        let item = run.items[index]
+        run.inFlight += 1
+        run.attempts += 1
+        nextAttemptID += 1
+        let id = nextAttemptID
+        let delivery = PendingDelivery(
+            eventSequence: item.eventSequence, eventPosition: item.eventPosition, eventID: item.eventID,
+            receivedAt: run.startedAt, attempts: attempts, due: clock.now()
+        )
+        self.attempts[id] = Task {
+            let result = await self.send(delivery, destination: destination, template: template, replay: true)
+            self.finishReplayAttempt(id: id, run: run, index: index, delivery: delivery, policy: destination.retry, result: result)
+        }
+    }
+
+    private func finishReplayAttempt(id: UInt64, run: ReplayRun, index: Int, delivery: PendingDelivery, policy: RetryPolicy, result: Result<TransportResponse, TransportFailure>) {
+        attempts[id] = nil
+        run.inFlight -= 1
+        defer {
+            finishIfDone(run)
+            wake()
+        }
+        let now = clock.now()
+        if case .failure(let failure) = result, failure.kind == .cancelled {
+            // Shutdown. A replay is not resumed after a restart; its journaled outcomes show how far it got.
+            return
+        }
+        let item = run.items[index]
+        let attempt = delivery.attempts + 1
+        let (status, error, retryAfter, duration) = Self.facts(of: result)
+        var record = DeliveryRecord(
+            eventSequence: item.eventSequence, eventID: item.eventID, destination: item.destination, attempt: attempt, time: now,
+            outcome: .retry, status: status, error: error, durationMillis: duration, nextDue: nil, replayID: run.id
+        )
+        switch DeliveryPolicy.decide(status: status == 0 ? nil : status, retryAfter: retryAfter, attempt: attempt, receivedAt: run.startedAt, now: now, policy: policy, random: random) {
+        case .succeeded:
+            record.outcome = .succeeded
+            run.succeeded += 1
+        case .retry(let due):
+            record.nextDue = due
+            run.retries.push(due: due.milliseconds, index: index, attempts: attempt)
+            logger.warning("replay delivery failed; will retry", metadata: [
+                "replay_id": "\(run.id)", "destination": "\(item.destination)", "event_id": "\(item.eventID)", "attempt": "\(attempt)",
+                "status": "\(status)", "error": "\(error)", "next_attempt": "\(due.rfc3339)",
+            ])
+        case .dead(let reason):
+            record.outcome = .dead
+            record.error = error.isEmpty ? reason : "\(reason); \(error)"
+            run.dead += 1
+            logger.error("replay delivery dead", metadata: [
+                "replay_id": "\(run.id)", "destination": "\(item.destination)", "event_id": "\(item.eventID)", "attempt": "\(attempt)",
+                "status": "\(status)", "reason": "\(record.error)",
+            ])
+        }
+        journalOutcome(record)
+    }
+
+    private func finishIfDone(_ run: ReplayRun) {
+        guard run.finishedAt == nil, run.isDone else { return }
+        run.finishedAt = clock.now()
+        logger.info("replay finished", metadata: [
+            "replay_id": "\(run.id)", "succeeded": "\(run.succeeded)", "dead": "\(run.dead)", "skipped": "\(run.skipped)",
+        ])
+    }
+}

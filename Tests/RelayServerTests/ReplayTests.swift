@@ -1,0 +1,251 @@
+import Foundation
+import RelayCore
+import RelayServer
+import RelayTesting
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+private func json(_ text: String) -> [UInt8] { Array(text.utf8) }
+
+private func replayID(_ answer: (status: Int, json: JSONValue?)) -> String? { answer.json?["replay_id"]?.stringValue }
+
+/// Waits (bounded) for a replay to finish and returns its progress.
+private func finished(_ relay: LiveRelay, _ id: String) async throws -> JSONValue? {
+    for _ in 0..<400 {
+        let status = try await relay.admin("/admin/replays/\(id)").json
+        if status?["state"]?.stringValue == "finished" { return status }
+        try await Task.sleep(for: .milliseconds(25))
+    }
+    return nil
+}
+
+@Suite struct ReplayTests {
+    static func routes(a: String, b: String = "http://127.0.0.1:9/b", to: String = "a") -> String {
+        """
+        { "sources": { "shop": { "provider": "generic", "fields": { "id": "/id", "type": "/type", "status": "/status" } } },
+          "destinations": { "a": { "url": "\(a)", "retry": { "max_attempts": 2, "initial_backoff_ms": 10, "max_backoff_ms": 20 } },
+                            "b": { "url": "\(b)", "retry": { "max_attempts": 2, "initial_backoff_ms": 10, "max_backoff_ms": 20 } } },
+          "routes": [ { "name": "main", "to": ["\(to)"] } ] }
+        """
+    }
+
+    @Test func dryRunCountsAndSendsNothing() async throws {
+        let downstream = TestDownstream()
+        let port = try await downstream.start()
+        let relay = try await LiveRelay(routes: Self.routes(a: "http://127.0.0.1:\(port)/a"))
+        defer { Task { await relay.stop(); await downstream.stop() } }
+        for i in 0..<5 { _ = try await relay.post("shop", body: json("{\"id\":\"e\(i)\",\"type\":\"order.x\",\"status\":\"\(i < 2 ? "FAILED" : "OK")\"}")) }
+        #expect(await downstream.wait { $0.count == 5 })
+        // Outcomes are journaled just after the answer: wait for all five.
+        for _ in 0..<200 where try relay.storedDeliveries().count < 5 { try await Task.sleep(for: .milliseconds(10)) }
+        let before = try relay.storedDeliveries().count
+        #expect(before == 5)
+        let answer = try await relay.admin("/admin/replay", method: "POST", body: json(#"{"filter":{"status":"FAILED"},"dry_run":true}"#))
+        #expect(answer.status == 200)
+        #expect(answer.json?["matched_events"]?.doubleValue == 2)
+        #expect(answer.json?["deliveries"]?["a"]?.doubleValue == 2)
+        #expect(answer.json?["sample"]?.arrayValue?.count == 2)
+        #expect(answer.json?["replay_id"]?.stringValue == nil)
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(downstream.requests.count == 5, "a dry run sends nothing")
+        #expect(try relay.storedDeliveries().count == before, "and journals nothing")
+        await relay.stop()
+        await downstream.stop()
+    }
+
+    @Test func badReplayRequestsAreRefusedWithTheField() async throws {
+        let relay = try await LiveRelay(routes: Self.routes(a: "http://127.0.0.1:9/a"))
+        defer { Task { await relay.stop() } }
+        let cases: [(String, String)] = [
+            ("{}", "filter"),
+            (#"{"filter":{}}"#, "filter"),
+            (#"{"filter":{"stauts":"FAILED"}}"#, "filter.stauts"),
+            (#"{"filter":{"since":"soon"}}"#, "filter.since"),
+            (#"{"filter":{"status":"X"},"routing":"later"}"#, "routing"),
+            (#"{"filter":{"status":"X"},"destinations":["nope"]}"#, "nope"),
+            (#"{"filter":{"status":"X"},"rate_per_s":-1}"#, "rate_per_s"),
+            (#"{"filter":{"status":"X"},"config":{"sources":{}}}"#, "config"),
+            (#"{"filter":{"status":"X"},"dry_run":true,"config":{"sources":"x"}}"#, "config"),
+            ("not json", "body"),
+        ]
+        for (body, field) in cases {
+            let answer = try await relay.admin("/admin/replay", method: "POST", body: json(body))
+            #expect(answer.status == 400, "\(body)")
+            #expect(answer.json?["error"]?.stringValue?.contains(field) == true, "\(body): \(String(describing: answer.json))")
+        }
+        await relay.stop()
+    }
+
+    @Test func routingOriginalVersusCurrentAfterARulesChangeAndABacktest() async throws {
+        let downstream = TestDownstream()
+        let port = try await downstream.start()
+        let base = "http://127.0.0.1:\(port)"
+        let relay = try await LiveRelay(routes: Self.routes(a: base + "/a", b: base + "/b", to: "a"))
+        defer { Task { await relay.stop(); await downstream.stop() } }
+        for i in 0..<3 { _ = try await relay.post("shop", body: json("{\"id\":\"r\(i)\",\"type\":\"order.x\",\"status\":\"OK\"}")) }
+        #expect(await downstream.wait { $0.count == 3 })
+        #expect(downstream.requests(at: "/a").count == 3)
+        // The rules change: everything goes to b now.
+        try Self.routes(a: base + "/a", b: base + "/b", to: "b").write(toFile: relay.configPath, atomically: true, encoding: .utf8)
+        #expect(try await relay.admin("/admin/routes/reload", method: "POST").status == 200)
+
+        // A backtest with a third file routes to a again, without sending anything.
+        let backtest = try await relay.admin("/admin/replay", method: "POST", body: json(
+            #"{"filter":{"type":"order.*"},"dry_run":true,"config":"# + Self.routes(a: base + "/a", b: base + "/b", to: "a") + "}"
+        ))
+        #expect(backtest.status == 200, "\(String(describing: backtest.json))")
+        #expect(backtest.json?["deliveries"]?["a"]?.doubleValue == 3)
+        #expect(backtest.json?["deliveries"]?["b"] == nil)
+
+        let original = try await relay.admin("/admin/replay", method: "POST", body: json(#"{"filter":{"type":"order.*"},"routing":"original"}"#))
+        #expect(original.status == 202)
+        #expect(try await finished(relay, try #require(replayID(original)))?["succeeded"]?.doubleValue == 3)
+        #expect(downstream.requests(at: "/a").count == 6)
+        #expect(downstream.requests(at: "/b").isEmpty)
+
+        let current = try await relay.admin("/admin/replay", method: "POST", body: json(#"{"filter":{"type":"order.*"},"routing":"current"}"#))
+        #expect(try await finished(relay, try #require(replayID(current)))?["succeeded"]?.doubleValue == 3)
+        #expect(downstream.requests(at: "/b").count == 3)
+        #expect(downstream.requests(at: "/a").count == 6)
+        // Replayed requests keep the event's webhook-id and say they are replays.
+        let firstIDs = downstream.requests(at: "/a").prefix(3).compactMap { $0.header("webhook-id") }
+        #expect(Set(downstream.requests(at: "/b").compactMap { $0.header("webhook-id") }) == Set(firstIDs))
+        #expect(downstream.requests(at: "/b").allSatisfy { $0.header("x-relay-replay") == "1" })
+        #expect(downstream.requests(at: "/a").prefix(3).allSatisfy { $0.header("x-relay-replay") == nil })
+        await relay.stop()
+        await downstream.stop()
+    }
+
+    @Test func retryingOneDeliverySendsItOnceMore() async throws {
+        let downstream = TestDownstream()
+        let port = try await downstream.start()
+        let relay = try await LiveRelay(routes: Self.routes(a: "http://127.0.0.1:\(port)/a"))
+        defer { Task { await relay.stop(); await downstream.stop() } }
+        let response = try await relay.post("shop", body: json(#"{"id":"one","type":"t","status":"OK"}"#))
+        let id = try #require(try JSONParser.parse(response.body)["ids"]?.arrayValue?.first?.stringValue)
+        #expect(await downstream.wait { $0.count == 1 })
+        let deliveries = try await relay.admin("/admin/deliveries?state=succeeded&destination=a").json?["deliveries"]?.arrayValue ?? []
+        #expect(deliveries.compactMap { $0["id"]?.stringValue } == ["\(id):a"])
+        let retry = try await relay.admin("/admin/deliveries/\(id):a/retry", method: "POST")
+        #expect(retry.status == 202)
+        #expect(try await finished(relay, try #require(replayID(retry)))?["succeeded"]?.doubleValue == 1)
+        #expect(downstream.requests.count == 2)
+        #expect(downstream.requests.last?.header("webhook-id") == id)
+        #expect(try await relay.admin("/admin/deliveries/\(id):zzz/retry", method: "POST").status == 404)
+        #expect(try await relay.admin("/admin/deliveries/nocolon/retry", method: "POST").status == 400)
+        #expect(try await relay.admin("/admin/deliveries?state=lost").status == 400)
+        await relay.stop()
+        await downstream.stop()
+    }
+
+    /// A large replay to a slow destination runs in its own lane: live deliveries to the same
+    /// destination keep their own slots and flow with low latency meanwhile (were the replay in
+    /// the destination's queue, they would wait behind a thousand replayed requests).
+    @Test(.timeLimit(.minutes(2)))
+    func aLargeReplayDoesNotStarveLiveDeliveries() async throws {
+        let downstream = TestDownstream()
+        let port = try await downstream.start()
+        let base = "http://127.0.0.1:\(port)"
+        let routes = """
+        { "sources": { "bulk": { "provider": "generic", "fields": { "id": "/id" } }, "live": { "provider": "generic", "fields": { "id": "/id" } } },
+          "destinations": { "slow": { "url": "\(base)/slow/20", "max_in_flight": 4 }, "fast": { "url": "\(base)/fast" } },
+          "routes": [ { "name": "bulk", "match": { "source": "bulk" }, "to": ["slow"] }, { "name": "live", "match": { "source": "live" }, "to": ["slow"] } ] }
+        """
+        let relay = try await LiveRelay(routes: routes)
+        defer { Task { await relay.stop(); await downstream.stop() } }
+        for chunk in 0..<20 {
+            let batch = (0..<50).map { "{\"id\":\"b\(chunk)-\($0)\"}" }
+            for body in batch { _ = try await relay.post("bulk", body: json(body)) }
+        }
+        #expect(await downstream.wait(timeout: .seconds(60)) { $0.count == 1000 })
+        let replay = try await relay.admin("/admin/replay", method: "POST", body: json(#"{"filter":{"source":"bulk"},"concurrency":8}"#))
+        let id = try #require(replayID(replay))
+        // 1000 deliveries at 20 ms each, 8 at a time: about 2.5 s. Live events arrive meanwhile.
+        var latencies: [Duration] = []
+        for i in 0..<40 {
+            let sent = ContinuousClock.now
+            _ = try await relay.post("live", body: json("{\"id\":\"live-\(i)\"}"))
+            #expect(await downstream.wait(timeout: .seconds(10)) { $0.filter { $0.header("x-relay-replay") == nil }.count == 1000 + i + 1 })
+            latencies.append(ContinuousClock.now - sent)
+            try await Task.sleep(for: .milliseconds(25))
+        }
+        let progress = try await relay.admin("/admin/replays/\(id)").json
+        #expect(progress?["state"]?.stringValue == "running", "the live events were measured while the replay ran")
+        latencies.sort()
+        let p99 = latencies[min(latencies.count - 1, latencies.count * 99 / 100)]
+        print("live delivery latency during a 1000-event replay: p50 \(latencies[latencies.count / 2]), p99 \(p99)")
+        #expect(p99 < .milliseconds(500))
+        #expect(try await finished(relay, id)?["succeeded"]?.doubleValue == 1000)
+        await relay.stop()
+        await downstream.stop()
+    }
+}
+
+/// The outage, end to end with the real binary and `relay replay`: a destination is down, its
+/// deliveries die, it comes back, and `relay replay --delivery-state dead` sends each missed
+/// event exactly once more, with its webhook-id, and nothing to the destination that had them.
+@Suite struct OutageReplayTests {
+    @Test(.timeLimit(.minutes(2)))
+    func replayDeadDeliversEachMissedEventExactlyOnceMore() async throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let healthy = TestDownstream()
+        let healthyPort = try await healthy.start()
+        let outagePort = unusedLoopbackPort()
+        try dir.write("routes.json", """
+        { "sources": { "shop": { "provider": "generic", "fields": { "id": "/id", "status": "/status" } } },
+          "destinations": { "orders": { "url": "http://127.0.0.1:\(healthyPort)/orders" },
+                            "alerts": { "url": "http://127.0.0.1:\(outagePort)/alerts", "retry": { "max_attempts": 2, "initial_backoff_ms": 10, "max_backoff_ms": 20 } } },
+          "routes": [ { "name": "all", "to": ["orders"] }, { "name": "failed", "match": { "status": "FAILED" }, "to": ["alerts"] } ] }
+        """)
+        let process = try RelayProcess(
+            arguments: ["serve", "--config", dir.path + "/routes.json", "--data", dir.path + "/data", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"],
+            logPath: dir.path + "/relay.log"
+        )
+        let ingest = try await process.waitForPort(message: "ingest listening")
+        let admin = try await process.waitForPort(message: "admin listening")
+        var failed: Set<String> = []
+        for i in 0..<12 {
+            let status = i % 3 == 0 ? "FAILED" : "COMPLETED"
+            let response = try await TestHTTPClient.send(port: ingest, method: "POST", path: "/webhooks/shop", body: json("{\"id\":\"o\(i)\",\"status\":\"\(status)\"}"))
+            let id = try #require(try JSONParser.parse(response.body)["ids"]?.arrayValue?.first?.stringValue)
+            if status == "FAILED" { failed.insert(id) }
+        }
+        #expect(await healthy.wait { $0.count == 12 })
+        // Wait until the alerts deliveries are dead.
+        let adminURL = "http://127.0.0.1:\(admin)"
+        var dead: [String] = []
+        for _ in 0..<200 {
+            let list = try runRelay(["events", "list", "--delivery-state", "dead", "--json", "--admin", adminURL])
+            dead = (try JSONParser.parse(Array(list.out.utf8))["events"]?.arrayValue ?? []).compactMap { $0["id"]?.stringValue }
+            if dead.count == failed.count { break }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        #expect(Set(dead) == failed)
+
+        // The alerts service comes back; the operator replays what it missed.
+        let alerts = TestDownstream()
+        _ = try await alerts.start(port: outagePort)
+        let dry = try runRelay(["replay", "--delivery-state", "dead", "--dry-run", "--admin", adminURL])
+        #expect(dry.status == 0, "\(dry.err)")
+        #expect(dry.out.contains("4 events matched, 4 deliveries"), "\(dry.out)")
+        let replay = try runRelay(["replay", "--delivery-state", "dead", "--wait", "--admin", adminURL])
+        #expect(replay.status == 0, "\(replay.err)")
+        #expect(replay.out.contains("finished: 4 succeeded, 0 dead"), "\(replay.out)")
+        let received = alerts.requests.compactMap { $0.header("webhook-id") }
+        #expect(received.count == failed.count, "each missed event exactly once")
+        #expect(Set(received) == failed)
+        #expect(alerts.requests.allSatisfy { $0.header("x-relay-replay") == "1" })
+        #expect(healthy.requests.count == 12, "nothing more to the destination that had them")
+        // Replaying dead deliveries again finds none.
+        let again = try runRelay(["replay", "--delivery-state", "dead", "--dry-run", "--admin", adminURL])
+        #expect(again.out.contains("0 events matched"), "\(again.out)")
+        process.signal(SIGTERM)
+        #expect(await process.waitForExit() == 0)
+        await alerts.stop()
+        await healthy.stop()
+    }
+}

@@ -60,6 +60,7 @@ public actor DeliveryScheduler {
     let logger: Logger
     private let configuration: Configuration
     let state: DeliveryLedger
+    let observer: (any DeliveryObserver)?
     /// Replays by id: running ones and the last finished ones (their progress stays readable).
     var replays: [String: ReplayRun] = [:]
     var replayOrder: [String] = []
@@ -85,8 +86,9 @@ public actor DeliveryScheduler {
         journal: Journal, transport: any HTTPTransport, destinations: [String: DestinationConfig],
         configuration: Configuration = Configuration(), checkpoints: CheckpointStore? = nil, participants: [any CheckpointParticipant] = [],
         clock: any RelayClock = SystemClock(),
-        random: @escaping @Sendable (Int64) -> Int64 = { Int64.random(in: 0...max(0, $0)) }, logger: Logger
+        random: @escaping @Sendable (Int64) -> Int64 = { Int64.random(in: 0...max(0, $0)) }, observer: (any DeliveryObserver)? = nil, logger: Logger
     ) throws {
+        self.observer = observer
         self.journal = journal
         self.transport = transport
         self.configuration = configuration
@@ -119,6 +121,13 @@ public actor DeliveryScheduler {
             lane.paused = false
         }
         wake()
+    }
+
+    /// Every destination's lane.
+    public func laneStatuses() -> [String: LaneStatus] {
+        var result: [String: LaneStatus] = [:]
+        for name in state.lanes.keys { result[name] = status(of: name) }
+        return result
     }
 
     public func status(of destination: String) -> LaneStatus? {
@@ -292,6 +301,7 @@ public actor DeliveryScheduler {
             ])
         }
         lane.queue.release(delivery.eventSequence)
+        observer?.attempted(destination: name, outcome: record.outcome, duration: .milliseconds(duration), replay: false)
         journalOutcome(record)
     }
 

@@ -89,7 +89,18 @@ public struct ReplayStatus: Sendable {
     public var finishedAt: Timestamp?
 }
 
+/// Told about every delivery attempt as it finishes (metrics). Must be quick.
+public protocol DeliveryObserver: Sendable {
+    func attempted(destination: String, outcome: DeliveryRecord.Outcome, duration: Duration, replay: Bool)
+}
+
 extension DeliveryScheduler {
+    /// Running replays, and the deliveries they have not finished.
+    public func replaySummary() -> (running: Int, remaining: Int) {
+        let running = replays.values.filter { $0.finishedAt == nil }
+        return (running.count, running.reduce(0) { $0 + ($1.items.count - $1.next) + $1.retries.count + $1.inFlight })
+    }
+
     /// Starts sending `items` in a replay lane of their own (live deliveries keep their slots):
     /// at most `concurrency` at once and `ratePerSecond` starts per second. Each keeps its
     /// event's `webhook-id`, carries `x-relay-replay: 1`, retries by its destination's policy
@@ -209,6 +220,7 @@ extension DeliveryScheduler {
                 "status": "\(status)", "reason": "\(record.error)",
             ])
         }
+        observer?.attempted(destination: item.destination, outcome: record.outcome, duration: .milliseconds(duration), replay: true)
         journalOutcome(record)
     }
 

@@ -1,5 +1,6 @@
 import Hummingbird
 import Logging
+import NIOCore
 import RelayCore
 import RelayForwarder
 
@@ -24,6 +25,12 @@ struct AdminRoutes {
 
     func register(on router: Router<BasicRequestContext>) {
         router.get("/healthz") { _, _ in JSONResponse.ok("{\"status\":\"ok\"}") }
+        router.get("/metrics") { _, _ in
+            let text = await server.metrics.render(scheduler: server.scheduler)
+            var headers = HTTPFields()
+            headers[.contentType] = "text/plain; version=0.0.4; charset=utf-8"
+            return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: text)))
+        }
         router.get("/admin/journal") { _, _ in
             let durable = journal.durable
             return JSONResponse.ok("{\"last_sequence\":\(durable.lastSequence),\"segment\":\(durable.end.segment),\"offset\":\(durable.end.offset)}")

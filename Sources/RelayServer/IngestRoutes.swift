@@ -6,6 +6,7 @@ import RelayCore
 /// The public listener: `POST /webhooks/{source}` and `GET /healthz`.
 struct IngestRoutes {
     let pipeline: IngestPipeline
+    let metrics: RelayMetrics
     let logger: Logger
 
     func register(on router: Router<BasicRequestContext>) {
@@ -20,7 +21,7 @@ struct IngestRoutes {
         // One config snapshot for the whole request: verified and routed by the same version.
         let config = pipeline.currentConfig
         guard let source = config.sources[name] else {
-            return reject(IngestError(.unknownSource, "unknown source \(JSONWriter.quote(name))"), source: name)
+            return reject(IngestError(.unknownSource, "unknown source \(JSONWriter.quote(name))"), source: name, known: false)
         }
         if let length = request.headers[.contentLength].flatMap(Int.init), length > source.maxBodyBytes {
             return reject(tooLarge(source), source: name)
@@ -43,6 +44,7 @@ struct IngestRoutes {
         }
         do {
             let result = try await pipeline.ingest(source: source, routing: config.routing, headers: headers, body: body)
+            metrics.ingested(result, source: source)
             return JSONResponse.ok(result.json)
         } catch {
             return reject(error, source: name)
@@ -53,8 +55,9 @@ struct IngestRoutes {
         IngestError(.tooLarge, "body exceeds the limit of \(source.maxBodyBytes) bytes for source \(source.name)")
     }
 
-    private func reject(_ error: IngestError, source: String) -> Response {
+    private func reject(_ error: IngestError, source: String, known: Bool = true) -> Response {
         logger.info("ingest rejected", metadata: ["source": "\(source)", "reason": "\(error.reason)", "status": "\(error.httpStatus)"])
+        metrics.rejected(source: known ? source : nil, reason: error.reason)
         let status = HTTPResponse.Status(code: error.httpStatus)
         return JSONResponse.error(status, error.message, retryAfter: error.code == .overloaded || error.code == .unavailable ? 1 : nil)
     }

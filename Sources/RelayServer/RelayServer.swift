@@ -16,6 +16,8 @@ public final class RelayServer: Sendable {
     /// Sends deliveries: libcurl unless a test injects another transport.
     public let engine: CurlEngine?
     public let scheduler: DeliveryScheduler
+    /// Counters, histograms and gauges served at `GET /metrics`.
+    public let metrics: RelayMetrics
     /// Stored events, for the admin API.
     public let events: any EventStore
     private let logger: Logger
@@ -34,7 +36,11 @@ public final class RelayServer: Sendable {
         try configuration.validate()
         self.configuration = configuration
         self.logger = logger
-        self.journal = try Journal.open(configuration.journal, logger: logger)
+        let metrics = RelayMetrics()
+        self.metrics = metrics
+        var journalConfiguration = configuration.journal
+        journalConfiguration.commitObserver = { metrics.journalCommitted(records: $0, duration: $1) }
+        self.journal = try Journal.open(journalConfiguration, logger: logger)
         self.events = JournalEventStore(journal: journal)
         self.pipeline = IngestPipeline(config: config, journal: journal, clock: clock, logger: logger)
         let engine = try CurlEngine(logger: logger)
@@ -44,7 +50,7 @@ public final class RelayServer: Sendable {
         self.scheduler = try DeliveryScheduler(
             journal: journal, transport: engine, destinations: config.destinations, configuration: configuration.scheduler,
             checkpoints: CheckpointStore(directory: configuration.journal.directory), participants: [pipeline.deduplication],
-            clock: clock, logger: logger
+            clock: clock, observer: metrics, logger: logger
         )
     }
 
@@ -115,7 +121,7 @@ public final class RelayServer: Sendable {
     public func services() -> [any Service] {
         let ingestRouter = Router(context: BasicRequestContext.self)
         ingestRouter.add(middleware: JSONNotFoundMiddleware())
-        IngestRoutes(pipeline: pipeline, logger: logger).register(on: ingestRouter)
+        IngestRoutes(pipeline: pipeline, metrics: metrics, logger: logger).register(on: ingestRouter)
         let ingest = Application(
             router: ingestRouter,
             configuration: ApplicationConfiguration(address: .hostname(configuration.listen.host, port: configuration.listen.port), serverName: nil, backlog: 1024),

@@ -43,12 +43,12 @@ public final class RelayProcess: @unchecked Sendable {
 
     public var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
 
-    /// Waits (bounded) for a log line `port=N … <message>` and returns N.
+    /// Waits (bounded) for a log line `port=N … <message>` (or, in JSON, `"port":"N"`) and returns N.
     public func waitForPort(message: String, timeout: Double = 30) async throws -> Int {
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
             for line in log.split(separator: "\n") where line.contains(message) {
-                if let range = line.range(of: "port=") {
+                if let range = line.range(of: "port=") ?? line.range(of: "\"port\":\"") {
                     let digits = line[range.upperBound...].prefix { $0.isNumber }
                     if let port = Int(digits), port > 0 { return port }
                 }

@@ -250,7 +250,11 @@ public final class Journal: Sendable {
 
     private func commit(_ batch: [Pending]) {
         let batchBytes = batch.reduce(0) { $0 + $1.bytes }
+        let started = ContinuousClock.now
         let result = Result { try writer.write(batch.map(\.entries), logger: logger) }
+        if case .success = result, let observe = configuration.commitObserver {
+            observe(batch.reduce(0) { $0 + $1.entries.count }, ContinuousClock.now - started)
+        }
         let durable: DurableState? = (try? result.get()) != nil
             ? DurableState(lastSequence: writer.nextSequence - 1, end: JournalPosition(segment: writer.segmentBase, offset: writer.offset))
             : nil

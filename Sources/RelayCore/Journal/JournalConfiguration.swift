@@ -13,6 +13,9 @@ public struct JournalConfiguration: Sendable {
     public var maxQueuedBytes: Int
     /// Where writes go; tests inject failures here.
     public var fileSystem: any JournalFileSystem
+    /// Told, on the writer thread, the records and the write-and-sync time of every group commit
+    /// (metrics). Must be quick.
+    public var commitObserver: (@Sendable (_ records: Int, _ duration: Duration) -> Void)?
 
     public init(
         directory: String,

@@ -1,0 +1,108 @@
+import CoreMetrics
+import Prometheus
+import RelayCore
+import RelayForwarder
+import Synchronization
+
+/// The relay's metrics, in a Prometheus registry of their own (so several relays in one test
+/// process never share one), recorded through swift-metrics and served at `GET /metrics`.
+///
+/// Counters and histograms move as things happen; the per-destination gauges (pending, dead,
+/// breaker, paused) and replay progress are read from the scheduler when scraped. Label values
+/// come from routes.json (sources, destinations) or from verified events (type), never from
+/// an unauthenticated request: an unknown source is counted as `(unknown)`.
+public final class RelayMetrics: DeliveryObserver {
+    public let registry = PrometheusCollectorRegistry()
+    private let factory: PrometheusMetricsFactory
+    private let counters = Mutex<[String: CoreMetrics.Counter]>([:])
+    private let timers = Mutex<[String: CoreMetrics.Timer]>([:])
+    private let batchSizes: Recorder
+    private let commitTime: CoreMetrics.Timer
+
+    public init() {
+        var factory = PrometheusMetricsFactory(registry: registry)
+        factory.valueHistogramBuckets["relay_journal_commit_records"] = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024]
+        factory.durationHistogramBuckets["relay_journal_commit_seconds"] = [
+            .microseconds(100), .microseconds(250), .microseconds(500), .milliseconds(1), .milliseconds(2), .milliseconds(5),
+            .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250), .seconds(1),
+        ]
+        self.factory = factory
+        batchSizes = Recorder(label: "relay_journal_commit_records", dimensions: [], aggregate: true, factory: factory)
+        commitTime = CoreMetrics.Timer(label: "relay_journal_commit_seconds", dimensions: [], factory: factory)
+    }
+
+    private func counter(_ name: String, _ labels: [(String, String)]) -> CoreMetrics.Counter {
+        let key = name + labels.map { "|\($0.0)=\($0.1)" }.joined()
+        return counters.withLock { cache in
+            if let known = cache[key] { return known }
+            let made = CoreMetrics.Counter(label: name, dimensions: labels, factory: factory)
+            cache[key] = made
+            return made
+        }
+    }
+
+    private func timer(_ name: String, _ labels: [(String, String)]) -> CoreMetrics.Timer {
+        let key = name + labels.map { "|\($0.0)=\($0.1)" }.joined()
+        return timers.withLock { cache in
+            if let known = cache[key] { return known }
+            let made = CoreMetrics.Timer(label: name, dimensions: labels, factory: factory)
+            cache[key] = made
+            return made
+        }
+    }
+
+    // MARK: - Ingest and journal
+
+    func ingested(_ result: IngestResult, source: SourceConfig) {
+        for (event, _) in result.routed {
+            counter("relay_events_ingested_total", [("source", source.name), ("provider", event.provider), ("type", event.type)]).increment()
+        }
+        if result.duplicates > 0 {
+            counter("relay_ingest_duplicates_total", [("source", source.name)]).increment(by: Int64(result.duplicates))
+        }
+    }
+
+    func rejected(source: String?, reason: String) {
+        counter("relay_ingest_rejections_total", [("source", source ?? "(unknown)"), ("reason", reason)]).increment()
+    }
+
+    /// For `JournalConfiguration.commitObserver`.
+    public func journalCommitted(records: Int, duration: Duration) {
+        batchSizes.record(records)
+        commitTime.recordNanoseconds(Int64(duration.components.seconds) * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000)
+    }
+
+    // MARK: - Deliveries
+
+    public func attempted(destination: String, outcome: DeliveryRecord.Outcome, duration: Duration, replay: Bool) {
+        let name: String = switch outcome {
+        case .succeeded: "succeeded"
+        case .retry: "retry"
+        case .dead: "dead"
+        }
+        if replay {
+            counter("relay_replay_deliveries_total", [("destination", destination), ("outcome", name)]).increment()
+        } else {
+            counter("relay_deliveries_total", [("destination", destination), ("outcome", name)]).increment()
+        }
+        timer("relay_delivery_attempt_seconds", [("destination", destination)])
+            .recordNanoseconds(Int64(duration.components.seconds) * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000)
+    }
+
+    /// The Prometheus text, after reading the scheduler's gauges.
+    func render(scheduler: DeliveryScheduler) async -> [UInt8] {
+        let lanes = await scheduler.laneStatuses()
+        for (destination, lane) in lanes {
+            let labels = [("destination", destination)]
+            registry.makeGauge(name: "relay_deliveries_pending", labels: labels).set(to: Double(lane.pending))
+            registry.makeGauge(name: "relay_deliveries_in_flight", labels: labels).set(to: Double(lane.inFlight))
+            registry.makeGauge(name: "relay_deliveries_dead", labels: labels).set(to: Double(lane.dead))
+            registry.makeGauge(name: "relay_destination_breaker_open", labels: labels).set(to: lane.breakerOpen ? 1.0 : 0.0)
+            registry.makeGauge(name: "relay_destination_paused", labels: labels).set(to: lane.paused ? 1.0 : 0.0)
+        }
+        let replays = await scheduler.replaySummary()
+        registry.makeGauge(name: "relay_replays_running").set(to: Double(replays.running))
+        registry.makeGauge(name: "relay_replay_deliveries_remaining").set(to: Double(replays.remaining))
+        return registry.emitToBuffer()
+    }
+}

@@ -240,6 +240,19 @@ private func finished(_ relay: LiveRelay, _ id: String) async throws -> JSONValu
         #expect(Set(received) == failed)
         #expect(alerts.requests.allSatisfy { $0.header("x-relay-replay") == "1" })
         #expect(healthy.requests.count == 12, "nothing more to the destination that had them")
+        // A backtest: where would the stored events go under a routes file not deployed yet?
+        try dir.write("new-routes.json", """
+        { "sources": { "shop": { "provider": "generic", "fields": { "id": "/id", "status": "/status" } } },
+          "destinations": { "orders": { "url": "http://127.0.0.1:9/orders" }, "audit": { "url": "http://127.0.0.1:9/audit" } },
+          "routes": [ { "name": "completed", "match": { "status": "COMPLETED" }, "to": ["orders", "audit"] } ] }
+        """)
+        let backtest = try runRelay(["replay", "--dry-run", "--config", dir.path + "/new-routes.json", "--since", "1h", "--admin", adminURL])
+        #expect(backtest.status == 0, "\(backtest.err)")
+        #expect(backtest.out.contains("12 events matched, 16 deliveries"), "\(backtest.out)")
+        #expect(backtest.out.contains("audit        8") || backtest.out.contains("audit  8"), "\(backtest.out)")
+        let sent = try runRelay(["replay", "--config", dir.path + "/new-routes.json", "--since", "1h", "--admin", adminURL])
+        #expect(sent.status != 0 && sent.err.contains("dry runs"), "a routes file that is not deployed is only for dry runs: \(sent.err)")
+        #expect(healthy.requests.count == 12 && alerts.requests.count == 4, "the backtest sent nothing")
         // Replaying dead deliveries again finds none.
         let again = try runRelay(["replay", "--delivery-state", "dead", "--dry-run", "--admin", adminURL])
         #expect(again.out.contains("0 events matched"), "\(again.out)")

@@ -11,6 +11,7 @@ key == baseline_key at the same connection count ("-" for no baseline).
 EXTRAS_TSV has other measurements, one per line:
     fdatasync <TAB> syncs_per_second <TAB> p50_ms <TAB> p99_ms
     rss <TAB> label <TAB> conns <TAB> VmHWM_kB
+    replay <TAB> events <TAB> seconds_to_plan <TAB> seconds_to_finish <TAB> succeeded
 
 Exit status: 0 when every run produced numbers (whatever they are), 1 when a
 run's output could not be parsed or it completed no requests at all.
@@ -82,7 +83,7 @@ def main():
                 problems.append(f"{label} c={conns}: wrk completed no requests (see {path})")
             runs.append({"key": key, "label": label, "baseline": baseline, "conns": int(conns), **numbers})
 
-    fdatasync, rss, routing, e2e = None, [], None, None
+    fdatasync, rss, routing, e2e, replay = None, [], None, None, None
     with open(extras_path, encoding="utf-8") as f:
         for line in f:
             fields = line.rstrip("\n").split("\t")
@@ -92,6 +93,8 @@ def main():
                 e2e = (int(fields[1] or 0), dict(kv.split("=", 1) for kv in fields[2].split()))
             elif fields[0] == "routing":
                 routing = (int(fields[1]), float(fields[2]), float(fields[3]))
+            elif fields[0] == "replay":
+                replay = (int(fields[1]), float(fields[2]), float(fields[3]), int(fields[4]))
             elif fields[0] == "rss":
                 rss.append((fields[1], int(fields[2]), int(fields[3])))
 
@@ -143,6 +146,17 @@ def main():
         share = f"{us / (1e6 / ingest):.2f}× ingest" if ingest else "-"
         rows.append([f"routing, {count} routes (events/s; {us:.1f} µs/event)", "1", f"{rate:.0f}", "-", "-", "-", share])
 
+    replay_read = None
+    if replay is not None:
+        events, plan_s, finish_s, succeeded = replay
+        replay_read = events / plan_s if plan_s > 0 else None
+        rows.append([f"replay {events} stored events: read and scheduled from the journal (events/s)", "1",
+                     f"{replay_read:.0f}" if replay_read else "-", "-", "-", "-", "-"])
+        rows.append([f"replay {events} stored events: delivered to sink ({succeeded}/{events}, events/s)", "64",
+                     f"{events / finish_s:.0f}" if finish_s > 0 else "-", "-", "-", "-", "-"])
+        if succeeded < events:
+            problems.append(f"replay: only {succeeded} of {events} deliveries succeeded")
+
     widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]
     left = {0}  # scenario left-aligned, numbers right-aligned
 
@@ -186,6 +200,8 @@ def main():
         return 1
     verdict = "met" if measured >= TARGET_RATIO else "NOT met"
     print(f"target: relay ingest ≥ {TARGET_RATIO}× sink at {TARGET_CONNS} connections — measured {measured:.2f}× ({verdict})")
+    if replay_read is not None:
+        print(f"target: replay ≥ 50000 events/s read from the journal — measured {replay_read:.0f} ({'met' if replay_read >= 50000 else 'NOT met'})")
     if e2e_ratio is not None:
         print(f"target: end to end ≥ 0.5× nginx proxy_pass at 64 connections — measured {e2e_ratio:.2f}× ({'met' if e2e_ratio >= 0.5 else 'NOT met'})")
     return 1 if problems else 0

@@ -14,7 +14,7 @@ struct PendingDelivery: Sendable {
 /// min-heap by due time whose stale entries are skipped when popped.
 struct DeliveryQueue {
     private(set) var pending: [UInt64: PendingDelivery] = [:]
-    private var heap: [(due: Int64, sequence: UInt64)] = []
+    private var heap = DueHeap<UInt64>()
 
     var count: Int { pending.count }
 
@@ -40,10 +40,10 @@ struct DeliveryQueue {
     /// The earliest due time, skipping stale heap entries.
     mutating func nextDue() -> Timestamp? {
         while let top = heap.first {
-            if let delivery = pending[top.sequence], delivery.due.milliseconds == top.due, !taken.contains(top.sequence) {
+            if let delivery = pending[top.payload], delivery.due.milliseconds == top.due, !taken.contains(top.payload) {
                 return delivery.due
             }
-            pop()
+            heap.removeFirst()
         }
         return nil
     }
@@ -53,8 +53,8 @@ struct DeliveryQueue {
 
     /// Takes the earliest delivery due at or before `now`, marking it in flight.
     mutating func takeDue(now: Timestamp) -> PendingDelivery? {
-        guard let due = nextDue(), due <= now, let top = heap.first, let delivery = pending[top.sequence] else { return nil }
-        pop()
+        guard let due = nextDue(), due <= now, let top = heap.first, let delivery = pending[top.payload] else { return nil }
+        heap.removeFirst()
         taken.insert(delivery.eventSequence)
         return delivery
     }
@@ -66,29 +66,6 @@ struct DeliveryQueue {
     }
 
     private mutating func push(_ entry: (due: Int64, sequence: UInt64)) {
-        heap.append(entry)
-        var child = heap.count - 1
-        while child > 0 {
-            let parent = (child - 1) / 2
-            guard heap[child].due < heap[parent].due else { break }
-            heap.swapAt(child, parent)
-            child = parent
-        }
-    }
-
-    private mutating func pop() {
-        guard !heap.isEmpty else { return }
-        heap.swapAt(0, heap.count - 1)
-        heap.removeLast()
-        var parent = 0
-        while true {
-            let left = 2 * parent + 1, right = left + 1
-            var smallest = parent
-            if left < heap.count && heap[left].due < heap[smallest].due { smallest = left }
-            if right < heap.count && heap[right].due < heap[smallest].due { smallest = right }
-            guard smallest != parent else { return }
-            heap.swapAt(parent, smallest)
-            parent = smallest
-        }
+        heap.push(entry.due, entry.sequence)
     }
 }

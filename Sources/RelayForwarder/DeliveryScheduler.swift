@@ -104,8 +104,9 @@ public actor DeliveryScheduler {
         self.state = state
         self.recoveredRecords = recovery.records
         self.recoveredFromCheckpoint = recovery.checkpoint
-        // A long replay is saved at once, so the next start does not repeat it.
-        self.checkpointedSequence = recovery.records >= configuration.checkpointEveryRecords ? 0 : state.lastSequence
+        // Counted from the checkpoint on disk: a long replay at start-up is saved at once, so the
+        // next start does not repeat it.
+        self.checkpointedSequence = recovery.checkpoint ?? 0
         logger.info("deliveries recovered from the journal", metadata: [
             "checkpoint": "\(recovery.checkpoint.map(String.init) ?? "none")", "records": "\(recovery.records)", "pending": "\(state.pendingCount)",
         ])

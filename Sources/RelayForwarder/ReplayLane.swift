@@ -35,38 +35,20 @@ final class ReplayRun {
 
 /// Failed replay deliveries by due time.
 struct RetryHeap {
-    private var heap: [(due: Int64, index: Int, attempts: Int)] = []
+    private var heap = DueHeap<(index: Int, attempts: Int)>()
 
     var isEmpty: Bool { heap.isEmpty }
     var count: Int { heap.count }
     var nextDue: Int64? { heap.first?.due }
 
     mutating func push(due: Int64, index: Int, attempts: Int) {
-        heap.append((due, index, attempts))
-        var child = heap.count - 1
-        while child > 0 {
-            let parent = (child - 1) / 2
-            guard heap[child].due < heap[parent].due else { break }
-            heap.swapAt(child, parent)
-            child = parent
-        }
+        heap.push(due, (index, attempts))
     }
 
     mutating func popDue(now: Int64) -> (index: Int, attempts: Int)? {
         guard let top = heap.first, top.due <= now else { return nil }
-        heap.swapAt(0, heap.count - 1)
-        heap.removeLast()
-        var parent = 0
-        while true {
-            let left = 2 * parent + 1, right = left + 1
-            var smallest = parent
-            if left < heap.count && heap[left].due < heap[smallest].due { smallest = left }
-            if right < heap.count && heap[right].due < heap[smallest].due { smallest = right }
-            guard smallest != parent else { break }
-            heap.swapAt(parent, smallest)
-            parent = smallest
-        }
-        return (top.index, top.attempts)
+        heap.removeFirst()
+        return top.payload
     }
 }
 

@@ -32,20 +32,19 @@ public final class RelayMetrics: DeliveryObserver {
     }
 
     private func counter(_ name: String, _ labels: [(String, String)]) -> CoreMetrics.Counter {
-        let key = name + labels.map { "|\($0.0)=\($0.1)" }.joined()
-        return counters.withLock { cache in
-            if let known = cache[key] { return known }
-            let made = CoreMetrics.Counter(label: name, dimensions: labels, factory: factory)
-            cache[key] = made
-            return made
-        }
+        Self.cached(counters, name, labels) { CoreMetrics.Counter(label: name, dimensions: labels, factory: factory) }
     }
 
     private func timer(_ name: String, _ labels: [(String, String)]) -> CoreMetrics.Timer {
+        Self.cached(timers, name, labels) { CoreMetrics.Timer(label: name, dimensions: labels, factory: factory) }
+    }
+
+    /// One metric object per name and labels, made once (the registry's own lookup is slower).
+    private static func cached<Metric>(_ cache: borrowing Mutex<[String: Metric]>, _ name: String, _ labels: [(String, String)], make: () -> Metric) -> Metric {
         let key = name + labels.map { "|\($0.0)=\($0.1)" }.joined()
-        return timers.withLock { cache in
+        return cache.withLock { cache in
             if let known = cache[key] { return known }
-            let made = CoreMetrics.Timer(label: name, dimensions: labels, factory: factory)
+            let made = make()
             cache[key] = made
             return made
         }

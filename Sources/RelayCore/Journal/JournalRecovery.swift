@@ -100,7 +100,7 @@ enum JournalRecovery {
             }
             // Keep the cut bytes beside the segment (not a .seg file, so never read as journal).
             let aside = "\(path).torn-\(cut.offset)"
-            FileManager.default.createFile(atPath: aside, contents: Data(tail))
+            let saved = FileManager.default.createFile(atPath: aside, contents: Data(tail))
             try file.truncate(to: cut.offset)
             try file.sync()
             end = cut.offset
@@ -108,7 +108,7 @@ enum JournalRecovery {
                 "journal tail was torn or corrupt; truncated to the last good record",
                 metadata: [
                     "segment": "\(name)", "offset": "\(cut.offset)", "dropped_bytes": "\(size - cut.offset)",
-                    "reason": "\(cut.reason)", "saved_to": "\((aside as NSString).lastPathComponent)",
+                    "reason": "\(cut.reason)", "saved_to": "\(saved ? (aside as NSString).lastPathComponent : "(could not be saved)")",
                 ]
             )
         }

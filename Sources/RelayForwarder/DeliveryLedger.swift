@@ -18,6 +18,9 @@ final class DeliveryLedger {
         var queue = DeliveryQueue()
         var inFlight = 0
         var consecutiveFailures = 0
+        /// With the breaker open: no probe before this, and the probes sent since it opened.
+        var probeNotBefore: Timestamp?
+        var probes = 0
         var paused = false
         var succeeded = 0
         var dead = 0

@@ -18,6 +18,10 @@ public actor DeliveryScheduler {
     public struct Configuration: Sendable {
         /// Consecutive failures that open a destination's circuit breaker.
         public var breakerThreshold: Int
+        /// With the breaker open, the wait before the next probe: this after the failure that
+        /// opened it, doubling per failed probe up to `breakerMaxCooldownMillis`.
+        public var breakerCooldownMillis: Int64 = 1_000
+        public var breakerMaxCooldownMillis: Int64 = 60_000
         /// How long shutdown waits for attempts in flight before cancelling them.
         public var drainTimeout: Duration
         /// Pending deliveries kept in memory per destination. Beyond it, deliveries stay in the
@@ -215,9 +219,17 @@ public actor DeliveryScheduler {
                 state.refill(name, lane, journal: journal, now: now, logger: logger)
             }
             guard let destination = lane.destination, !lane.paused else { continue }
-            let limit = lane.consecutiveFailures >= configuration.breakerThreshold ? 1 : destination.maxInFlight
+            let breakerOpen = lane.consecutiveFailures >= configuration.breakerThreshold
+            // An open breaker probes once per cool-down, however many deliveries are due: a dead
+            // destination that refuses at once must not be tried in a tight loop.
+            if breakerOpen, let notBefore = lane.probeNotBefore, notBefore > now {
+                if lane.inFlight == 0 { earliest = min(earliest ?? notBefore, notBefore) }
+                continue
+            }
+            let limit = breakerOpen ? 1 : destination.maxInFlight
             while lane.inFlight < limit, let delivery = lane.queue.takeDue(now: now) {
                 lane.inFlight += 1
+                if breakerOpen { lane.probes += 1 }
                 start(delivery, destination: destination, template: lane.template, laneName: name)
             }
             if lane.inFlight < limit, let due = lane.queue.nextDue(), due > now {
@@ -300,6 +312,17 @@ public actor DeliveryScheduler {
                 "destination": "\(name)", "event_id": "\(delivery.eventID)", "attempt": "\(attempt)",
                 "status": "\(status)", "reason": "\(record.error)", "paused_destination": "\(record.pausedDestination)",
             ])
+        }
+        if lane.consecutiveFailures >= configuration.breakerThreshold {
+            // 1 s after the failure that opened it, doubling per failed probe, at most a minute
+            // (or the destination's max backoff, if shorter).
+            let failedProbes = min(max(lane.probes - 1, 0), 16)
+            let cap = min(configuration.breakerMaxCooldownMillis, policy.maxBackoffMillis)
+            let cooldown = min(configuration.breakerCooldownMillis << Int64(failedProbes), max(cap, configuration.breakerCooldownMillis))
+            lane.probeNotBefore = Timestamp(milliseconds: now.milliseconds + cooldown)
+        } else {
+            lane.probeNotBefore = nil
+            lane.probes = 0
         }
         lane.queue.release(delivery.eventSequence)
         observer?.attempted(destination: name, outcome: record.outcome, duration: .milliseconds(duration), replay: false)

@@ -185,4 +185,38 @@ func fastRetry(_ url: String, attempts: Int = 10, extra: String = "") -> String 
         await relay.stop()
         await downstream.stop()
     }
+
+    /// A dead destination that refuses connections at once is probed once per cool-down (1 s,
+    /// doubling), not in a tight loop over its many due deliveries; when it returns, the first
+    /// successful probe closes the breaker and everything flows.
+    @Test(.timeLimit(.minutes(1)))
+    func anOpenBreakerProbesOncePerCooldownNotInATightLoop() async throws {
+        let port = unusedLoopbackPort()
+        let relay = try await LiveRelay(
+            routes: forwardingRoutes(
+                ["down": "{ \"url\": \"http://127.0.0.1:\(port)/down\", \"max_in_flight\": 4, \"retry\": { \"max_attempts\": 1000, \"initial_backoff_ms\": 10, \"max_backoff_ms\": 20 } }"],
+                routes: #"[{"name": "all", "to": ["down"]}]"#
+            )
+        )
+        var ids: Set<String> = []
+        for i in 0..<40 {
+            let response = try await relay.post("shop", body: Array("{\"id\":\"b\(i)\"}".utf8))
+            ids.formUnion(try JSONParser.parse(response.body)["ids"]?.arrayValue?.compactMap(\.stringValue) ?? [])
+        }
+        try await Task.sleep(for: .milliseconds(2500))
+        let attempts = try relay.storedDeliveries().count
+        // The burst that opens the breaker (about max_in_flight + threshold), then a probe at
+        // about 1 s and 2 s. Without the cool-down, 40 deliveries retried every 10–20 ms would
+        // make thousands of attempts in 2.5 s.
+        #expect(attempts >= 6 && attempts <= 20, "attempts in 2.5 s: \(attempts)")
+        #expect(await relay.server.scheduler.status(of: "down")?.breakerOpen == true)
+
+        let downstream = TestDownstream()
+        _ = try await downstream.start(port: port)
+        let delivered = await downstream.wait(timeout: .seconds(15)) { Set($0.compactMap { $0.header("webhook-id") }).isSuperset(of: ids) }
+        #expect(delivered)
+        #expect(await relay.server.scheduler.status(of: "down")?.breakerOpen == false)
+        await relay.stop()
+        await downstream.stop()
+    }
 }

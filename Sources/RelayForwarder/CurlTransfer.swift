@@ -75,7 +75,7 @@ final class CurlTransfer: @unchecked Sendable {
 
     /// The three digits after the first space of a status line, 0 if there are none.
     static func statusCode(_ line: Slice<UnsafeRawBufferPointer>) -> Int {
-        guard let space = line.firstIndex(of: 0x20), space + 3 <= line.endIndex else { return 0 }
+        guard let space = line.firstIndex(of: 0x20), space + 4 <= line.endIndex else { return 0 }
         var code = 0
         for index in space + 1..<space + 4 {
             let digit = Int(line[index]) - 48

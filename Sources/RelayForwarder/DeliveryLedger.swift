@@ -274,8 +274,8 @@ extension DeliveryLedger {
             lane.destination = lanes[name]?.destination
             lane.template = lanes[name]?.template
             lane.paused = try reader.readBool()
-            lane.succeeded = Int(try reader.read(UInt64.self))
-            lane.dead = Int(try reader.read(UInt64.self))
+            lane.succeeded = Int(clamping: try reader.read(UInt64.self))
+            lane.dead = Int(clamping: try reader.read(UInt64.self))
             lane.consecutiveFailures = Int(try reader.read(UInt32.self))
             let overflowFrom: UInt64 = try reader.read()
             let overflowPosition = try reader.readPosition()

@@ -74,6 +74,12 @@ public actor DeliveryScheduler {
     private var checkpointedSequence: UInt64
     private var checkpointedAt = ContinuousClock.now
     private var checkpointing = false
+    /// Outcome records the journal failed to write, ever (counted on the writer thread), and
+    /// those waiting to be written again.
+    private let outcomeFailures = FailureCount()
+    private var retryingOutcomes = 0
+    /// After a failed save, no new attempt before this.
+    private var checkpointRetryAfter = ContinuousClock.now
     /// Journal records read at start-up (after the checkpoint, if one was used).
     public nonisolated let recoveredRecords: Int
     /// The sequence of the checkpoint start-up began from, nil if it read the whole journal.
@@ -330,14 +336,29 @@ public actor DeliveryScheduler {
     }
 
     /// Journals an outcome without waiting: it is already applied in memory, and if a crash
-    /// loses the record the attempt is only made again after the restart (at-least-once).
+    /// loses the record the attempt is only made again after the restart (at-least-once). One
+    /// that cannot be written is written again a second later; a checkpoint is saved only when
+    /// every outcome it reflects is in the journal (see `saveCheckpoint`).
     func journalOutcome(_ record: DeliveryRecord) {
-        let logger = self.logger
+        let failures = outcomeFailures
         journal.append([record.journalEntry]) { result in
-            if case .failure(let error) = result {
-                logger.error("cannot journal a delivery outcome", metadata: ["destination": "\(record.destination)", "event_id": "\(record.eventID)", "error": "\(error)"])
-            }
+            guard case .failure(let error) = result else { return }
+            failures.value.add(1, ordering: .sequentiallyConsistent)  // before any later completion runs
+            Task { await self.outcomeFailed(record, error) }
         }
+    }
+
+    private func outcomeFailed(_ record: DeliveryRecord, _ error: any Error) async {
+        logger.error("cannot journal a delivery outcome; will try again", metadata: ["destination": "\(record.destination)", "event_id": "\(record.eventID)", "error": "\(error)"])
+        if journal.isClosing { return }  // the delivery is attempted again after the restart
+        retryingOutcomes += 1
+        try? await Task.sleep(for: .seconds(1))
+        retryingOutcomes -= 1
+        journalOutcome(record)
+    }
+
+    final class FailureCount: Sendable {
+        let value = Atomic<Int>(0)
     }
 
     /// Status (0 without a response), error text, Retry-After and duration of an attempt.
@@ -360,7 +381,7 @@ public actor DeliveryScheduler {
     // MARK: - Checkpoints
 
     private func startCheckpointIfDue() {
-        guard checkpoints != nil, !checkpointing, state.lastSequence > checkpointedSequence else { return }
+        guard checkpoints != nil, !checkpointing, state.lastSequence > checkpointedSequence, ContinuousClock.now >= checkpointRetryAfter else { return }
         let records = state.lastSequence - checkpointedSequence
         guard records >= UInt64(configuration.checkpointEveryRecords) || ContinuousClock.now - checkpointedAt >= configuration.checkpointInterval else { return }
         checkpointing = true
@@ -382,11 +403,30 @@ public actor DeliveryScheduler {
     /// set `checkpointing`, so only one save runs at a time.
     private func saveCheckpoint() async {
         defer { checkpointing = false }
-        guard let checkpoints, let position = state.lastPosition, state.lastSequence > checkpointedSequence else { return }
+        guard let checkpoints, let position = state.lastPosition, state.lastSequence > checkpointedSequence, retryingOutcomes == 0 else { return }
         let sequence = state.lastSequence
         let deliveries = state.encoded()
         let snapshots = participants.map { ($0.checkpointSection, $0.checkpointSnapshot()) }
         let started = ContinuousClock.now
+        // The snapshot may reflect outcomes whose records are still queued. A marker record
+        // appended now is durable only after them (the journal writes in order); if any of them
+        // failed meanwhile, this checkpoint would claim what the journal lacks: skip it.
+        let failuresBefore = outcomeFailures.value.load(ordering: .sequentiallyConsistent)
+        let markerSequence: UInt64
+        do {
+            var marker = ByteWriter(capacity: 16)
+            marker.write(UInt8(1))
+            marker.write(sequence)
+            markerSequence = try await journal.append(JournalEntry(type: .checkpoint, payload: marker.bytes))
+        } catch {
+            checkpointRetryAfter = ContinuousClock.now + .seconds(30)
+            logger.warning("cannot save a checkpoint now; will try again", metadata: ["error": "\(error)"])
+            return
+        }
+        guard outcomeFailures.value.load(ordering: .sequentiallyConsistent) == failuresBefore else {
+            checkpointRetryAfter = ContinuousClock.now + .seconds(30)
+            return
+        }
         let result: Result<Int, any Error> = await withCheckedContinuation { continuation in
             let thread = Thread {
                 var sections = [DeliveryLedger.checkpointSection: deliveries]
@@ -399,12 +439,14 @@ public actor DeliveryScheduler {
         }
         switch result {
         case .success(let bytes):
-            checkpointedSequence = sequence
+            // The marker changes no state: an idle relay does not save again because of it.
+            checkpointedSequence = max(sequence, markerSequence)
             checkpointedAt = ContinuousClock.now
             logger.debug("checkpoint saved", metadata: ["sequence": "\(sequence)", "bytes": "\(bytes)", "duration": "\(ContinuousClock.now - started)"])
         case .failure(let error):
-            // Start-up then reads more of the journal; nothing is lost.
-            checkpointedAt = ContinuousClock.now
+            // Start-up then reads more of the journal; nothing is lost. Not again at once: a full
+            // disk would otherwise cost a snapshot of everything on every commit.
+            checkpointRetryAfter = ContinuousClock.now + .seconds(30)
             logger.warning("cannot save a checkpoint; will try again", metadata: ["path": "\(checkpoints.path)", "error": "\(error)"])
         }
     }

@@ -6,6 +6,8 @@ import RelayCore
 final class ReplayRun {
     let id: String
     var items: [ReplayItem]
+    /// `items.count`, kept when the items are dropped at the end.
+    let total: Int
     let concurrency: Int
     /// Microseconds between starts, nil for no rate limit.
     let interval: Double?
@@ -24,6 +26,7 @@ final class ReplayRun {
     init(id: String, items: [ReplayItem], matchedEvents: Int, concurrency: Int, ratePerSecond: Double?, startedAt: Timestamp) {
         self.id = id
         self.items = items
+        self.total = items.count
         self.matchedEvents = matchedEvents
         self.concurrency = max(1, concurrency)
         self.interval = ratePerSecond.map { 1_000_000 / $0 }
@@ -35,17 +38,17 @@ final class ReplayRun {
 
 /// Failed replay deliveries by due time.
 struct RetryHeap {
-    private var heap = DueHeap<(index: Int, attempts: Int)>()
+    private var heap = DueHeap<(index: Int, attempts: Int, firstAttempt: Timestamp)>()
 
     var isEmpty: Bool { heap.isEmpty }
     var count: Int { heap.count }
     var nextDue: Int64? { heap.first?.due }
 
-    mutating func push(due: Int64, index: Int, attempts: Int) {
-        heap.push(due, (index, attempts))
+    mutating func push(due: Int64, index: Int, attempts: Int, firstAttempt: Timestamp) {
+        heap.push(due, (index, attempts, firstAttempt))
     }
 
-    mutating func popDue(now: Int64) -> (index: Int, attempts: Int)? {
+    mutating func popDue(now: Int64) -> (index: Int, attempts: Int, firstAttempt: Timestamp)? {
         guard let top = heap.first, top.due <= now else { return nil }
         heap.removeFirst()
         return top.payload
@@ -80,7 +83,7 @@ extension DeliveryScheduler {
     /// Running replays, and the deliveries they have not finished.
     public func replaySummary() -> (running: Int, remaining: Int) {
         let running = replays.values.filter { $0.finishedAt == nil }
-        return (running.count, running.reduce(0) { $0 + ($1.items.count - $1.next) + $1.retries.count + $1.inFlight })
+        return (running.count, running.reduce(0) { $0 + ($1.total - $1.next) + $1.retries.count + $1.inFlight })
     }
 
     /// Starts sending `items` in a replay lane of their own (live deliveries keep their slots):
@@ -91,11 +94,12 @@ extension DeliveryScheduler {
         let run = ReplayRun(id: id, items: items, matchedEvents: matchedEvents, concurrency: concurrency, ratePerSecond: ratePerSecond, startedAt: clock.now())
         replays[id] = run
         replayOrder.append(id)
-        // Keep the progress of the last 100 replays.
-        while replayOrder.count > 100, let oldest = replayOrder.first, replays[oldest]?.finishedAt != nil {
-            replays[oldest] = nil
-            replayOrder.removeFirst()
+        // Keep the progress of the last 100 finished replays (running ones are always kept).
+        let finished = replayOrder.filter { replays[$0]?.finishedAt != nil }
+        for old in finished.dropLast(100) {
+            replays[old] = nil
         }
+        replayOrder.removeAll { replays[$0] == nil }
         logger.info("replay started", metadata: ["replay_id": "\(id)", "events": "\(matchedEvents)", "deliveries": "\(items.count)"])
         if run.isDone { finishIfDone(run) }
         wake()
@@ -104,7 +108,7 @@ extension DeliveryScheduler {
     public func replayStatus(_ id: String) -> ReplayStatus? {
         guard let run = replays[id] else { return nil }
         return ReplayStatus(
-            id: run.id, running: run.finishedAt == nil, matchedEvents: run.matchedEvents, deliveries: run.items.count, started: run.next,
+            id: run.id, running: run.finishedAt == nil, matchedEvents: run.matchedEvents, deliveries: run.total, started: run.next,
             succeeded: run.succeeded, dead: run.dead, skipped: run.skipped, retrying: run.retries.count, inFlight: run.inFlight,
             attempts: run.attempts, startedAt: run.startedAt, finishedAt: run.finishedAt
         )
@@ -117,17 +121,19 @@ extension DeliveryScheduler {
         for run in replays.values where run.finishedAt == nil {
             while run.inFlight < run.concurrency {
                 if run.interval != nil, run.nextStartMicros > nowMicros {
-                    let due = Timestamp(milliseconds: Int64((run.nextStartMicros / 1000).rounded(.up)))
+                    let due = Timestamp(milliseconds: Int64(exactly: (run.nextStartMicros / 1000).rounded(.up)) ?? Int64.max / 2)
                     earliest = min(earliest ?? due, due)
                     break
                 }
                 let index: Int
                 let attempts: Int
+                let firstAttempt: Timestamp
                 if let retry = run.retries.popDue(now: now.milliseconds) {
-                    (index, attempts) = retry
+                    (index, attempts, firstAttempt) = retry
                 } else if run.next < run.items.count {
                     index = run.next
                     attempts = 0
+                    firstAttempt = now
                     run.next += 1
                 } else {
                     if let due = run.retries.nextDue.map(Timestamp.init(milliseconds:)) { earliest = min(earliest ?? due, due) }
@@ -141,13 +147,15 @@ extension DeliveryScheduler {
                     finishIfDone(run)
                     continue
                 }
-                startReplayAttempt(run, index: index, attempts: attempts, destination: destination, template: lane.template)
+                startReplayAttempt(run, index: index, attempts: attempts, firstAttempt: firstAttempt, destination: destination, template: lane.template)
             }
         }
         return earliest
     }
 
-    private func startReplayAttempt(_ run: ReplayRun, index: Int, attempts: Int, destination: DestinationConfig, template: BodyTemplate?) {
+    /// `firstAttempt` stands in for the receive time in the retry policy: a replayed delivery's
+    /// `max_age` counts from its own first attempt.
+    private func startReplayAttempt(_ run: ReplayRun, index: Int, attempts: Int, firstAttempt: Timestamp, destination: DestinationConfig, template: BodyTemplate?) {
         let item = run.items[index]
         run.inFlight += 1
         run.attempts += 1
@@ -155,7 +163,7 @@ extension DeliveryScheduler {
         let id = nextAttemptID
         let delivery = PendingDelivery(
             eventSequence: item.eventSequence, eventPosition: item.eventPosition, eventID: item.eventID,
-            receivedAt: run.startedAt, attempts: attempts, due: clock.now()
+            receivedAt: firstAttempt, attempts: attempts, due: clock.now()
         )
         self.attempts[id] = Task {
             let result = await self.send(delivery, destination: destination, template: template, replay: true)
@@ -182,13 +190,13 @@ extension DeliveryScheduler {
             eventSequence: item.eventSequence, eventID: item.eventID, destination: item.destination, attempt: attempt, time: now,
             outcome: .retry, status: status, error: error, durationMillis: duration, nextDue: nil, replayID: run.id
         )
-        switch DeliveryPolicy.decide(status: status == 0 ? nil : status, retryAfter: retryAfter, attempt: attempt, receivedAt: run.startedAt, now: now, policy: policy, random: random) {
+        switch DeliveryPolicy.decide(status: status == 0 ? nil : status, retryAfter: retryAfter, attempt: attempt, receivedAt: delivery.receivedAt, now: now, policy: policy, random: random) {
         case .succeeded:
             record.outcome = .succeeded
             run.succeeded += 1
         case .retry(let due):
             record.nextDue = due
-            run.retries.push(due: due.milliseconds, index: index, attempts: attempt)
+            run.retries.push(due: due.milliseconds, index: index, attempts: attempt, firstAttempt: delivery.receivedAt)
             logger.warning("replay delivery failed; will retry", metadata: [
                 "replay_id": "\(run.id)", "destination": "\(item.destination)", "event_id": "\(item.eventID)", "attempt": "\(attempt)",
                 "status": "\(status)", "error": "\(error)", "next_attempt": "\(due.rfc3339)",
@@ -209,6 +217,7 @@ extension DeliveryScheduler {
     private func finishIfDone(_ run: ReplayRun) {
         guard run.finishedAt == nil, run.isDone else { return }
         run.finishedAt = clock.now()
+        run.items = []  // the progress counts stay; the references go
         logger.info("replay finished", metadata: [
             "replay_id": "\(run.id)", "succeeded": "\(run.succeeded)", "dead": "\(run.dead)", "skipped": "\(run.skipped)",
         ])

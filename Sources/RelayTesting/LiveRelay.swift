@@ -80,6 +80,17 @@ public final class LiveRelay: Sendable {
     /// Every delivery outcome in the journal, in order.
     public func storedDeliveries() throws -> [DeliveryRecord] { try stored(.deliveryAttempt, as: DeliveryRecord.init(decoding:)) }
 
+    /// The delivery records once there are at least `count` (outcomes are journaled just after
+    /// each answer, so a test that saw the request may look a moment too early), or after 5 s.
+    public func storedDeliveries(atLeast count: Int) async throws -> [DeliveryRecord] {
+        var records = try storedDeliveries()
+        for _ in 0..<250 where records.count < count {
+            try await Task.sleep(for: .milliseconds(20))
+            records = try storedDeliveries()
+        }
+        return records
+    }
+
     /// Every event in the journal, in order.
     public func storedEvents() throws -> [Event] { try stored(.event, as: Event.init(decoding:)) }
 

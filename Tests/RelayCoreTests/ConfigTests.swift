@@ -76,3 +76,27 @@ func configIssues(_ json: String, environment: [String: String] = [:]) -> [Strin
             == ["routes.json: sources.g.max_body_bytes: must be at most 8388608 (8 MiB), not 16777216"])
     }
 }
+
+@Suite struct BodyTemplateLimitTests {
+    /// Found by fuzzing: the Mustache parser recurses per nested section, so a few hundred
+    /// nested sections in a body_template (in routes.json, or in a replay's backtest config)
+    /// overflowed the stack. Such templates are now refused with their path.
+    @Test func deeplyNestedOrDelimiterChangingTemplatesAreRefusedNotParsed() {
+        let deep = String(repeating: "{{#a}}", count: 5_000) + String(repeating: "{{/a}}", count: 5_000)
+        let cases: [(String, String)] = [
+            (deep, "nests sections"),
+            (String(repeating: "{{ ^a}}", count: 40), "nests sections"),
+            (String(repeating: "{{$a}}", count: 40), "nests sections"),
+            ("{{=<% %>=}}" + String(repeating: "<%#a%>", count: 5_000), "delimiters"),
+            (String(repeating: "x", count: 70_000), "bytes"),
+        ]
+        for (template, expected) in cases {
+            let file = #"{"sources":{"s":{"provider":"generic"}},"destinations":{"d":{"url":"http://127.0.0.1:9/","body_template":"# + JSONWriter.quote(template) + "}}}"
+            let issues = configIssues(file)
+            #expect(issues.contains { $0.contains("destinations.d.body_template") && $0.contains(expected) }, "\(expected): \(issues.prefix(2))")
+        }
+        // Nesting that is merely deep enough for real use still works.
+        let fine = String(repeating: "{{#a}}", count: 32) + "x" + String(repeating: "{{/a}}", count: 32)
+        #expect(throws: Never.self) { _ = try BodyTemplate(fine) }
+    }
+}

@@ -1,5 +1,5 @@
 import Logging
-import RelayCore
+@testable import RelayCore
 import RelayTesting
 import Synchronization
 import Testing
@@ -148,5 +148,49 @@ func signedFastSpring(ids: [String]) -> (HeaderList, [UInt8]) {
         // Its de-duplication key was released.
         #expect(pipeline.deduplication.count == 0)
         await journal.close()
+    }
+}
+
+@Suite struct KeyTableTests {
+    /// Random inserts, overwrites and removals against a Dictionary: same contents after each
+    /// step, through growth, wrap-around and backward-shift deletions (small key space: long runs).
+    @Test func behavesLikeADictionary() {
+        var generator = SystemRandomNumberGenerator()
+        var table = KeyTable(minimumCapacity: 16)
+        var model: [DeduplicationIndex.Key: DeduplicationIndex.Entry] = [:]
+        // A pool of keys: most uniform, some with the largest low words (their runs wrap past the last slot).
+        let pool = (0..<3_000).map { index in
+            DeduplicationIndex.Key(high: UInt64.random(in: 0...3, using: &generator), low: index < 200 ? UInt64.max - UInt64(index) : UInt64.random(in: 0...UInt64.max, using: &generator))
+        }
+        for step in 0..<60_000 {
+            let key = pool[Int.random(in: 0..<pool.count, using: &generator)]
+            switch UInt8.random(in: 0...9, using: &generator) {
+            case 0...5:
+                let entry = DeduplicationIndex.Entry(id: EventIDGenerator.Packed(high: UInt64(step), low: 7), seconds: UInt32(step))
+                table[key] = entry
+                model[key] = entry
+            default:
+                table[key] = nil
+                model[key] = nil
+            }
+            if step % 997 == 0 || step == 59_999 {
+                #expect(table.count == model.count)
+                var seen = 0
+                table.forEach { key, entry in
+                    seen += 1
+                    #expect(model[key]?.id == entry.id && model[key]?.seconds == entry.seconds)
+                }
+                #expect(seen == model.count)
+                for (key, entry) in model { #expect(table[key]?.id == entry.id) }
+            }
+        }
+    }
+
+    @Test func theEmptyMarkerKeyIsNeverProduced() {
+        #expect(DeduplicationIndex.Key(high: 0, low: 0) == DeduplicationIndex.Key(high: 0, low: 1))
+        var table = KeyTable()
+        table[DeduplicationIndex.Key(high: 0, low: 0)] = DeduplicationIndex.Entry(id: EventIDGenerator.Packed(high: 1, low: 2), seconds: 3)
+        #expect(table.count == 1)
+        #expect(table[DeduplicationIndex.Key(high: 0, low: 0)]?.seconds == 3)
     }
 }

@@ -368,7 +368,9 @@ func lastSegmentPath(_ directory: String) throws -> String {
         let (logger, _) = makeLogger()
         let faults = FaultyFileSystem()
         let journal = try Journal.open(JournalConfiguration(directory: dir.path + "/journal", maxQueuedBytes: 1000, fileSystem: faults), logger: logger)
-        faults.delaySyncs(.milliseconds(300))
+        // Long enough that the second append surely comes while the first is syncing, even on a
+        // machine busy with the rest of the suite.
+        faults.delaySyncs(.seconds(2))
         let syncsBefore = faults.syncsStarted
         let first = Task { try await journal.append(JournalEntry(type: .event, payload: payload(1, size: 600))) }
         // Wait until the first append is being synced (its bytes still count as queued).

@@ -131,3 +131,17 @@ func makeEngine() throws -> CurlEngine {
         await downstream.stop()
     }
 }
+
+@Suite struct StatusLineTests {
+    @Test func statusCodesAndMalformedLinesNeverTrap() {
+        func code(_ line: String) -> Int {
+            Array(line.utf8).withUnsafeBytes { CurlTransfer.statusCode($0[0..<$0.count]) }
+        }
+        #expect(code("HTTP/1.1 200 OK") == 200)
+        #expect(code("HTTP/2 204") == 204)
+        #expect(code("HTTP/1.1 503 Service Unavailable") == 503)
+        for bad in ["HTTP/1: 20", "HTTP/1.1 20", "HTTP/1.1", "HTTP/1.1 ", "HTTP/1.1 2x0 OK", "HTTP/1.1 2000", "HTTP/1.1 20 OK"] {
+            #expect(code(bad) == 0, "\(bad)")
+        }
+    }
+}

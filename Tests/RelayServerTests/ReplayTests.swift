@@ -40,8 +40,7 @@ private func finished(_ relay: LiveRelay, _ id: String) async throws -> JSONValu
         for i in 0..<5 { _ = try await relay.post("shop", body: json("{\"id\":\"e\(i)\",\"type\":\"order.x\",\"status\":\"\(i < 2 ? "FAILED" : "OK")\"}")) }
         #expect(await downstream.wait { $0.count == 5 })
         // Outcomes are journaled just after the answer: wait for all five.
-        for _ in 0..<200 where try relay.storedDeliveries().count < 5 { try await Task.sleep(for: .milliseconds(10)) }
-        let before = try relay.storedDeliveries().count
+        let before = try await relay.storedDeliveries(atLeast: 5).count
         #expect(before == 5)
         let answer = try await relay.admin("/admin/replay", method: "POST", body: json(#"{"filter":{"status":"FAILED"},"dry_run":true}"#))
         #expect(answer.status == 200)
@@ -62,6 +61,9 @@ private func finished(_ relay: LiveRelay, _ id: String) async throws -> JSONValu
         let cases: [(String, String)] = [
             ("{}", "filter"),
             (#"{"filter":{}}"#, "filter"),
+            (#"{"filter":{"id":""}}"#, "filter"),
+            (#"{"filter":{"source":" ","type":","}}"#, "filter"),
+            (#"{"filter":{"status":"X"},"rate_per_s":1e-20}"#, "rate_per_s"),
             (#"{"filter":{"stauts":"FAILED"}}"#, "filter.stauts"),
             (#"{"filter":{"since":"soon"}}"#, "filter.since"),
             (#"{"filter":{"status":"X"},"routing":"later"}"#, "routing"),

@@ -105,6 +105,8 @@ public struct DestinationConfig: Sendable, Equatable {
             do {
                 _ = try BodyTemplate(template)
                 destination.bodyTemplate = template
+            } catch let error as BodyTemplate.LimitError {
+                reader.fail("\(path).body_template", "\(error)")
             } catch let error as MustacheTemplate.ParserError {
                 reader.fail("\(path).body_template", "is not a valid Mustache template: \(error.error) at column \(error.context.columnNumber)")
             } catch {

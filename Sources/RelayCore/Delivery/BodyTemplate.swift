@@ -11,12 +11,51 @@ import Synchronization
 public struct BodyTemplate: Sendable {
     private let template: MustacheTemplate
 
-    /// Compiles `source`; throws the parser's error.
+    /// Bounds on a template, checked before the Mustache parser sees it: the parser recurses once
+    /// per nested section, so a few thousand nested sections would exhaust the stack.
+    public static let maxBytes = 65_536
+    public static let maxNesting = 32
+
+    public struct LimitError: Error, CustomStringConvertible, Sendable {
+        public var description: String
+    }
+
+    /// Compiles `source`; throws `LimitError` or the parser's error.
     public init(_ source: String) throws {
+        try Self.checkLimits(source)
         Self.registerJSONContentType
         // On a line of its own: a standalone pragma line is dropped from the output, and parse
         // errors keep their column numbers.
         template = try MustacheTemplate(string: "{{% CONTENT_TYPE: JSON}}\n" + source)
+    }
+
+    /// Size, nesting depth (sections `{{#`, `{{^`, `{{$`, `{{<` against `{{/`), and no delimiter
+    /// changes (`{{=`), which would hide tags from this count.
+    static func checkLimits(_ source: String) throws {
+        let bytes = Array(source.utf8)
+        guard bytes.count <= maxBytes else { throw LimitError(description: "is \(bytes.count) bytes; at most \(maxBytes)") }
+        var depth = 0
+        var index = 0
+        while index + 1 < bytes.count {
+            guard bytes[index] == 0x7B, bytes[index + 1] == 0x7B else {
+                index += 1
+                continue
+            }
+            index += 2
+            while index < bytes.count, bytes[index] == 0x20 || bytes[index] == 0x09 { index += 1 }
+            guard index < bytes.count else { break }
+            switch bytes[index] {
+            case 0x23, 0x5E, 0x24, 0x3C:  // # ^ $ <
+                depth += 1
+                if depth > maxNesting { throw LimitError(description: "nests sections more than \(maxNesting) deep") }
+            case 0x2F:  // /
+                depth = max(0, depth - 1)
+            case 0x3D:  // =
+                throw LimitError(description: "changes the tag delimiters ({{=…=}}), which body templates do not allow")
+            default:
+                break
+            }
+        }
     }
 
     public func render(_ event: Event) -> [UInt8] {

@@ -34,13 +34,14 @@ public final class DeduplicationIndex: Sendable {
             for (index, byte) in digest.prefix(16).enumerated() {
                 if index < 8 { high = high << 8 | UInt64(byte) } else { low = low << 8 | UInt64(byte) }
             }
-            self.high = high
-            self.low = low
+            self.init(high: high, low: low)
         }
 
+        /// (0, 0) is the key table's empty slot, so it is stored as (0, 1) (a digest that starts
+        /// with 128 zero bits is not going to happen, but must not break the table if it does).
         init(high: UInt64, low: UInt64) {
             self.high = high
-            self.low = low
+            self.low = high == 0 && low == 0 ? 1 : low
         }
     }
 
@@ -50,7 +51,7 @@ public final class DeduplicationIndex: Sendable {
     }
 
     struct State {
-        var stored: [Key: Entry] = [:]
+        var stored = KeyTable()
         /// Keys in insertion order, for expiry; `head` is the oldest still in use.
         var order: [(key: Key, seconds: UInt32)] = []
         var head = 0
@@ -129,8 +130,10 @@ public final class DeduplicationIndex: Sendable {
 
     private func insert(_ state: inout State, key: Key, id: String, receivedAt: Timestamp) {
         let seconds = UInt32(clamping: receivedAt.seconds)
+        let known = state.stored[key]?.seconds == seconds
         state.stored[key] = Entry(id: EventIDGenerator.pack(id), seconds: seconds)
-        state.order.append((key, seconds))
+        // Already in the order list with this time (the journal tail saw it first): once is enough.
+        if !known { state.order.append((key, seconds)) }
         while state.stored.count > configuration.maxKeys {
             evictOldest(&state)
         }
@@ -193,11 +196,11 @@ extension DeduplicationIndex: CheckpointParticipant {
 
     public func restore(checkpoint bytes: [UInt8], now: Timestamp) throws {
         var reader = ByteReader(bytes)
-        let count = Int(try reader.read(UInt64.self))
+        let count = Int(clamping: try reader.read(UInt64.self))
         guard count <= bytes.count / 36 else { throw CheckpointError("deduplication: bad key count \(count)") }
         let cutoff = now.seconds - configuration.windowMillis / 1000
         var restored = State()
-        restored.stored.reserveCapacity(count)
+        restored.stored = KeyTable(minimumCapacity: count + count / 4 + 16)
         restored.order.reserveCapacity(count)
         for _ in 0..<count {
             let key = Key(high: try reader.read(), low: try reader.read())
@@ -210,7 +213,8 @@ extension DeduplicationIndex: CheckpointParticipant {
         while restored.stored.count > configuration.maxKeys { evictOldest(&restored) }
         state.withLock { current in
             // Keys added since (none at start-up) are kept.
-            for (key, entry) in current.stored where restored.stored[key] == nil {
+            current.stored.forEach { key, entry in
+                guard restored.stored[key] == nil else { return }
                 restored.stored[key] = entry
                 restored.order.append((key, entry.seconds))
             }

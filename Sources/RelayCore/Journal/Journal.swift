@@ -88,15 +88,15 @@ public final class Journal: Sendable {
     }
 
     /// Like `append`, without waiting: `completion` runs (on the writer thread, or at once if the
-    /// entries are refused) when they are durable or have failed. For records whose loss a crash
-    /// may cost only a repeated action, such as delivery outcomes: the caller needs no suspension
-    /// per record.
+    /// entries are refused) when they are durable or have failed. For the relay's own small
+    /// records whose number the caller bounds (delivery outcomes: at most the attempts in
+    /// flight), so they are not refused when ingest has filled the write queue.
     public func append(_ entries: [JournalEntry], completion: @escaping @Sendable (Result<[UInt64], any Error>) -> Void) {
         guard !entries.isEmpty else { return completion(.success([])) }
-        enqueue(entries, completion: completion)
+        enqueue(entries, overQueueLimit: true, completion: completion)
     }
 
-    private func enqueue(_ entries: [JournalEntry], completion: @escaping @Sendable (Result<[UInt64], any Error>) -> Void) {
+    private func enqueue(_ entries: [JournalEntry], overQueueLimit: Bool = false, completion: @escaping @Sendable (Result<[UInt64], any Error>) -> Void) {
         var bytes = 0
         for entry in entries {
             guard entry.payload.count <= configuration.maxRecordSize else {
@@ -107,7 +107,7 @@ public final class Journal: Sendable {
         enum Outcome { case queued(signal: Bool), rejected(JournalError) }
         let outcome: Outcome = shared.withLock { state in
             if state.closing { return .rejected(JournalError(.closed, "the journal is shutting down")) }
-            if state.queuedBytes > 0 && state.queuedBytes + bytes > configuration.maxQueuedBytes {
+            if !overQueueLimit && state.queuedBytes > 0 && state.queuedBytes + bytes > configuration.maxQueuedBytes {
                 return .rejected(JournalError(.overloaded, "the journal write queue is full (\(state.queuedBytes) bytes waiting); retry shortly"))
             }
             state.queue.append(Pending(entries: entries, bytes: bytes, completion: completion))

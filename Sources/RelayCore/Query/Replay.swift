@@ -78,7 +78,8 @@ public struct ReplayRequest: Sendable {
                 } catch {
                     throw FilterError("filter.\(error.parameter)", error.message)
                 }
-                if query.isEmpty { throw FilterError("filter", "must select something; to replay everything after a time, use since") }
+                // Empty values (an unset shell variable) parse to nothing: that must not mean everything.
+                if self.filter == EventFilter() { throw FilterError("filter", "must select something; to replay everything after a time, use since") }
             case "destinations":
                 guard let list = value.arrayValue, let names = Optional(list.compactMap(\.stringValue)), names.count == list.count else {
                     throw FilterError("destinations", "must be a list of destination names")
@@ -95,7 +96,7 @@ public struct ReplayRequest: Sendable {
                 dryRun = flag
             case "rate_per_s":
                 if case .null = value { continue }
-                guard let rate = value.doubleValue, rate > 0, rate <= 1_000_000 else { throw FilterError("rate_per_s", "must be a positive number") }
+                guard let rate = value.doubleValue, rate >= 0.001, rate <= 1_000_000 else { throw FilterError("rate_per_s", "must be a number from 0.001 to 1000000") }
                 ratePerSecond = rate
             case "concurrency":
                 guard let count = value.doubleValue, count >= 1, count <= 256, count == count.rounded() else { throw FilterError("concurrency", "must be a whole number from 1 to 256") }

@@ -49,10 +49,11 @@ public struct Checkpoint: Sendable, Equatable {
         guard bytes.count >= Self.magic.count + 4, Array(bytes.prefix(Self.magic.count)) == Self.magic else {
             throw CheckpointError("not a relay checkpoint (bad magic)")
         }
-        let body = bytes.prefix(bytes.count - 4)
-        let stored = bytes.withUnsafeBytes { $0.loadLE(UInt32.self, at: bytes.count - 4) }
-        guard CRC32C.checksum(body) == stored else { throw CheckpointError("checksum mismatch") }
-        var reader = ByteReader(Array(body))
+        let end = bytes.count - 4
+        let stored = bytes.withUnsafeBytes { $0.loadLE(UInt32.self, at: end) }
+        guard CRC32C.checksum(bytes[..<end]) == stored else { throw CheckpointError("checksum mismatch") }
+        // Read in place (no copy of a file that can be tens of megabytes); the checksum is last.
+        var reader = ByteReader(bytes)
         do {
             for _ in Self.magic { _ = try reader.read(UInt8.self) }
             sequence = try reader.read()
@@ -67,7 +68,7 @@ public struct Checkpoint: Sendable, Equatable {
         } catch {
             throw CheckpointError("\(error)")
         }
-        guard reader.isAtEnd else { throw CheckpointError("trailing bytes after the last section") }
+        guard reader.offset == end else { throw CheckpointError("trailing bytes after the last section") }
     }
 }
 
@@ -87,9 +88,27 @@ public struct CheckpointStore: Sendable {
 
     /// The saved checkpoint, nil if there is none. Throws if the file exists but is unreadable or damaged.
     public func load() throws -> Checkpoint? {
-        guard FileManager.default.fileExists(atPath: path) else { return nil }
-        guard let data = FileManager.default.contents(atPath: path) else { throw CheckpointError("cannot read \(path)") }
-        return try Checkpoint(decoding: [UInt8](data))
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        if fd < 0 {
+            if errno == ENOENT { return nil }
+            throw CheckpointError("cannot open \(path): \(String(cString: strerror(errno)))")
+        }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else { throw CheckpointError("cannot stat \(path)") }
+        // Straight into one buffer (not Data, then a copy).
+        var bytes = [UInt8](repeating: 0, count: Int(info.st_size))
+        var filled = 0
+        while filled < bytes.count {
+            let result = bytes.withUnsafeMutableBytes { raw -> Int in
+                guard let base = raw.baseAddress else { return 0 }
+                return read(fd, base + filled, raw.count - filled)
+            }
+            if result < 0 && errno == EINTR { continue }
+            guard result > 0 else { throw CheckpointError("cannot read \(path)") }
+            filled += result
+        }
+        return try Checkpoint(decoding: bytes)
     }
 
     /// Replaces the checkpoint and returns its size. Blocking (writes and syncs): call it off

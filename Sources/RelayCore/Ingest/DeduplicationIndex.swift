@@ -175,22 +175,29 @@ extension DeduplicationIndex: CheckpointParticipant {
     public func checkpointSnapshot() -> @Sendable () -> [UInt8] {
         let (stored, order, head) = state.withLock { ($0.stored, $0.order, $0.head) }
         return {
-            var entries = ByteWriter(capacity: stored.count * 36)
-            var written: UInt64 = 0
+            // Every stored key has exactly one order entry with its time, so the count is known
+            // up front and the section is built in one buffer.
+            var writer = ByteWriter(capacity: 8 + stored.count * 36)
+            writer.write(UInt64(stored.count))
+            var written = 0
             for index in head..<order.count {
                 let (key, seconds) = order[index]
                 // A key inserted again has an older, stale order entry: skip it.
                 guard let entry = stored[key], entry.seconds == seconds else { continue }
-                entries.write(key.high)
-                entries.write(key.low)
-                entries.write(entry.id.high)
-                entries.write(entry.id.low)
-                entries.write(seconds)
+                writer.write(key.high)
+                writer.write(key.low)
+                writer.write(entry.id.high)
+                writer.write(entry.id.low)
+                writer.write(seconds)
                 written += 1
             }
-            var header = ByteWriter(capacity: 8 + entries.bytes.count)
-            header.write(written)
-            return header.bytes + entries.bytes
+            guard written == stored.count else {
+                // Not expected; keep the section consistent anyway.
+                var fixed = ByteWriter(capacity: 8)
+                fixed.write(UInt64(written))
+                return fixed.bytes + writer.bytes.dropFirst(8)
+            }
+            return writer.bytes
         }
     }
 

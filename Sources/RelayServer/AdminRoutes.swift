@@ -6,6 +6,13 @@ import RelayForwarder
 
 /// The admin listener (never the public one).
 struct AdminRoutes {
+    /// The `limit` query parameter: 1…1000, `default` when absent.
+    static func limit(_ query: [(name: String, value: String)], default fallback: Int) throws(FilterError) -> Int {
+        guard let text = query.last(where: { $0.name == "limit" })?.value else { return fallback }
+        guard let value = Int(text), (1...1000).contains(value) else { throw FilterError("limit", "must be a number from 1 to 1000, not \(JSONWriter.quote(text))") }
+        return value
+    }
+
     /// The body, or nil if it is over `limit` bytes.
     static func readBody(_ request: Request, limit: Int) async -> [UInt8]? {
         var body: [UInt8] = []
@@ -45,13 +52,10 @@ struct AdminRoutes {
         router.get("/admin/events") { request, _ in
             let query = request.uri.queryParameters.map { (name: String($0.key), value: String($0.value)) }
             let filter: EventFilter
-            var limit = 50
+            let limit: Int
             do {
                 filter = try EventFilter(query: query, now: SystemClock().now())
-                if let text = query.last(where: { $0.name == "limit" })?.value {
-                    guard let value = Int(text), (1...1000).contains(value) else { throw FilterError("limit", "must be a number from 1 to 1000, not \(JSONWriter.quote(text))") }
-                    limit = value
-                }
+                limit = try Self.limit(query, default: 50)
             } catch {
                 return JSONResponse.error(.badRequest, "\(error)")
             }
@@ -120,7 +124,7 @@ struct AdminRoutes {
         router.get("/admin/deliveries") { request, _ in
             let query = request.uri.queryParameters.map { (name: String($0.key), value: String($0.value)) }
             var filter: EventFilter
-            var limit = 100
+            let limit: Int
             var state: DeliveryState?
             do {
                 filter = try EventFilter(query: query.filter { $0.name != "state" && $0.name != "delivery_state" }, now: SystemClock().now())
@@ -128,10 +132,7 @@ struct AdminRoutes {
                     guard let value = DeliveryState(rawValue: text) else { throw FilterError("state", "must be one of pending, succeeded, dead, not \(JSONWriter.quote(text))") }
                     state = value
                 }
-                if let text = query.last(where: { $0.name == "limit" })?.value {
-                    guard let value = Int(text), (1...1000).contains(value) else { throw FilterError("limit", "must be a number from 1 to 1000, not \(JSONWriter.quote(text))") }
-                    limit = value
-                }
+                limit = try Self.limit(query, default: 100)
             } catch {
                 return JSONResponse.error(.badRequest, "\(error)")
             }

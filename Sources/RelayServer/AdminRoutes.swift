@@ -137,10 +137,11 @@ struct AdminRoutes {
                 return JSONResponse.error(.badRequest, "\(error)")
             }
             let destinations = Set(query.filter { $0.name == "destination" }.flatMap { $0.value.split(separator: ",").map(String.init) })
-            var before = UInt64.max
-            if let cursor = query.last(where: { $0.name == "cursor" })?.value {
-                guard let value = UInt64(cursor), value > 0 else { return JSONResponse.error(.badRequest, "cursor: \(JSONWriter.quote(cursor)) is not a cursor from a previous page") }
-                before = value
+            let before: UInt64
+            do {
+                before = try query.last(where: { $0.name == "cursor" }).map { try EventFilter.parseCursor($0.value) } ?? UInt64.max
+            } catch {
+                return JSONResponse.error(.badRequest, "\(error)")
             }
             let store = server.events
             let size = limit

@@ -68,7 +68,11 @@ public final class RelayMetrics: DeliveryObserver {
     /// For `JournalConfiguration.commitObserver`.
     public func journalCommitted(records: Int, duration: Duration) {
         batchSizes.record(records)
-        commitTime.recordNanoseconds(Int64(duration.components.seconds) * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000)
+        commitTime.recordNanoseconds(Self.nanoseconds(duration))
+    }
+
+    private static func nanoseconds(_ duration: Duration) -> Int64 {
+        duration.components.seconds * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000
     }
 
     // MARK: - Deliveries
@@ -85,7 +89,7 @@ public final class RelayMetrics: DeliveryObserver {
             counter("relay_deliveries_total", [("destination", destination), ("outcome", name)]).increment()
         }
         timer("relay_delivery_attempt_seconds", [("destination", destination)])
-            .recordNanoseconds(Int64(duration.components.seconds) * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000)
+            .recordNanoseconds(Self.nanoseconds(duration))
     }
 
     /// The Prometheus text, after reading the scheduler's gauges.

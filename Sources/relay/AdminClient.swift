@@ -64,7 +64,7 @@ struct AdminClient {
         return parsed
     }
 
-    /// The raw body of the last answer is not kept: commands print the parsed value.
+    /// A value for a query string or a path segment (`&`, `=`, `+`, `?` and `#` escaped too).
     static func percentEncode(_ text: String) -> String {
         text.addingPercentEncoding(withAllowedCharacters: .urlQueryAllowed.subtracting(CharacterSet(charactersIn: "&=+?#"))) ?? text
     }

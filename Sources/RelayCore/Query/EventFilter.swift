@@ -82,6 +82,12 @@ public struct EventFilter: Sendable, Equatable {
         }
     }
 
+    /// A page cursor (from `next_cursor`): the journal sequence the next page stays below.
+    public static func parseCursor(_ text: String) throws(FilterError) -> UInt64 {
+        guard let value = UInt64(text), value > 0 else { throw FilterError("cursor", "\(JSONWriter.quote(text)) is not a cursor from a previous page") }
+        return value
+    }
+
     /// RFC 3339 (`2026-01-02T15:04:05Z`, fractional seconds and offsets allowed) or a duration
     /// before `now`: a number and one of `s`, `m`, `h`, `d`.
     public static func parseTime(_ text: String, now: Timestamp) -> Timestamp? {

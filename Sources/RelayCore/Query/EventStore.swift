@@ -91,11 +91,7 @@ public final class JournalEventStore: EventStore {
     private typealias Outcomes = [UInt64: [String: (record: UInt64, outcome: DeliveryRecord.Outcome)]]
 
     public func page(filter: EventFilter, cursor: String?, limit: Int) throws -> EventPage {
-        var before = UInt64.max
-        if let cursor {
-            guard let value = UInt64(cursor), value > 0 else { throw FilterError("cursor", "\(JSONWriter.quote(cursor)) is not a cursor from a previous page") }
-            before = value
-        }
+        let before = try cursor.map(EventFilter.parseCursor) ?? UInt64.max
         let limit = max(1, limit)
         var chosen: [StoredEventMatch] = []
         try scan(filter: filter, through: before - 1, prepare: { _ in [] }) { match in
@@ -118,10 +114,10 @@ public final class JournalEventStore: EventStore {
     /// segment is read, the state of its events is known). Candidates go to `visit` newest first.
     private func scan(filter: EventFilter, through: UInt64, prepare: (Event) -> [String], visit: (StoredEventMatch) throws -> Bool) throws {
         var outcomes: Outcomes = [:]
-        for base in try segments().reversed() {
+        for segment in try segments().reversed() {
             var candidates: [Candidate] = []
             var oldest: Timestamp?
-            try scan(segment: base) { record in
+            try scan(segment) { record in
                 switch record.type {
                 case .event where record.sequence <= through:
                     guard let event = try? Event(decoding: record.payload) else { return }
@@ -157,11 +153,11 @@ public final class JournalEventStore: EventStore {
         let packed = EventIDGenerator.pack(id)
         guard packed.high != 0 || packed.low != 0 else { return nil }
         let millis = Int64(packed.high >> 16)
-        for base in try segments().reversed() {
+        for segment in try segments().reversed() {
             // Ids carry their receive time; a segment whose first event came well after it cannot hold it.
-            if let first = try firstEventTime(segment: base), first > millis + 60_000 { continue }
+            if let first = try firstEventTime(segment: segment.base), first > millis + 60_000 { continue }
             var found: (sequence: UInt64, position: JournalPosition)?
-            try scan(segment: base) { record in
+            try scan(segment) { record in
                 guard found == nil, record.type == .event, let event = try? Event(decoding: record.payload), event.id == id else { return }
                 found = (record.sequence, record.position)
             }
@@ -211,18 +207,19 @@ public final class JournalEventStore: EventStore {
     }
 
 
-    /// Segment bases up to the durable end, oldest first.
-    private func segments() throws -> [UInt64] {
+    /// Segments up to the durable end, oldest first, each with the base of the one after it
+    /// (listed once per query, not once per segment read).
+    private func segments() throws -> [(base: UInt64, next: UInt64?)] {
         let end = journal.durable.end.segment
-        return try JournalRecovery.segmentBases(in: journal.configuration.directory).filter { $0 <= end }
+        let bases = try JournalRecovery.segmentBases(in: journal.configuration.directory).filter { $0 <= end }
+        return bases.enumerated().map { index, base in (base, index + 1 < bases.count ? bases[index + 1] : nil) }
     }
 
     /// Calls `body` with every durable record of one segment, in order.
-    private func scan(segment base: UInt64, _ body: (JournalRecord) throws -> Void) throws {
-        let reader = journal.reader(at: JournalPosition(segment: base, offset: UInt64(JournalFormat.segmentHeaderSize)), sequence: base)
-        let next = try segments().first { $0 > base }
+    private func scan(_ segment: (base: UInt64, next: UInt64?), _ body: (JournalRecord) throws -> Void) throws {
+        let reader = journal.reader(at: JournalPosition(segment: segment.base, offset: UInt64(JournalFormat.segmentHeaderSize)), sequence: segment.base)
         while let record = try reader.next() {
-            if let next, record.sequence >= next { return }
+            if let next = segment.next, record.sequence >= next { return }
             try body(record)
         }
     }

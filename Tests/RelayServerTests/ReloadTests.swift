@@ -32,7 +32,11 @@ func routesFile(route: String, type: String, destination: String) -> String {
             }
             return sent
         }
-        try await Task.sleep(for: .milliseconds(100))
+        // Reload only once some events are stored under the first rules: under a loaded CI
+        // machine a fixed sleep could pass before the first request had landed.
+        for _ in 0..<500 where try relay.storedDecisions().count < 5 {
+            try await Task.sleep(for: .milliseconds(10))
+        }
 
         try routesFile(route: "r2", type: "order.*", destination: "b").write(toFile: relay.configPath, atomically: true, encoding: .utf8)
         let ok = try await TestHTTPClient.send(port: relay.adminPort, method: "POST", path: "/admin/routes/reload")

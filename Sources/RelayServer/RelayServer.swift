@@ -124,6 +124,7 @@ public final class RelayServer: Sendable {
         IngestRoutes(pipeline: pipeline, metrics: metrics, logger: logger).register(on: ingestRouter)
         let ingest = Application(
             router: ingestRouter,
+            server: .http1(configuration: .init(idleTimeout: TimeAmount(configuration.idleTimeout))),
             configuration: ApplicationConfiguration(address: .hostname(configuration.listen.host, port: configuration.listen.port), serverName: nil, backlog: 1024),
             onServerRunning: { [self] channel in
                 self.bound(ingest: channel.localAddress?.port)
@@ -137,6 +138,7 @@ public final class RelayServer: Sendable {
         AdminRoutes(journal: journal, server: self).register(on: adminRouter)
         let admin = Application(
             router: adminRouter,
+            server: .http1(configuration: .init(idleTimeout: TimeAmount(configuration.idleTimeout))),
             configuration: ApplicationConfiguration(address: .hostname(configuration.adminListen.host, port: configuration.adminListen.port), serverName: nil),
             onServerRunning: { [self] channel in
                 self.bound(admin: channel.localAddress?.port)

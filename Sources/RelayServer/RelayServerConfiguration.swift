@@ -44,6 +44,10 @@ public struct RelayServerConfiguration: Sendable {
     /// When set, every admin request needs `Authorization: Bearer <token>` (`RELAY_ADMIN_TOKEN`).
     /// Without it the admin listener may bind only to a loopback address.
     public var adminToken: String?
+    /// A connection that sends no part of a request for this long is closed: a client that
+    /// trickles a header (or stalls a body) cannot hold a connection forever. Also the
+    /// keep-alive idle limit between requests.
+    public var idleTimeout: Duration
 
     public init(
         configPath: String,
@@ -52,8 +56,10 @@ public struct RelayServerConfiguration: Sendable {
         adminListen: Address = Address(host: "127.0.0.1", port: 8081),
         journal: JournalConfiguration? = nil,
         scheduler: DeliveryScheduler.Configuration = DeliveryScheduler.Configuration(),
-        adminToken: String? = nil
+        adminToken: String? = nil,
+        idleTimeout: Duration = .seconds(60)
     ) {
+        self.idleTimeout = idleTimeout
         self.adminToken = adminToken.flatMap { $0.isEmpty ? nil : $0 }
         self.configPath = configPath
         self.dataDirectory = dataDirectory

@@ -14,7 +14,8 @@ public final class LiveRelay: Sendable {
     public init(
         routes: String, journal: ((String) -> JournalConfiguration)? = nil,
         scheduler: DeliveryScheduler.Configuration = DeliveryScheduler.Configuration(), clock: any RelayClock = SystemClock(),
-        environment: [String: String] = [:], adminToken: String? = nil, logger: Logger = LiveRelay.defaultLogger()
+        environment: [String: String] = [:], adminToken: String? = nil, idleTimeout: Duration = .seconds(60),
+        logger: Logger = LiveRelay.defaultLogger()
     ) async throws {
         let directory = try TemporaryDirectory()
         self.directory = directory
@@ -26,7 +27,7 @@ public final class LiveRelay: Sendable {
                 configPath: configPath, dataDirectory: directory.path + "/data",
                 listen: .init(host: "127.0.0.1", port: 0), adminListen: .init(host: "127.0.0.1", port: 0),
                 journal: journal?(journalDirectory) ?? JournalConfiguration(directory: journalDirectory),
-                scheduler: scheduler, adminToken: adminToken
+                scheduler: scheduler, adminToken: adminToken, idleTimeout: idleTimeout
             ),
             config: config, clock: clock, logger: logger
         )

@@ -27,9 +27,13 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Save a start-up checkpoint after this many new journal records (and every 10 minutes with any new record, and at shutdown).")
     var checkpointRecords: Int = 200_000
 
+    @Option(help: "Close a client connection that sends nothing of a request for this many seconds (slow or stalled clients, idle keep-alive).")
+    var idleTimeout: Int = 60
+
     @OptionGroup var logging: LoggingOptions
 
     func validate() throws {
+        guard (1...3600).contains(idleTimeout) else { throw ValidationError("--idle-timeout: must be 1…3600 seconds, not \(idleTimeout)") }
         guard checkpointRecords >= 1 else { throw ValidationError("--checkpoint-records: must be at least 1, not \(checkpointRecords)") }
         guard deliveryWindow >= 2 else { throw ValidationError("--delivery-window: must be at least 2, not \(deliveryWindow)") }
     }
@@ -46,7 +50,8 @@ struct Serve: AsyncParsableCommand {
                 configuration: RelayServerConfiguration(
                     configPath: config, dataDirectory: data, listen: listen, adminListen: adminListen,
                     scheduler: DeliveryScheduler.Configuration(windowPerDestination: deliveryWindow, checkpointEveryRecords: checkpointRecords),
-                    adminToken: ProcessInfo.processInfo.environment["RELAY_ADMIN_TOKEN"]
+                    adminToken: ProcessInfo.processInfo.environment["RELAY_ADMIN_TOKEN"],
+                    idleTimeout: .seconds(idleTimeout)
                 ),
                 config: relayConfig,
                 logger: logger

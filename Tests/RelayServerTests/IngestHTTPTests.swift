@@ -1,5 +1,6 @@
 import Foundation
 import RelayCore
+import RelayServer
 import RelayTesting
 import Testing
 
@@ -106,4 +107,63 @@ let genericRoutes = """
         #expect(Set(try relay.storedEvents().map(\.id)) == Set(ids))
         await relay.stop()
     }
+    /// Slow-loris: connections that trickle half a request head do not stop other clients and
+    /// are closed once they have sent nothing of a request for the idle timeout.
+    @Test(.timeLimit(.minutes(1)))
+    func stalledClientsAreClosedAndDoNotBlockOthers() async throws {
+        let relay = try await LiveRelay(routes: genericRoutes, idleTimeout: .seconds(1))
+        let port = try #require(relay.server.ingestPort)
+        let stalled = try (0..<50).map { _ in try StalledConnection(port: port, sending: "POST /webhooks/shop HTTP/1.1\r\nHost: x\r\nContent-Le") }
+        let started = ContinuousClock.now
+        for index in 0..<20 {
+            let response = try await relay.post("shop", body: Array("{\"id\":\"s-\(index)\"}".utf8))
+            #expect(response.status == 200)
+        }
+        #expect(ContinuousClock.now - started < .seconds(1), "other clients were served while 50 connections stalled")
+        var closed = 0
+        for connection in stalled {
+            if try await connection.waitForClose(within: 5) { closed += 1 }
+        }
+        #expect(closed == stalled.count, "only \(closed) of \(stalled.count) stalled connections were closed by the relay")
+        #expect(try relay.storedEvents().count == 20)
+        await relay.stop()
+    }
+}
+
+/// A raw connection that sent part of a request and then nothing more.
+final class StalledConnection: Sendable {
+    let fd: Int32
+
+    init(port: Int, sending text: String) throws {
+        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard fd >= 0, connected == 0 else { throw StalledConnectionError(errno: errno) }
+        let bytes = Array(text.utf8)
+        _ = bytes.withUnsafeBytes { send(fd, $0.baseAddress, bytes.count, Int32(MSG_NOSIGNAL)) }
+    }
+
+    deinit { close(fd) }
+
+    /// True when the peer closed the connection (EOF or reset) within `seconds`.
+    func waitForClose(within seconds: Int) async throws -> Bool {
+        let fd = self.fd
+        return await withCheckedContinuation { continuation in
+            Thread {
+                var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+                guard poll(&poller, 1, Int32(seconds * 1000)) == 1 else { return continuation.resume(returning: false) }
+                var byte: UInt8 = 0
+                continuation.resume(returning: recv(fd, &byte, 1, 0) <= 0)
+            }.start()
+        }
+    }
+}
+
+struct StalledConnectionError: Error {
+    let errno: Int32
 }

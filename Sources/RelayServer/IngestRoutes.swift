@@ -8,6 +8,9 @@ struct IngestRoutes {
     let pipeline: IngestPipeline
     let metrics: RelayMetrics
     let logger: Logger
+    /// The whole body must arrive within this long of the handler starting to read it, so a
+    /// client trickling a byte at a time cannot keep a request (and its buffer) open for hours.
+    let bodyDeadline: Duration
 
     func register(on router: Router<BasicRequestContext>) {
         router.get("/healthz") { _, _ in JSONResponse.ok("{\"status\":\"ok\"}") }
@@ -28,10 +31,14 @@ struct IngestRoutes {
         }
         // Read the body with a limit: never buffer more than the source allows.
         var body: [UInt8] = []
+        let deadline = ContinuousClock.now + bodyDeadline
         do {
             for try await chunk in request.body {
                 guard body.count + chunk.readableBytes <= source.maxBodyBytes else {
                     return reject(tooLarge(source), source: name)
+                }
+                guard ContinuousClock.now < deadline else {
+                    return reject(IngestError(.timeout, "the request body did not arrive within \(bodyDeadline.components.seconds) s"), source: name)
                 }
                 body.append(contentsOf: chunk.readableBytesView)
             }

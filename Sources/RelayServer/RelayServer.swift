@@ -121,7 +121,7 @@ public final class RelayServer: Sendable {
     public func services() -> [any Service] {
         let ingestRouter = Router(context: BasicRequestContext.self)
         ingestRouter.add(middleware: JSONNotFoundMiddleware())
-        IngestRoutes(pipeline: pipeline, metrics: metrics, logger: logger).register(on: ingestRouter)
+        IngestRoutes(pipeline: pipeline, metrics: metrics, logger: logger, bodyDeadline: configuration.idleTimeout).register(on: ingestRouter)
         let ingest = Application(
             router: ingestRouter,
             server: .http1(configuration: .init(idleTimeout: TimeAmount(configuration.idleTimeout))),

@@ -126,6 +126,14 @@ let genericRoutes = """
         }
         #expect(closed == stalled.count, "only \(closed) of \(stalled.count) stalled connections were closed by the relay")
         #expect(try relay.storedEvents().count == 20)
+
+        // A body trickled a byte at a time keeps the connection active, but the whole body has
+        // to arrive within the same limit: 408, and nothing stored.
+        let trickle = try StalledConnection(port: port, sending: "POST /webhooks/shop HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
+        let answer = await trickle.trickle(byte: UInt8(ascii: " "), every: .milliseconds(200), for: .seconds(4))
+        #expect(answer.hasPrefix("HTTP/1.1 408"), "trickled body answered: \(answer.prefix(80))")
+        #expect(answer.contains("did not arrive within 1 s"))
+        #expect(try relay.storedEvents().count == 20)
         await relay.stop()
     }
 }
@@ -149,6 +157,31 @@ final class StalledConnection: Sendable {
     }
 
     deinit { close(fd) }
+
+    /// Sends `byte` every `interval` until the peer answers or `duration` passes; returns what
+    /// the peer sent (empty if nothing).
+    func trickle(byte: UInt8, every interval: Duration, for duration: Duration) async -> String {
+        let fd = self.fd
+        return await withCheckedContinuation { continuation in
+            Thread {
+                let end = ContinuousClock.now + duration
+                var received: [UInt8] = []
+                while ContinuousClock.now < end {
+                    var one = byte
+                    _ = send(fd, &one, 1, Int32(MSG_NOSIGNAL))
+                    var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+                    let milliseconds = Int32(interval.components.seconds * 1000 + interval.components.attoseconds / 1_000_000_000_000_000)
+                    if poll(&poller, 1, milliseconds) == 1 {
+                        var buffer = [UInt8](repeating: 0, count: 4096)
+                        let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, 4096, 0) }
+                        if n > 0 { received += buffer[0..<n] }
+                        break
+                    }
+                }
+                continuation.resume(returning: String(decoding: received, as: UTF8.self))
+            }.start()
+        }
+    }
 
     /// True when the peer closed the connection (EOF or reset) within `seconds`.
     func waitForClose(within seconds: Int) async throws -> Bool {

@@ -2,7 +2,7 @@
 /// problem (a missing header, a stale timestamp) but never a secret or an expected signature.
 public struct IngestError: Error, Sendable, Equatable, CustomStringConvertible {
     public struct Code: Hashable, Sendable {
-        enum Base: Hashable, Sendable { case unknownSource, unauthorized, tooLarge, badRequest, unavailable, overloaded }
+        enum Base: Hashable, Sendable { case unknownSource, unauthorized, tooLarge, badRequest, timeout, unavailable, overloaded }
         let base: Base
 
         /// No source of that name in routes.json → 404.
@@ -13,6 +13,8 @@ public struct IngestError: Error, Sendable, Equatable, CustomStringConvertible {
         public static let tooLarge = Code(base: .tooLarge)
         /// A body the provider adapter cannot parse → 400.
         public static let badRequest = Code(base: .badRequest)
+        /// The body did not arrive within the time allowed (a trickling client) → 408.
+        public static let timeout = Code(base: .timeout)
         /// The journal cannot write → 503.
         public static let unavailable = Code(base: .unavailable)
         /// The journal's write queue is full → 503 with Retry-After.
@@ -34,6 +36,7 @@ public struct IngestError: Error, Sendable, Equatable, CustomStringConvertible {
         case .unauthorized: 401
         case .tooLarge: 413
         case .badRequest: 400
+        case .timeout: 408
         case .unavailable, .overloaded: 503
         }
     }
@@ -45,6 +48,7 @@ public struct IngestError: Error, Sendable, Equatable, CustomStringConvertible {
         case .unauthorized: "unauthorized"
         case .tooLarge: "too_large"
         case .badRequest: "bad_request"
+        case .timeout: "body_timeout"
         case .unavailable: "journal_unavailable"
         case .overloaded: "journal_overloaded"
         }

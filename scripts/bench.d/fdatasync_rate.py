@@ -1,22 +1,24 @@
 #!/usr/bin/env python3
 """Measure how many append + fdatasync cycles per second this filesystem does.
 
-Usage: fdatasync_rate.py DIR SECONDS. Appends 2 KiB (one bench body) to a file
-in DIR and fdatasyncs after each append, like a journal that commits every
-event on its own. A journal with group commit can accept more events per
-second than this, but every request still waits for at least one sync, so it
-is the disk's ceiling for one-at-a-time durable writes.
+Usage: fdatasync_rate.py DIR SECONDS [BATCH]. Appends BATCH (default 1) records
+of 2 KiB (one bench body each) to a file in DIR in one write and fdatasyncs
+after it. With BATCH 1 it is a journal that commits every event on its own: the
+disk's ceiling for one-at-a-time durable writes. With a larger BATCH it is a
+journal with group commit (the relay's writer appends every waiting request in
+one write and one sync), and records/s is the ceiling for durable events.
 
-Prints one line: syncs/s, then the p50 and p99 of one write+fdatasync in ms
-(a slow p99 here explains a slow p99 in the relay's ingest rows).
+Prints one line: syncs/s, records/s, then the p50 and p99 of one write+fdatasync
+in ms (a slow p99 here explains a slow p99 in the relay's ingest rows).
 """
 import os
 import sys
 import time
 
 directory, seconds = sys.argv[1], float(sys.argv[2])
+batch = int(sys.argv[3]) if len(sys.argv) > 3 else 1
 path = os.path.join(directory, "fdatasync-probe")
-block = b"x" * 2048
+block = b"x" * 2048 * batch
 fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
 try:
     latencies = []
@@ -33,7 +35,8 @@ try:
     def pct(p):
         return latencies[min(len(latencies) - 1, int(len(latencies) * p / 100))]
 
-    print(f"{len(latencies) / (now - start):.1f} {pct(50):.4f} {pct(99):.4f}")
+    syncs = len(latencies) / (now - start)
+    print(f"{syncs:.1f} {syncs * batch:.1f} {pct(50):.4f} {pct(99):.4f}")
 finally:
     os.close(fd)
     os.unlink(path)

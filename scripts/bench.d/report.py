@@ -9,7 +9,7 @@ The ratio column is this row's req/s divided by the req/s of the row with
 key == baseline_key at the same connection count ("-" for no baseline).
 
 EXTRAS_TSV has other measurements, one per line:
-    fdatasync <TAB> syncs_per_second <TAB> p50_ms <TAB> p99_ms
+    fdatasync <TAB> batch <TAB> syncs_per_second <TAB> records_per_second <TAB> p50_ms <TAB> p99_ms
     rss <TAB> label <TAB> conns <TAB> VmHWM_kB
     replay <TAB> events <TAB> seconds_to_plan <TAB> seconds_to_finish <TAB> succeeded
     restart <TAB> events <TAB> pending <TAB> cold_seconds <TAB> ready_seconds <TAB> rss_kB <TAB> peak_kB
@@ -84,12 +84,12 @@ def main():
                 problems.append(f"{label} c={conns}: wrk completed no requests (see {path})")
             runs.append({"key": key, "label": label, "baseline": baseline, "conns": int(conns), **numbers})
 
-    fdatasync, rss, routing, e2e, replay, restart = None, [], None, None, None, None
+    fdatasync, rss, routing, e2e, replay, restart = [], [], None, None, None, None
     with open(extras_path, encoding="utf-8") as f:
         for line in f:
             fields = line.rstrip("\n").split("\t")
             if fields[0] == "fdatasync":
-                fdatasync = tuple(map(float, fields[1:4]))
+                fdatasync.append((int(fields[1]), *map(float, fields[2:6])))
             elif fields[0] == "e2e":
                 e2e = (int(fields[1] or 0), dict(kv.split("=", 1) for kv in fields[2].split()))
             elif fields[0] == "routing":
@@ -123,9 +123,11 @@ def main():
             fmt_ms(run.get("p50")), fmt_ms(run.get("p99")), errors,
             f"{r:.2f}×" if r is not None else "-",
         ])
-    if fdatasync is not None:
-        rate, p50, p99 = fdatasync
-        rows.append(["disk fdatasync 2 KiB (syncs/s)", "1", f"{rate:.0f}", fmt_ms(p50), fmt_ms(p99), "-", "-"])
+    for batch, syncs, records, p50, p99 in fdatasync:
+        if batch == 1:
+            rows.append(["disk append 2 KiB + fdatasync (syncs/s)", "1", f"{syncs:.0f}", fmt_ms(p50), fmt_ms(p99), "-", "-"])
+        else:
+            rows.append([f"disk append {batch}×2 KiB + fdatasync (records/s; {syncs:.0f} syncs/s)", "1", f"{records:.0f}", fmt_ms(p50), fmt_ms(p99), "-", "-"])
 
     e2e_ratio = None
     if e2e is not None:

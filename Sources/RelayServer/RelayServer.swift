@@ -121,10 +121,10 @@ public final class RelayServer: Sendable {
     public func services() -> [any Service] {
         let ingestRouter = Router(context: BasicRequestContext.self)
         ingestRouter.add(middleware: JSONNotFoundMiddleware())
-        IngestRoutes(pipeline: pipeline, metrics: metrics, logger: logger, bodyDeadline: configuration.idleTimeout).register(on: ingestRouter)
+        IngestRoutes(pipeline: pipeline, metrics: metrics, logger: logger, bodyDeadline: configuration.bodyTimeout).register(on: ingestRouter)
         let ingest = Application(
             router: ingestRouter,
-            server: .http1(configuration: .init(idleTimeout: TimeAmount(configuration.idleTimeout))),
+            server: .http1(configuration: .init(additionalChannelHandlers: [CloseAfterResponseHandler()], idleTimeout: TimeAmount(configuration.idleTimeout))),
             configuration: ApplicationConfiguration(address: .hostname(configuration.listen.host, port: configuration.listen.port), serverName: nil, backlog: 1024),
             onServerRunning: { [self] channel in
                 self.bound(ingest: channel.localAddress?.port)

@@ -48,6 +48,10 @@ public struct RelayServerConfiguration: Sendable {
     /// trickles a header (or stalls a body) cannot hold a connection forever. Also the
     /// keep-alive idle limit between requests.
     public var idleTimeout: Duration
+    /// An ingest request's whole body must arrive within this long, else 408 and the
+    /// connection is closed: a body dribbled a byte at a time keeps the connection active, so
+    /// the idle timeout alone would not end it.
+    public var bodyTimeout: Duration
 
     public init(
         configPath: String,
@@ -57,9 +61,12 @@ public struct RelayServerConfiguration: Sendable {
         journal: JournalConfiguration? = nil,
         scheduler: DeliveryScheduler.Configuration = DeliveryScheduler.Configuration(),
         adminToken: String? = nil,
-        idleTimeout: Duration = .seconds(60)
+        idleTimeout: Duration = .seconds(60),
+        bodyTimeout: Duration = .seconds(60)
     ) {
-        self.idleTimeout = idleTimeout
+        // A zero or negative timeout would close every connection at once.
+        self.idleTimeout = max(idleTimeout, .milliseconds(100))
+        self.bodyTimeout = max(bodyTimeout, .milliseconds(100))
         self.adminToken = adminToken.flatMap { $0.isEmpty ? nil : $0 }
         self.configPath = configPath
         self.dataDirectory = dataDirectory

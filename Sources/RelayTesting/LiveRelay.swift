@@ -14,7 +14,7 @@ public final class LiveRelay: Sendable {
     public init(
         routes: String, journal: ((String) -> JournalConfiguration)? = nil,
         scheduler: DeliveryScheduler.Configuration = DeliveryScheduler.Configuration(), clock: any RelayClock = SystemClock(),
-        environment: [String: String] = [:], adminToken: String? = nil, idleTimeout: Duration = .seconds(60),
+        environment: [String: String] = [:], adminToken: String? = nil, idleTimeout: Duration = .seconds(60), bodyTimeout: Duration = .seconds(60),
         logger: Logger = LiveRelay.defaultLogger()
     ) async throws {
         let directory = try TemporaryDirectory()
@@ -27,7 +27,7 @@ public final class LiveRelay: Sendable {
                 configPath: configPath, dataDirectory: directory.path + "/data",
                 listen: .init(host: "127.0.0.1", port: 0), adminListen: .init(host: "127.0.0.1", port: 0),
                 journal: journal?(journalDirectory) ?? JournalConfiguration(directory: journalDirectory),
-                scheduler: scheduler, adminToken: adminToken, idleTimeout: idleTimeout
+                scheduler: scheduler, adminToken: adminToken, idleTimeout: idleTimeout, bodyTimeout: bodyTimeout
             ),
             config: config, clock: clock, logger: logger
         )

@@ -30,9 +30,13 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Close a client connection that sends nothing of a request for this many seconds (slow or stalled clients, idle keep-alive).")
     var idleTimeout: Int = 60
 
+    @Option(help: "An ingest request's whole body must arrive within this many seconds, else 408 (a client dribbling its body).")
+    var bodyTimeout: Int = 60
+
     @OptionGroup var logging: LoggingOptions
 
     func validate() throws {
+        guard (1...3600).contains(bodyTimeout) else { throw ValidationError("--body-timeout: must be 1…3600 seconds, not \(bodyTimeout)") }
         guard (1...3600).contains(idleTimeout) else { throw ValidationError("--idle-timeout: must be 1…3600 seconds, not \(idleTimeout)") }
         guard checkpointRecords >= 1 else { throw ValidationError("--checkpoint-records: must be at least 1, not \(checkpointRecords)") }
         guard deliveryWindow >= 2 else { throw ValidationError("--delivery-window: must be at least 2, not \(deliveryWindow)") }
@@ -51,7 +55,7 @@ struct Serve: AsyncParsableCommand {
                     configPath: config, dataDirectory: data, listen: listen, adminListen: adminListen,
                     scheduler: DeliveryScheduler.Configuration(windowPerDestination: deliveryWindow, checkpointEveryRecords: checkpointRecords),
                     adminToken: ProcessInfo.processInfo.environment["RELAY_ADMIN_TOKEN"],
-                    idleTimeout: .seconds(idleTimeout)
+                    idleTimeout: .seconds(idleTimeout), bodyTimeout: .seconds(bodyTimeout)
                 ),
                 config: relayConfig,
                 logger: logger

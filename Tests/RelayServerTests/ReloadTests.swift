@@ -34,9 +34,11 @@ func routesFile(route: String, type: String, destination: String) -> String {
         }
         // Reload only once some events are stored under the first rules: under a loaded CI
         // machine a fixed sleep could pass before the first request had landed.
-        for _ in 0..<500 where try relay.storedDecisions().count < 5 {
+        let deadline = ContinuousClock.now + .seconds(10)
+        while try relay.storedDecisions().count < 5, ContinuousClock.now < deadline {
             try await Task.sleep(for: .milliseconds(10))
         }
+        try #require(try relay.storedDecisions().count >= 5, "no events were stored under the first rules within 10 s")
 
         try routesFile(route: "r2", type: "order.*", destination: "b").write(toFile: relay.configPath, atomically: true, encoding: .utf8)
         let ok = try await TestHTTPClient.send(port: relay.adminPort, method: "POST", path: "/admin/routes/reload")

@@ -21,13 +21,18 @@ path = os.path.join(directory, "fdatasync-probe")
 block = b"x" * 2048 * batch
 fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
 try:
-    latencies = []
+    latencies, written = [], 0
     start = now = time.monotonic()
     deadline = start + seconds
     while now < deadline:
         before = now
-        os.write(fd, block)
+        if os.write(fd, block) != len(block):
+            sys.exit("fdatasync_rate.py: short write")
         os.fdatasync(fd)
+        written += len(block)
+        if written >= 64 << 20:  # keep the file small (a tmpfs /tmp would hold it all in memory)
+            os.ftruncate(fd, 0)
+            written = 0
         now = time.monotonic()
         latencies.append((now - before) * 1000.0)
     latencies.sort()

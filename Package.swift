@@ -31,6 +31,7 @@ let package = Package(
             linkerSettings: [.linkedLibrary("curl")]
         ),
         .target(name: "CRelayCRC"),
+        .target(name: "CRelayMemory"),
         .target(
             name: "RelayCore",
             dependencies: [
@@ -46,6 +47,7 @@ let package = Package(
             dependencies: [
                 "RelayCore",
                 "CCurlShim",
+                "CRelayMemory",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings

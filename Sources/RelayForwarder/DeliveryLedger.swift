@@ -255,7 +255,7 @@ extension DeliveryLedger {
 
     /// Restores a section written by `encoded()` that reflects the journal up to `sequence`,
     /// whose record starts at `position`. Lanes keep the destinations they were configured with.
-    func restore(_ bytes: [UInt8], sequence: UInt64, position: JournalPosition) throws {
+    func restore(_ bytes: ArraySlice<UInt8>, sequence: UInt64, position: JournalPosition) throws {
         var reader = ByteReader(bytes)
         let version: UInt8 = try reader.read()
         guard version == Self.encodingVersion else { throw CheckpointError("deliveries: unknown version \(version)") }

@@ -1,3 +1,4 @@
+import CRelayMemory
 import Foundation
 import Logging
 import RelayCore
@@ -120,6 +121,7 @@ public actor DeliveryScheduler {
         logger.info("deliveries recovered from the journal", metadata: [
             "checkpoint": "\(recovery.checkpoint.map(String.init) ?? "none")", "records": "\(recovery.records)", "pending": "\(state.pendingCount)",
         ])
+        returnFreedMemory()
     }
 
     /// Applies a reloaded config: new destinations get lanes, changed ones their new settings,
@@ -432,7 +434,10 @@ public actor DeliveryScheduler {
                 var sections = [DeliveryLedger.checkpointSection: deliveries]
                 for (name, encode) in snapshots { sections[name] = encode() }
                 let checkpoint = Checkpoint(sequence: sequence, position: position, sections: sections)
-                continuation.resume(returning: Result { try checkpoints.save(checkpoint) })
+                let saved = Result { try checkpoints.save(checkpoint) }
+                sections = [:]
+                returnFreedMemory()
+                continuation.resume(returning: saved)
             }
             thread.name = "relay-checkpoint"
             thread.start()
@@ -492,4 +497,11 @@ public actor DeliveryScheduler {
         }
         wake()
     }
+}
+
+/// Hands memory freed after a burst of allocation (start-up's replay, a checkpoint's tens of
+/// megabytes of buffers) back to the system. glibc keeps freed heap memory for reuse otherwise,
+/// and the relay's resident size would stay at its peak.
+func returnFreedMemory() {
+    _ = relay_malloc_trim()
 }

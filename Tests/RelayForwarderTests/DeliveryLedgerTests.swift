@@ -165,10 +165,16 @@ func pendingSummary(_ state: DeliveryLedger, _ lane: String, readingBack journal
         defer { dir.remove() }
         let store = CheckpointStore(directory: dir.path)
         #expect(try store.load() == nil)
-        let checkpoint = Checkpoint(sequence: 42, position: JournalPosition(segment: 1, offset: 999), sections: ["a": [1, 2, 3], "b": []])
-        try store.save(checkpoint)
-        #expect(try store.load() == checkpoint)
+        let large = (0..<300_000).map { UInt8(truncatingIfNeeded: $0 &* 31) }
+        let checkpoint = Checkpoint(sequence: 42, position: JournalPosition(segment: 1, offset: 999), sections: ["a": [1, 2, 3], "b": [], "large": large])
+        let size = try store.save(checkpoint)
+        // The file is written piece by piece; it must be exactly the one-buffer encoding.
         let bytes = checkpoint.encoded()
+        let file = try [UInt8](Data(contentsOf: URL(fileURLWithPath: store.path)))
+        #expect(file == bytes && size == bytes.count)
+        let loaded = try #require(try store.load())
+        #expect(loaded == checkpoint)
+        #expect(loaded.sections["large"].map(Array.init) == large)
         for cut in [0, 4, 8, bytes.count - 1] {
             #expect(throws: CheckpointError.self) { try Checkpoint(decoding: Array(bytes.prefix(cut))) }
         }

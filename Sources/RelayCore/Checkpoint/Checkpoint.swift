@@ -19,29 +19,57 @@ public struct Checkpoint: Sendable, Equatable {
     public var sequence: UInt64
     /// Where that record starts, so the replay after it starts without a scan.
     public var position: JournalPosition
-    public var sections: [String: [UInt8]]
+    /// Each section's bytes. A decoded checkpoint's sections are slices of the file's bytes (a
+    /// checkpoint can be tens of megabytes: start-up does not hold it twice).
+    public var sections: [String: ArraySlice<UInt8>]
 
     public init(sequence: UInt64, position: JournalPosition, sections: [String: [UInt8]]) {
+        self.init(sequence: sequence, position: position, slices: sections.mapValues { $0[...] })
+    }
+
+    init(sequence: UInt64, position: JournalPosition, slices: [String: ArraySlice<UInt8>]) {
         self.sequence = sequence
         self.position = position
-        self.sections = sections
+        self.sections = slices
     }
 
     static let magic = Array("RLYCKPT1".utf8)
 
-    public func encoded() -> [UInt8] {
-        var writer = ByteWriter(capacity: 64 + sections.values.reduce(0) { $0 + $1.count + 64 })
-        for byte in Self.magic { writer.write(byte) }
-        writer.write(sequence)
-        writer.write(position.segment)
-        writer.write(position.offset)
-        writer.write(UInt32(sections.count))
-        for name in sections.keys.sorted() {
-            writer.write(name)
-            writer.write(bytes: sections[name] ?? [])
+    /// The encoding, in pieces: each section's bytes are handed over where they are, never
+    /// concatenated, so saving a checkpoint does not hold a second copy of it. The last piece
+    /// is the CRC-32C of all before it.
+    func encode(into emit: (UnsafeRawBufferPointer) throws -> Void) rethrows {
+        var crc: UInt32 = 0
+        func piece(_ bytes: some ContiguousBytes) throws {
+            try bytes.withUnsafeBytes { raw in
+                crc = CRC32C.checksum(raw, continuing: crc)
+                try emit(raw)
+            }
         }
-        var bytes = writer.bytes
-        bytes.appendLittleEndian(CRC32C.checksum(bytes))
+        var header = ByteWriter(capacity: 64)
+        for byte in Self.magic { header.write(byte) }
+        header.write(sequence)
+        header.write(position.segment)
+        header.write(position.offset)
+        header.write(UInt32(sections.count))
+        try piece(header.bytes)
+        for name in sections.keys.sorted() {
+            let section = sections[name] ?? []
+            var prefix = ByteWriter(capacity: name.utf8.count + 8)
+            prefix.write(name)
+            prefix.write(UInt32(section.count))
+            try piece(prefix.bytes)
+            try piece(section)
+        }
+        var trailer: [UInt8] = []
+        trailer.appendLittleEndian(crc)
+        try trailer.withUnsafeBytes { try emit($0) }
+    }
+
+    public func encoded() -> [UInt8] {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(64 + sections.values.reduce(0) { $0 + $1.count + 64 })
+        encode { bytes.append(contentsOf: $0) }
         return bytes
     }
 
@@ -59,10 +87,10 @@ public struct Checkpoint: Sendable, Equatable {
             sequence = try reader.read()
             position = JournalPosition(segment: try reader.read(), offset: try reader.read())
             let count = Int(try reader.read(UInt32.self))
-            var sections: [String: [UInt8]] = [:]
+            var sections: [String: ArraySlice<UInt8>] = [:]
             for _ in 0..<count {
                 let name = try reader.readString()
-                sections[name] = try reader.readBytes()
+                sections[name] = try reader.readSlice()
             }
             self.sections = sections
         } catch {
@@ -115,24 +143,29 @@ public struct CheckpointStore: Sendable {
     /// Swift's cooperative pool.
     @discardableResult
     public func save(_ checkpoint: Checkpoint) throws -> Int {
-        let bytes = checkpoint.encoded()
         let temporary = path + ".tmp"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw CheckpointError("cannot create \(temporary): \(String(cString: strerror(errno)))") }
         var written = 0
-        while written < bytes.count {
-            let result = bytes.withUnsafeBytes { raw -> Int in
-                guard let base = raw.baseAddress else { return 0 }
-                return Glibc.write(fd, base + written, raw.count - written)
+        do {
+            // Piece by piece, straight from the sections: no second copy of the whole checkpoint.
+            try checkpoint.encode { raw in
+                var done = 0
+                while done < raw.count {
+                    guard let base = raw.baseAddress else { return }
+                    let result = Glibc.write(fd, base + done, raw.count - done)
+                    if result < 0 {
+                        if errno == EINTR { continue }
+                        throw CheckpointError("cannot write \(temporary): \(String(cString: strerror(errno)))")
+                    }
+                    done += result
+                }
+                written += done
             }
-            if result < 0 {
-                if errno == EINTR { continue }
-                let reason = String(cString: strerror(errno))
-                close(fd)
-                unlink(temporary)
-                throw CheckpointError("cannot write \(temporary): \(reason)")
-            }
-            written += result
+        } catch {
+            close(fd)
+            unlink(temporary)
+            throw error
         }
         guard fsync(fd) == 0 else {
             let reason = String(cString: strerror(errno))
@@ -152,7 +185,7 @@ public struct CheckpointStore: Sendable {
             _ = fsync(dirfd)
             close(dirfd)
         }
-        return bytes.count
+        return written
     }
 }
 
@@ -167,5 +200,5 @@ public protocol CheckpointParticipant: Sendable {
     /// A copy of the state, taken quickly; the returned closure encodes it (off the caller's thread).
     func checkpointSnapshot() -> @Sendable () -> [UInt8]
     /// Replaces the state with a section written by `checkpointSnapshot`.
-    func restore(checkpoint: [UInt8], now: Timestamp) throws
+    func restore(checkpoint: ArraySlice<UInt8>, now: Timestamp) throws
 }

@@ -201,7 +201,7 @@ extension DeduplicationIndex: CheckpointParticipant {
         }
     }
 
-    public func restore(checkpoint bytes: [UInt8], now: Timestamp) throws {
+    public func restore(checkpoint bytes: ArraySlice<UInt8>, now: Timestamp) throws {
         var reader = ByteReader(bytes)
         let count = Int(clamping: try reader.read(UInt64.self))
         guard count <= bytes.count / 36 else { throw CheckpointError("deduplication: bad key count \(count)") }

@@ -33,10 +33,14 @@ public struct ByteReader {
         public var description: String
     }
 
-    private let bytes: [UInt8]
+    /// Offsets are relative to the start of `bytes`, which may be a slice of a larger buffer
+    /// (a checkpoint's section is read in place, not copied out of the file's bytes).
+    private let bytes: ArraySlice<UInt8>
     public private(set) var offset = 0
 
-    public init(_ bytes: [UInt8]) { self.bytes = bytes }
+    public init(_ bytes: [UInt8]) { self.bytes = bytes[...] }
+
+    public init(_ bytes: ArraySlice<UInt8>) { self.bytes = bytes }
 
     public var isAtEnd: Bool { offset >= bytes.count }
 
@@ -54,14 +58,25 @@ public struct ByteReader {
         let count = Int(try read(UInt32.self))
         guard bytes.count - offset >= count else { throw Error(description: "truncated field at byte \(offset)") }
         defer { offset += count }
-        return Array(bytes[offset..<(offset + count)])
+        let start = bytes.startIndex + offset
+        return Array(bytes[start..<(start + count)])
+    }
+
+    /// A length-prefixed field as a slice of the bytes being read: no copy.
+    public mutating func readSlice() throws -> ArraySlice<UInt8> {
+        let count = Int(try read(UInt32.self))
+        guard bytes.count - offset >= count else { throw Error(description: "truncated field at byte \(offset)") }
+        defer { offset += count }
+        let start = bytes.startIndex + offset
+        return bytes[start..<(start + count)]
     }
 
     public mutating func readString() throws -> String {
         let count = Int(try read(UInt32.self))
         guard bytes.count - offset >= count else { throw Error(description: "truncated string at byte \(offset)") }
         defer { offset += count }
-        return String(decoding: bytes[offset..<(offset + count)], as: UTF8.self)
+        let start = bytes.startIndex + offset
+        return String(decoding: bytes[start..<(start + count)], as: UTF8.self)
     }
 
     public mutating func readStrings() throws -> [String] {

@@ -366,6 +366,9 @@ extension DeliveryLedger {
             }
             recovery.records += 1
         }
+        if recovery.records >= 10_000 {
+            for participant in participants { participant.compact() }
+        }
         return (state, recovery)
     }
 

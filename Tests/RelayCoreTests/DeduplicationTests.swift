@@ -45,6 +45,29 @@ func signedFastSpring(ids: [String]) -> (HeaderList, [UInt8]) {
         #expect(index.count == 0)
     }
 
+    /// Compacting after start-up keeps every key, its id and its place in the eviction order.
+    @Test func compactKeepsKeysAndEvictionOrder() {
+        let index = DeduplicationIndex(configuration: .init(windowMillis: 3_600_000, maxKeys: 1_000))
+        let t0 = Timestamp(seconds: 1_700_000_000)
+        let keys = (0..<1_000).map { DeduplicationIndex.Key(source: "s", providerEventID: "e\($0)") }
+        let ids = (0..<1_000).map { EventIDGenerator.format(millis: 1_700_000_000_000 + Int64($0), high: 7, low: UInt64($0)) }
+        for i in 0..<1_000 {
+            #expect(index.claim(keys[i], now: t0) == .new)
+            index.commit([(keys[i], ids[i], t0)])
+        }
+        index.compact()
+        #expect(index.count == 1_000)
+        #expect((0..<1_000).allSatisfy { index.claim(keys[$0], now: t0) == .duplicate(id: ids[$0]) })
+        // Over the cap, the oldest goes first, as before compacting.
+        let extra = DeduplicationIndex.Key(source: "s", providerEventID: "extra")
+        #expect(index.claim(extra, now: t0) == .new)
+        index.commit([(extra, ids[0], t0)])
+        #expect(index.count == 1_000)
+        #expect(index.claim(keys[0], now: t0) == .new)
+        index.release([keys[0]])
+        #expect(index.claim(keys[1], now: t0) == .duplicate(id: ids[1]))
+    }
+
     @Test func packedIDsRoundTrip() {
         let generator = EventIDGenerator()
         for _ in 0..<100 {

@@ -201,4 +201,7 @@ public protocol CheckpointParticipant: Sendable {
     func checkpointSnapshot() -> @Sendable () -> [UInt8]
     /// Replaces the state with a section written by `checkpointSnapshot`.
     func restore(checkpoint: ArraySlice<UInt8>, now: Timestamp) throws
+    /// Start-up has read the journal: give back capacity that growing record by record left
+    /// unused (a full replay grows tables in steps; a restore sizes them exactly).
+    func compact()
 }

@@ -201,6 +201,16 @@ extension DeduplicationIndex: CheckpointParticipant {
         }
     }
 
+    public func compact() {
+        state.withLock { state in
+            var table = KeyTable(minimumCapacity: state.stored.count + state.stored.count / 4 + 16)
+            state.stored.forEach { key, entry in table[key] = entry }
+            state.stored = table
+            state.order = Array(state.order[state.head...])
+            state.head = 0
+        }
+    }
+
     public func restore(checkpoint bytes: ArraySlice<UInt8>, now: Timestamp) throws {
         var reader = ByteReader(bytes)
         let count = Int(clamping: try reader.read(UInt64.self))

@@ -46,7 +46,7 @@ final class DeliveryLedger {
         let id: String
         let receivedAt: Timestamp
 
-        init(_ record: JournalRecord, _ event: Event) {
+        init(_ record: JournalRecord, _ event: EventHeader) {
             (sequence, position, id, receivedAt) = (record.sequence, record.position, event.id, event.receivedAt)
         }
 
@@ -93,12 +93,12 @@ final class DeliveryLedger {
     /// (live ones were applied when they happened); applying one twice changes nothing.
     /// Returns the event of an event record, for the checkpoint participants.
     @discardableResult
-    func apply(_ record: JournalRecord, recovering: Bool) -> Event? {
+    func apply(_ record: JournalRecord, recovering: Bool) -> EventHeader? {
         lastSequence = record.sequence
         lastPosition = record.position
         switch record.type {
         case .event:
-            guard let event = try? Event(decoding: record.payload) else {
+            guard let event = try? EventHeader(decoding: record.payload) else {
                 lastEvent = nil
                 return nil
             }
@@ -174,7 +174,7 @@ final class DeliveryLedger {
             while let record = try reader.next(), record.sequence <= lastSequence {
                 switch record.type {
                 case .event:
-                    lastRead = (try? Event(decoding: record.payload)).map { EventReference(record, $0) }
+                    lastRead = (try? EventHeader(decoding: record.payload)).map { EventReference(record, $0) }
                 case .routingDecision where record.sequence >= from:
                     guard let (decision, event) = Self.decision(in: record, of: lastRead), decision.destinations.contains(name) else { continue }
                     if lane.queue.count >= window {

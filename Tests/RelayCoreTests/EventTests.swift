@@ -17,6 +17,13 @@ import Testing
         for cut in 0..<bytes.count {
             #expect(throws: (any Error).self) { try Event(decoding: Array(bytes[0..<cut])) }
         }
+        // The header decode reads the same fields without headers and body.
+        #expect(try EventHeader(decoding: bytes) == EventHeader(event))
+        #expect(try EventHeader(decoding: bytes).providerEventID == "ev-1")
+        let headerEnd = bytes.count - event.body.count - 4 - 4 - event.headers.reduce(0) { $0 + 8 + $1.name.utf8.count + $1.value.utf8.count }
+        for cut in 0..<headerEnd {
+            #expect(throws: (any Error).self) { try EventHeader(decoding: Array(bytes[0..<cut])) }
+        }
     }
 
     @Test func idsAreUniqueAndTimeOrdered() {

@@ -196,7 +196,7 @@ public protocol CheckpointParticipant: Sendable {
     /// The checkpoint section name, unique among participants.
     var checkpointSection: String { get }
     /// An event record read from the journal, at start-up or live (possibly one already known).
-    func observe(_ event: Event, now: Timestamp)
+    func observe(_ event: EventHeader, now: Timestamp)
     /// A copy of the state, taken quickly; the returned closure encodes it (off the caller's thread).
     func checkpointSnapshot() -> @Sendable () -> [UInt8]
     /// Replaces the state with a section written by `checkpointSnapshot`.

@@ -99,3 +99,44 @@ extension Event {
     /// The journal entry for this event.
     public var journalEntry: JournalEntry { JournalEntry(type: .event, payload: encoded()) }
 }
+
+/// The fields of an event record that following the journal needs (delivery bookkeeping and
+/// de-duplication keys), decoded without the headers and body: start-up reads a million of
+/// these, and the delivery scheduler one per ingested event.
+public struct EventHeader: Sendable, Equatable {
+    public var id: String
+    public var source: String
+    public var providerEventID: String
+    public var receivedAt: Timestamp
+
+    public init(id: String, source: String, providerEventID: String, receivedAt: Timestamp) {
+        self.id = id
+        self.source = source
+        self.providerEventID = providerEventID
+        self.receivedAt = receivedAt
+    }
+
+    public init(_ event: Event) {
+        self.init(id: event.id, source: event.source, providerEventID: event.providerEventID, receivedAt: event.receivedAt)
+    }
+
+    /// Decodes the leading fields of an `.event` record payload (see `Event.encoded()`).
+    public init(decoding payload: [UInt8]) throws {
+        var reader = ByteReader(payload)
+        let version: UInt8 = try reader.read()
+        guard version == Event.encodingVersion else {
+            throw ByteReader.Error(description: "unknown event encoding version \(version)")
+        }
+        id = try reader.readString()
+        source = try reader.readString()
+        try reader.skipField()  // provider
+        try reader.skipField()  // type
+        try reader.skipField()  // status
+        let products = Int(try reader.read(UInt32.self))
+        guard products <= payload.count else { throw ByteReader.Error(description: "bad list length") }
+        for _ in 0..<products { try reader.skipField() }
+        try reader.skipField()  // order id
+        providerEventID = try reader.readString()
+        receivedAt = Timestamp(milliseconds: try reader.read())
+    }
+}

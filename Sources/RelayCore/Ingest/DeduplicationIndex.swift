@@ -165,7 +165,7 @@ extension DeduplicationIndex: CheckpointParticipant {
     /// Events read from the journal are added if missing: the request that stored one commits its
     /// key itself, but only after its append returned, so a checkpoint taken in between must not
     /// depend on that.
-    public func observe(_ event: Event, now: Timestamp) {
+    public func observe(_ event: EventHeader, now: Timestamp) {
         guard !event.providerEventID.isEmpty else { return }
         recover(key: Key(source: event.source, providerEventID: event.providerEventID), id: event.id, receivedAt: event.receivedAt, now: now)
     }

@@ -165,7 +165,7 @@ public final class IngestPipeline: Sendable {
         let now = clock.now()
         while let record = try reader.next() {
             guard record.type == .event else { continue }
-            deduplication.observe(try Event(decoding: record.payload), now: now)
+            deduplication.observe(try EventHeader(decoding: record.payload), now: now)
         }
     }
 }

@@ -62,6 +62,13 @@ public struct ByteReader {
         return Array(bytes[start..<(start + count)])
     }
 
+    /// Steps over a length-prefixed field (bytes or a string) without reading it.
+    public mutating func skipField() throws {
+        let count = Int(try read(UInt32.self))
+        guard bytes.count - offset >= count else { throw Error(description: "truncated field at byte \(offset)") }
+        offset += count
+    }
+
     /// A length-prefixed field as a slice of the bytes being read: no copy.
     public mutating func readSlice() throws -> ArraySlice<UInt8> {
         let count = Int(try read(UInt32.self))

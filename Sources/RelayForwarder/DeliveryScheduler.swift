@@ -359,6 +359,23 @@ public actor DeliveryScheduler {
         journalOutcome(record)
     }
 
+    /// What one checkpoint save needs, taken exactly once by the thread that saves it.
+    final class CheckpointInputs: Sendable {
+        typealias Value = (deliveries: [UInt8], snapshots: [(String, @Sendable () -> [UInt8])])
+        private let value: Mutex<Value?>
+
+        init(deliveries: [UInt8], snapshots: [(String, @Sendable () -> [UInt8])]) {
+            value = Mutex((deliveries, snapshots))
+        }
+
+        func take() -> Value? {
+            value.withLock { value in
+                defer { value = nil }
+                return value
+            }
+        }
+    }
+
     final class FailureCount: Sendable {
         let value = Atomic<Int>(0)
     }
@@ -407,8 +424,9 @@ public actor DeliveryScheduler {
         defer { checkpointing = false }
         guard let checkpoints, let position = state.lastPosition, state.lastSequence > checkpointedSequence, retryingOutcomes == 0 else { return }
         let sequence = state.lastSequence
-        let deliveries = state.encoded()
-        let snapshots = participants.map { ($0.checkpointSection, $0.checkpointSnapshot()) }
+        // Handed to the saving thread in a box it empties, so that every buffer of this
+        // checkpoint is gone before it returns freed memory to the system.
+        let inputs = CheckpointInputs(deliveries: state.encoded(), snapshots: participants.map { ($0.checkpointSection, $0.checkpointSnapshot()) })
         let started = ContinuousClock.now
         // The snapshot may reflect outcomes whose records are still queued. A marker record
         // appended now is durable only after them (the journal writes in order); if any of them
@@ -431,11 +449,13 @@ public actor DeliveryScheduler {
         }
         let result: Result<Int, any Error> = await withCheckedContinuation { continuation in
             let thread = Thread {
-                var sections = [DeliveryLedger.checkpointSection: deliveries]
-                for (name, encode) in snapshots { sections[name] = encode() }
-                let checkpoint = Checkpoint(sequence: sequence, position: position, sections: sections)
-                let saved = Result { try checkpoints.save(checkpoint) }
-                sections = [:]
+                func save() -> Result<Int, any Error> {
+                    guard let (deliveries, snapshots) = inputs.take() else { return .failure(CheckpointError("checkpoint inputs already taken")) }
+                    var sections = [DeliveryLedger.checkpointSection: deliveries]
+                    for (name, encode) in snapshots { sections[name] = encode() }
+                    return Result { try checkpoints.save(Checkpoint(sequence: sequence, position: position, sections: sections)) }
+                }
+                let saved = save()
                 returnFreedMemory()
                 continuation.resume(returning: saved)
             }

@@ -45,27 +45,42 @@ func signedFastSpring(ids: [String]) -> (HeaderList, [UInt8]) {
         #expect(index.count == 0)
     }
 
-    /// Compacting after start-up keeps every key, its id and its place in the eviction order.
+    /// Compacting after start-up keeps every key, its id and its place in the eviction order,
+    /// also when the order list has an evicted prefix (`head` > 0).
     @Test func compactKeepsKeysAndEvictionOrder() {
         let index = DeduplicationIndex(configuration: .init(windowMillis: 3_600_000, maxKeys: 1_000))
         let t0 = Timestamp(seconds: 1_700_000_000)
-        let keys = (0..<1_000).map { DeduplicationIndex.Key(source: "s", providerEventID: "e\($0)") }
-        let ids = (0..<1_000).map { EventIDGenerator.format(millis: 1_700_000_000_000 + Int64($0), high: 7, low: UInt64($0)) }
-        for i in 0..<1_000 {
-            #expect(index.claim(keys[i], now: t0) == .new)
-            index.commit([(keys[i], ids[i], t0)])
+        let keys = (0..<1_500).map { DeduplicationIndex.Key(source: "s", providerEventID: "e\($0)") }
+        let ids = (0..<1_500).map { EventIDGenerator.format(millis: 1_700_000_000_000 + Int64($0), high: 7, low: UInt64($0)) }
+        for i in 0..<1_500 {
+            let at = Timestamp(seconds: t0.seconds + Int64(i / 100))  // times increase, as they do
+            #expect(index.claim(keys[i], now: at) == .new)
+            index.commit([(keys[i], ids[i], at)])
         }
+        #expect(index.count == 1_000, "the 500 oldest were evicted")
         index.compact()
         #expect(index.count == 1_000)
-        #expect((0..<1_000).allSatisfy { index.claim(keys[$0], now: t0) == .duplicate(id: ids[$0]) })
-        // Over the cap, the oldest goes first, as before compacting.
+        let later = Timestamp(seconds: t0.seconds + 20)
+        #expect((500..<1_500).allSatisfy { index.claim(keys[$0], now: later) == .duplicate(id: ids[$0]) })
+        for i in 0..<500 {
+            #expect(index.claim(keys[i], now: later) == .new)
+            index.release([keys[i]])
+        }
+        // Over the cap, the oldest still goes first (a lost `head` would evict a newer one).
         let extra = DeduplicationIndex.Key(source: "s", providerEventID: "extra")
-        #expect(index.claim(extra, now: t0) == .new)
-        index.commit([(extra, ids[0], t0)])
+        #expect(index.claim(extra, now: later) == .new)
+        index.commit([(extra, ids[0], later)])
         #expect(index.count == 1_000)
-        #expect(index.claim(keys[0], now: t0) == .new)
-        index.release([keys[0]])
-        #expect(index.claim(keys[1], now: t0) == .duplicate(id: ids[1]))
+        #expect(index.claim(keys[500], now: later) == .new)
+        index.release([keys[500]])
+        #expect(index.claim(keys[501], now: later) == .duplicate(id: ids[501]))
+        // Expiry still walks the order: an hour after t0 + 5 s, the keys stored by then (up to
+        // e599) are gone and those stored from t0 + 6 s on stay.
+        let expired = Timestamp(seconds: t0.seconds + 6 + 3_600)
+        #expect(index.claim(keys[550], now: expired) == .new)
+        index.release([keys[550]])
+        #expect(index.claim(keys[650], now: expired) == .duplicate(id: ids[650]))
+        #expect(index.claim(keys[1_450], now: expired) == .duplicate(id: ids[1_450]))
     }
 
     @Test func packedIDsRoundTrip() {

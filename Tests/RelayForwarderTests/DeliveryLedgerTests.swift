@@ -172,6 +172,11 @@ func pendingSummary(_ state: DeliveryLedger, _ lane: String, readingBack journal
         let bytes = checkpoint.encoded()
         let file = try [UInt8](Data(contentsOf: URL(fileURLWithPath: store.path)))
         #expect(file == bytes && size == bytes.count)
+        // Checked against the file itself, not only against the other encoding path: the last
+        // four bytes are the CRC-32C of everything before them.
+        let stored = file.suffix(4).reversed().reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
+        #expect(file.count > 4 && CRC32C.checksum(file.dropLast(4)) == stored)
+        #expect(Array(file.prefix(8)) == Array("RLYCKPT1".utf8))
         let loaded = try #require(try store.load())
         #expect(loaded == checkpoint)
         #expect(loaded.sections["large"].map(Array.init) == large)

@@ -155,6 +155,10 @@ final class AckLedger: Sendable {
             Set(requests.compactMap { $0.header("webhook-id") }).isSuperset(of: ids)
         }
         #expect(delivered, "every acknowledged event reached the destination after the restart")
+        if !delivered {
+            let got = Set(downstream.requests.compactMap { $0.header("webhook-id") })
+            print("missing after restart: \(ids.subtracting(got).sorted())\nfirst run's log (end):\n\(first.log.suffix(4000))\nsecond run's log (end):\n\(second.log.suffix(6000))")
+        }
         let received = downstream.requests.compactMap { $0.header("webhook-id") }
         print("pending-delivery crash test (checkpoints: \(checkpoints)): \(ids.count) events, \(received.count) deliveries received, \(received.count - Set(received).count) duplicates")
         second.signal(SIGTERM)

@@ -203,12 +203,23 @@ extension DeduplicationIndex: CheckpointParticipant {
 
     public func compact() {
         state.withLock { state in
-            var table = KeyTable(minimumCapacity: state.stored.count + state.stored.count / 4 + 16)
+            let room = roomFor(state.stored.count)
+            var table = KeyTable(minimumCapacity: room + room / 4 + 16)
             state.stored.forEach { key, entry in table[key] = entry }
             state.stored = table
-            state.order = Array(state.order[state.head...])
+            var order: [(key: Key, seconds: UInt32)] = []
+            order.reserveCapacity(room)
+            order.append(contentsOf: state.order[state.head...])
+            state.order = order
             state.head = 0
         }
+    }
+
+    /// How many keys to size the tables for when `count` are stored: room to grow by half (so
+    /// the first live requests do not rebuild a table of a million keys under the lock), but
+    /// never beyond the cap, where eviction keeps the count constant.
+    private func roomFor(_ count: Int) -> Int {
+        min(count + max(count / 2, 1024), configuration.maxKeys + 1)
     }
 
     public func restore(checkpoint bytes: ArraySlice<UInt8>, now: Timestamp) throws {
@@ -217,8 +228,9 @@ extension DeduplicationIndex: CheckpointParticipant {
         guard count <= bytes.count / 36 else { throw CheckpointError("deduplication: bad key count \(count)") }
         let cutoff = now.seconds - configuration.windowMillis / 1000
         var restored = State()
-        restored.stored = KeyTable(minimumCapacity: count + count / 4 + 16)
-        restored.order.reserveCapacity(count)
+        let room = roomFor(count)
+        restored.stored = KeyTable(minimumCapacity: room + room / 4 + 16)
+        restored.order.reserveCapacity(room)
         for _ in 0..<count {
             let key = Key(high: try reader.read(), low: try reader.read())
             let id = EventIDGenerator.Packed(high: try reader.read(), low: try reader.read())

@@ -29,7 +29,7 @@ struct IngestRoutes {
             return reject(IngestError(.unknownSource, "unknown source \(JSONWriter.quote(name))"), source: name, known: false)
         }
         if let length = request.headers[.contentLength].flatMap(Int.init), length > source.maxBodyBytes {
-            return reject(tooLarge(source), source: name, bodyRead: false)
+            return reject(tooLarge(source), source: name)
         }
         // Read the body with a limit: never buffer more than the source allows.
         var body: [UInt8] = []
@@ -37,15 +37,15 @@ struct IngestRoutes {
         do {
             for try await chunk in request.body {
                 guard body.count + chunk.readableBytes <= source.maxBodyBytes else {
-                    return reject(tooLarge(source), source: name, bodyRead: false)
+                    return reject(tooLarge(source), source: name)
                 }
                 guard ContinuousClock.now < deadline else {
-                    return reject(IngestError(.timeout, "the request body did not arrive within \(bodyDeadline.components.seconds) s"), source: name, bodyRead: false)
+                    return reject(IngestError(.timeout, "the request body did not arrive within \(bodyDeadline.components.seconds) s"), source: name)
                 }
                 body.append(contentsOf: chunk.readableBytesView)
             }
         } catch {
-            return reject(IngestError(.badRequest, "could not read the request body"), source: name, bodyRead: false)
+            return reject(IngestError(.badRequest, "could not read the request body"), source: name)
         }
         var headers = HeaderList()
         for field in request.headers {
@@ -64,14 +64,12 @@ struct IngestRoutes {
         IngestError(.tooLarge, "body exceeds the limit of \(source.maxBodyBytes) bytes for source \(source.name)")
     }
 
-    private func reject(_ error: IngestError, source: String, known: Bool = true, bodyRead: Bool = true) -> Response {
+    private func reject(_ error: IngestError, source: String, known: Bool = true) -> Response {
         logger.info("ingest rejected", metadata: ["source": "\(source)", "reason": "\(error.reason)", "status": "\(error.httpStatus)"])
         metrics.rejected(source: known ? source : nil, reason: error.reason)
         let status = HTTPResponse.Status(code: error.httpStatus)
-        var response = JSONResponse.error(status, error.message, retryAfter: error.code == .overloaded || error.code == .unavailable ? 1 : nil)
-        // The body was not read to its end: close rather than read and discard the rest
-        // (`CloseAfterResponseHandler`), which a trickling client could drag out forever.
-        if !bodyRead { response.headers[.connection] = "close" }
-        return response
+        // An answer given before the body was read to its end also closes the connection
+        // (`CloseAfterResponseHandler`).
+        return JSONResponse.error(status, error.message, retryAfter: error.code == .overloaded || error.code == .unavailable ? 1 : nil)
     }
 }

@@ -138,7 +138,7 @@ public final class RelayServer: Sendable {
         AdminRoutes(journal: journal, server: self).register(on: adminRouter)
         let admin = Application(
             router: adminRouter,
-            server: .http1(configuration: .init(idleTimeout: TimeAmount(configuration.idleTimeout))),
+            server: .http1(configuration: .init(additionalChannelHandlers: [CloseAfterResponseHandler()], idleTimeout: TimeAmount(configuration.idleTimeout))),
             configuration: ApplicationConfiguration(address: .hostname(configuration.adminListen.host, port: configuration.adminListen.port), serverName: nil),
             onServerRunning: { [self] channel in
                 self.bound(admin: channel.localAddress?.port)

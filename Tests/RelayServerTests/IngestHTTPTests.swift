@@ -142,7 +142,17 @@ let genericRoutes = """
         let refused = await large.trickle(byte: UInt8(ascii: " "), every: .milliseconds(100), for: .seconds(2))
         #expect(refused.hasPrefix("HTTP/1.1 413"), "oversized body answered: \(refused.prefix(80))")
         #expect(try await large.waitForClose(within: 2), "the relay kept the connection of a 413 open")
-        #expect(try relay.storedEvents().count == 20)
+        // Any answer given before the body was read closes, e.g. an unknown source.
+        let unknown = try StalledConnection(port: port, sending: "POST /webhooks/nobody HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
+        let notFound = await unknown.trickle(byte: UInt8(ascii: " "), every: .milliseconds(100), for: .seconds(2))
+        #expect(notFound.hasPrefix("HTTP/1.1 404"), "unknown source answered: \(notFound.prefix(80))")
+        #expect(try await unknown.waitForClose(within: 2), "the relay kept the connection of an early 404 open")
+        // A request read to its end keeps its keep-alive connection.
+        let complete = try StalledConnection(port: port, sending: "POST /webhooks/shop HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\n\r\n{\"id\":\"ka\"}")
+        let accepted = await complete.answer(within: 5)
+        #expect(accepted.hasPrefix("HTTP/1.1 200") && !accepted.lowercased().contains("connection: close"), "answered: \(accepted.prefix(80))")
+        #expect(try await !complete.waitForClose(within: 1), "a fully read request's connection was closed")
+        #expect(try relay.storedEvents().count == 21)
         await relay.stop()
     }
 }
@@ -188,6 +198,19 @@ final class StalledConnection: Sendable {
                     }
                 }
                 continuation.resume(returning: String(decoding: received, as: UTF8.self))
+            }.start()
+        }
+    }
+
+    /// What the peer sends within `seconds` (one read; empty if nothing).
+    func answer(within seconds: Int) async -> String {
+        let fd = self.fd
+        return await withCheckedContinuation { continuation in
+            Thread {
+                var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+                var buffer = [UInt8](repeating: 0, count: 4096)
+                let n = poll(&poller, 1, Int32(seconds * 1000)) == 1 ? buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, 4096, 0) } : 0
+                continuation.resume(returning: String(decoding: buffer.prefix(max(n, 0)), as: UTF8.self))
             }.start()
         }
     }

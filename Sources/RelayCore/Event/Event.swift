@@ -71,13 +71,19 @@ extension Event {
         return writer.bytes
     }
 
-    /// Decodes an `.event` record payload.
-    public init(decoding payload: [UInt8]) throws {
+    /// A reader of an `.event` record payload, past its version byte (checked).
+    static func payloadReader(_ payload: [UInt8]) throws -> ByteReader {
         var reader = ByteReader(payload)
         let version: UInt8 = try reader.read()
-        guard version == Self.encodingVersion else {
+        guard version == encodingVersion else {
             throw ByteReader.Error(description: "unknown event encoding version \(version)")
         }
+        return reader
+    }
+
+    /// Decodes an `.event` record payload.
+    public init(decoding payload: [UInt8]) throws {
+        var reader = try Self.payloadReader(payload)
         id = try reader.readString()
         source = try reader.readString()
         provider = try reader.readString()
@@ -122,19 +128,13 @@ public struct EventHeader: Sendable, Equatable {
 
     /// Decodes the leading fields of an `.event` record payload (see `Event.encoded()`).
     public init(decoding payload: [UInt8]) throws {
-        var reader = ByteReader(payload)
-        let version: UInt8 = try reader.read()
-        guard version == Event.encodingVersion else {
-            throw ByteReader.Error(description: "unknown event encoding version \(version)")
-        }
+        var reader = try Event.payloadReader(payload)
         id = try reader.readString()
         source = try reader.readString()
         try reader.skipField()  // provider
         try reader.skipField()  // type
         try reader.skipField()  // status
-        let products = Int(try reader.read(UInt32.self))
-        guard products <= payload.count else { throw ByteReader.Error(description: "bad list length") }
-        for _ in 0..<products { try reader.skipField() }
+        try reader.skipStrings()  // products
         try reader.skipField()  // order id
         providerEventID = try reader.readString()
         receivedAt = Timestamp(milliseconds: try reader.read())

@@ -87,11 +87,21 @@ public struct ByteReader {
     }
 
     public mutating func readStrings() throws -> [String] {
-        let count = Int(try read(UInt32.self))
-        guard count <= bytes.count - offset else { throw Error(description: "bad list length at byte \(offset)") }
+        let count = try readListLength()
         var values: [String] = []
         values.reserveCapacity(count)
         for _ in 0..<count { values.append(try readString()) }
         return values
+    }
+
+    /// Steps over what `ByteWriter.write(_: [String])` wrote.
+    public mutating func skipStrings() throws {
+        for _ in 0..<(try readListLength()) { try skipField() }
+    }
+
+    private mutating func readListLength() throws -> Int {
+        let count = Int(try read(UInt32.self))
+        guard count <= bytes.count - offset else { throw Error(description: "bad list length at byte \(offset)") }
+        return count
     }
 }

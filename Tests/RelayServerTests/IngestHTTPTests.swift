@@ -162,15 +162,7 @@ final class StalledConnection: Sendable {
     let fd: Int32
 
     init(port: Int, sending text: String) throws {
-        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard fd >= 0, connected == 0 else { throw StalledConnectionError(errno: errno) }
+        fd = try TestHTTPClient.connect(port: port)
         let bytes = Array(text.utf8)
         _ = bytes.withUnsafeBytes { send(fd, $0.baseAddress, bytes.count, Int32(MSG_NOSIGNAL)) }
     }
@@ -233,8 +225,4 @@ final class StalledConnection: Sendable {
             }.start()
         }
     }
-}
-
-struct StalledConnectionError: Error {
-    let errno: Int32
 }

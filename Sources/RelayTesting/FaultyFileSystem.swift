@@ -14,6 +14,7 @@ public final class FaultyFileSystem: JournalFileSystem {
     private let syncDelay = Mutex<Duration>(.zero)
     private let partial = Atomic<Bool>(false)
     private let syncs = Atomic<Int>(0)
+    private let held = Atomic<Bool>(false)
 
     /// fdatasync calls begun so far (tests wait on it to know a write is in progress).
     public var syncsStarted: Int { syncs.load(ordering: .relaxed) }
@@ -39,6 +40,18 @@ public final class FaultyFileSystem: JournalFileSystem {
         syncDelay.withLock { $0 = delay }
     }
 
+    /// Makes every fdatasync wait until `releaseSyncs()` (a disk that stalls): a test then
+    /// knows a commit is in progress for as long as it needs, with no timing assumption.
+    public func holdSyncs() {
+        held.store(true, ordering: .relaxed)
+    }
+
+    /// Lets held and later fdatasync calls go on.
+    public func releaseSyncs() {
+        held.store(false, ordering: .relaxed)
+    }
+
+    var syncsHeld: Bool { held.load(ordering: .relaxed) }
     var currentFailure: Int32? { failure.withLock { $0 } }
     /// Consumes one injected sync failure, if any.
     func takeSyncFailure() -> Int32? {
@@ -83,6 +96,10 @@ public final class FaultyFileSystem: JournalFileSystem {
 
         func sync() throws {
             owner.syncs.add(1, ordering: .relaxed)
+            while owner.syncsHeld {
+                var spec = timespec(tv_sec: 0, tv_nsec: 1_000_000)
+                nanosleep(&spec, nil)
+            }
             let delay = owner.currentSyncDelay
             if delay > .zero {
                 let nanos = delay.components.seconds * 1_000_000_000 + delay.components.attoseconds / 1_000_000_000

@@ -25,6 +25,7 @@ public final class TestDownstream: Sendable {
     private let received = Mutex<[Received]>([])
     private let port = Mutex<Int?>(nil)
     private let task = Mutex<Task<Void, any Error>?>(nil)
+    private let stopping = Atomic<Bool>(false)
 
     public init() {}
 
@@ -65,7 +66,11 @@ public final class TestDownstream: Sendable {
                 headers[.retryAfter] = parts.count > 1 ? String(parts[1]) : "1"
                 return Response(status: .serviceUnavailable, headers: headers)
             case "slow":
-                try? await Task.sleep(for: .milliseconds(parts.count > 1 ? Int(parts[1]) ?? 1000 : 1000))
+                // In steps, so that stopping the downstream does not wait for a long delay.
+                let until = ContinuousClock.now + .milliseconds(parts.count > 1 ? Int(parts[1]) ?? 1000 : 1000)
+                while ContinuousClock.now < until, !stopping.load(ordering: .relaxed) {
+                    try? await Task.sleep(for: min(.milliseconds(10), until - ContinuousClock.now))
+                }
                 return Response(status: .noContent)
             case "flaky":
                 let failures = parts.count > 1 ? Int(parts[1]) ?? 1 : 1
@@ -93,6 +98,7 @@ public final class TestDownstream: Sendable {
     }
 
     public func stop() async {
+        stopping.store(true, ordering: .relaxed)
         let running = task.withLock { $0 }
         running?.cancel()
         _ = try? await running?.value

@@ -163,7 +163,8 @@ func signedFastSpring(ids: [String]) -> (HeaderList, [UInt8]) {
         let pipeline = IngestPipeline(config: RelayConfig(sources: [:]), journal: journal, logger: makeLogger().0)
         let (headers, body) = signedFastSpring(ids: ["r1"])
         faults.failWrites(28)  // ENOSPC
-        await #expect(throws: IngestError.self) { try await pipeline.ingest(source: fastSpringSource(), headers: headers, body: body) }
+        let refused = await #expect(throws: IngestError.self) { try await pipeline.ingest(source: fastSpringSource(), headers: headers, body: body) }
+        #expect(refused?.code == .unavailable && refused?.httpStatus == 503)
         faults.failWrites(nil)
         let retry = try await pipeline.ingest(source: fastSpringSource(), headers: headers, body: body)
         #expect(retry.accepted == 1 && retry.duplicates == 0)

@@ -67,7 +67,7 @@ import Testing
         let json = try JSONParser.parse(request.body)
         #expect(json["text"]?.stringValue == "fastspring order Wd7Kx2Pm9Bq4Lz1Nv6TcHs FAILED \"hard\"\n")
         #expect(json["items"] == .array([.string("relay-pro-annual")]))
-        #expect(json["total"]?.doubleValue != nil)
+        #expect(json["total"]?.doubleValue == 178.8, "the fixture's data.total, as a JSON number")
         #expect(json["raw"] == (try JSONParser.parse(event.body)))
         #expect(request.headers.contains { $0.name == "content-type" && $0.value == "application/json" })
     }

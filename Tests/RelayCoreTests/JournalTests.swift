@@ -8,31 +8,6 @@ import Testing
 import Glibc
 #endif
 
-/// Captures log messages so tests can assert the recovery warning.
-final class CapturingLogHandler: LogHandler, @unchecked Sendable {
-    // @unchecked: `messages` is guarded by `lock`; the other properties are set before use.
-    private let lock = NSLock()
-    private var captured: [(Logger.Level, String, Logger.Metadata)] = []
-    var metadata: Logger.Metadata = [:]
-    var logLevel: Logger.Level = .trace
-
-    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-        get { metadata[key] }
-        set { metadata[key] = newValue }
-    }
-
-    func log(event: LogEvent) {
-        lock.withLock { captured.append((event.level, "\(event.message)", event.metadata ?? [:])) }
-    }
-
-    var messages: [(level: Logger.Level, message: String, metadata: Logger.Metadata)] { lock.withLock { captured } }
-}
-
-func makeLogger() -> (Logger, CapturingLogHandler) {
-    let handler = CapturingLogHandler()
-    return (Logger(label: "test", factory: { _ in handler }), handler)
-}
-
 func payload(_ index: Int, size: Int = 40) -> [UInt8] {
     var bytes = Array("record-\(index)-".utf8)
     while bytes.count < size { bytes.append(UInt8(truncatingIfNeeded: index &* 31 &+ bytes.count)) }
@@ -90,7 +65,8 @@ func lastSegmentPath(_ directory: String) throws -> String {
         #expect(sequences == Array(1...10))
         #expect(journal.durable.lastSequence == 10)
         await journal.close()
-        await #expect(throws: JournalError.self) { try await journal.append(JournalEntry(type: .event, payload: [1])) }
+        let closed = await #expect(throws: JournalError.self) { try await journal.append(JournalEntry(type: .event, payload: [1])) }
+        #expect(closed?.code == .closed)
 
         let reopened = try Journal.open(config, logger: logger)
         #expect(reopened.durable.lastSequence == 10)
@@ -257,7 +233,8 @@ func lastSegmentPath(_ directory: String) throws -> String {
         try Data(bytes).write(to: URL(fileURLWithPath: path))
         let sizeBefore = bytes.count
 
-        #expect(throws: JournalError.self) { try Journal.open(config, logger: logger) }
+        let refused = #expect(throws: JournalError.self) { try Journal.open(config, logger: logger) }
+        #expect(refused?.code == .corrupt)
         // Nothing was cut away.
         #expect((try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) == sizeBefore)
         let report = try JournalVerifier.verify(directory: config.directory)
@@ -339,14 +316,16 @@ func lastSegmentPath(_ directory: String) throws -> String {
 
         // One failed sync: the batch is refused and rolled back, and writing goes on.
         faults.failSyncs(EIO, times: 1)
-        await #expect(throws: JournalError.self) { try await journal.append(JournalEntry(type: .event, payload: payload(2))) }
+        let failedSync = await #expect(throws: JournalError.self) { try await journal.append(JournalEntry(type: .event, payload: payload(2))) }
+        #expect(failedSync?.code == .io && failedSync?.errno == EIO)
         #expect(journal.durable.lastSequence == 1)
         #expect(try await journal.append(JournalEntry(type: .event, payload: payload(3))) == 2)
 
         // Syncs that keep failing, so even the rollback cannot be made durable: the journal
         // refuses every write until it is reopened, rather than guess what is on disk.
         faults.failSyncs(EIO)
-        await #expect(throws: JournalError.self) { try await journal.append(JournalEntry(type: .event, payload: payload(4))) }
+        let failedRollback = await #expect(throws: JournalError.self) { try await journal.append(JournalEntry(type: .event, payload: payload(4))) }
+        #expect(failedRollback?.code == .io && failedRollback?.errno == EIO)
         faults.failSyncs(nil)
         do {
             _ = try await journal.append(JournalEntry(type: .event, payload: payload(5)))
@@ -368,25 +347,26 @@ func lastSegmentPath(_ directory: String) throws -> String {
         let (logger, _) = makeLogger()
         let faults = FaultyFileSystem()
         let journal = try Journal.open(JournalConfiguration(directory: dir.path + "/journal", maxQueuedBytes: 1000, fileSystem: faults), logger: logger)
-        // Long enough that the second append surely comes while the first is syncing, even on a
-        // machine busy with the rest of the suite.
-        faults.delaySyncs(.seconds(2))
+        // The disk stalls: the first append's commit stays in its fdatasync until released, so
+        // its 620 bytes are still queued when the second append comes, however busy the machine.
+        faults.holdSyncs()
+        defer { faults.releaseSyncs() }
         let syncsBefore = faults.syncsStarted
         let first = Task { try await journal.append(JournalEntry(type: .event, payload: payload(1, size: 600))) }
-        // Wait until the first append is being synced (its bytes still count as queued).
-        for _ in 0..<500 where faults.syncsStarted == syncsBefore { try await Task.sleep(for: .milliseconds(10)) }
-        // 620 bytes are still waiting on the slow sync; 620 more would pass the 1000-byte bound.
-        let started = ContinuousClock.now
-        do {
-            _ = try await journal.append(JournalEntry(type: .event, payload: payload(2, size: 600)))
-            Issue.record("expected overloaded")
-        } catch let error as JournalError {
-            #expect(error.code == .overloaded)
-        }
-        #expect(ContinuousClock.now - started < .milliseconds(200), "refused at once, not after waiting")
+        let deadline = ContinuousClock.now + .seconds(30)
+        while faults.syncsStarted == syncsBefore, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
+        try #require(faults.syncsStarted > syncsBefore, "the first append never reached its fdatasync")
+        // 620 more bytes would pass the 1000-byte bound: refused while the first is still held,
+        // so the refusal did not wait for the queue to drain.
+        let refused = await #expect(throws: JournalError.self) { try await journal.append(JournalEntry(type: .event, payload: payload(2, size: 600))) }
+        #expect(refused?.code == .overloaded)
+        #expect(journal.durable.lastSequence == 0, "the first commit was still held when the second was refused")
+        faults.releaseSyncs()
         #expect(try await first.value == 1)
-        faults.delaySyncs(.zero)
+        // Drained: the queue takes writes again, and one record larger than the whole bound is
+        // still written when nothing else is waiting (the bound limits waiting, not record size).
         #expect(try await journal.append(JournalEntry(type: .event, payload: payload(3, size: 600))) == 2)
+        #expect(try await journal.append(JournalEntry(type: .event, payload: payload(4, size: 1200))) == 3)
         await journal.close()
     }
 
@@ -400,7 +380,8 @@ func lastSegmentPath(_ directory: String) throws -> String {
         #expect(try await journal.append(JournalEntry(type: .event, payload: payload(1))) == 1)
 
         faults.failWrites(ENOSPC, partialWrite: true)
-        await #expect(throws: JournalError.self) { try await journal.append(JournalEntry(type: .event, payload: payload(2))) }
+        let full = await #expect(throws: JournalError.self) { try await journal.append(JournalEntry(type: .event, payload: payload(2))) }
+        #expect(full?.code == .io && full?.errno == ENOSPC)
         #expect(journal.durable.lastSequence == 1)
 
         faults.failWrites(nil)
@@ -412,12 +393,15 @@ func lastSegmentPath(_ directory: String) throws -> String {
         #expect(try JournalVerifier.verify(directory: config.directory).isIntact)
     }
 
-    @Test func oversizedRecordAndFullQueueAreRefused() async throws {
+    /// (The full queue is `aFullWriteQueueAnswersOverloadedAtOnce`.)
+    @Test func anOversizedRecordIsRefusedAndNothingIsWritten() async throws {
         let dir = try TemporaryDirectory()
         defer { dir.remove() }
         let (logger, _) = makeLogger()
         let journal = try Journal.open(JournalConfiguration(directory: dir.path + "/journal", maxRecordSize: 1000), logger: logger)
-        await #expect(throws: JournalError.self) { try await journal.append(JournalEntry(type: .event, payload: [UInt8](repeating: 1, count: 1001))) }
+        let tooLarge = await #expect(throws: JournalError.self) { try await journal.append(JournalEntry(type: .event, payload: [UInt8](repeating: 1, count: 1001))) }
+        #expect(tooLarge?.code == .recordTooLarge)
+        #expect(journal.durable.lastSequence == 0)
         #expect(try await journal.append(JournalEntry(type: .event, payload: [UInt8](repeating: 1, count: 1000))) == 1)
         await journal.close()
     }

@@ -45,10 +45,10 @@ final class JournalFixture {
         _ = try await journal.append(record.journalEntry)
     }
 
-    func recover(window: Int, participants: [any CheckpointParticipant] = [], checkpoints: CheckpointStore? = nil) throws -> (DeliveryLedger, DeliveryLedger.Recovery) {
+    func recover(window: Int, participants: [any CheckpointParticipant] = [], checkpoints: CheckpointStore? = nil, logger: Logger = makeTestLogger()) throws -> (DeliveryLedger, DeliveryLedger.Recovery) {
         try DeliveryLedger.recover(
             journal: journal, checkpoints: checkpoints, participants: participants, window: window,
-            destinations: [:], now: Timestamp(milliseconds: 3_000_000), logger: makeTestLogger()
+            destinations: [:], now: Timestamp(milliseconds: 3_000_000), logger: logger
         )
     }
 
@@ -138,26 +138,44 @@ func pendingSummary(_ state: DeliveryLedger, _ lane: String, readingBack journal
         let (state, _) = try fixture.recover(window: 10)
         try fixture.save(state)
         let path = fixture.checkpoints.path
+        let lastPosition = try #require(state.lastPosition)
+
+        /// Recovers with the checkpoint in place: it must be refused with exactly one warning,
+        /// and the state rebuilt from the whole journal (event 0 succeeded, 1–4 pending).
+        func expectFullReplay(_ label: String) throws {
+            let (logger, logs) = makeLogger()
+            let (rebuilt, recovery) = try fixture.recover(window: 10, checkpoints: fixture.checkpoints, logger: logger)
+            #expect(recovery.checkpoint == nil, "\(label): the checkpoint was used")
+            #expect(Set(pendingSummary(rebuilt, "d").keys) == Set(sequences[1...]), "\(label): pending not rebuilt")
+            #expect(rebuilt.lanes["d"]?.succeeded == 1, "\(label): the success was not rebuilt")
+            #expect(rebuilt.lastSequence == state.lastSequence, "\(label): not read to the end")
+            let warnings = logs.messages.filter { $0.level == .warning }
+            #expect(warnings.count == 1 && warnings.first?.message == "checkpoint not used; rebuilding from the whole journal", "\(label): \(warnings.map(\.message))")
+        }
 
         // One flipped byte: the checksum catches it.
         var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
         bytes[bytes.count / 2] ^= 0x40
         try Data(bytes).write(to: URL(fileURLWithPath: path))
-        let (damaged, damagedRecovery) = try fixture.recover(window: 10, checkpoints: fixture.checkpoints)
-        #expect(damagedRecovery.checkpoint == nil)
-        #expect(Set(pendingSummary(damaged, "d").keys) == Set(sequences[1...]))
+        try expectFullReplay("damaged")
 
-        // A checkpoint naming a record this journal does not have at that position.
-        let foreign = Checkpoint(sequence: state.lastSequence, position: JournalPosition(segment: 1, offset: 24), sections: [DeliveryLedger.checkpointSection: state.encoded()])
+        // A checkpoint naming a record this journal does not have at that position (another
+        // relay's checkpoint copied in), with another state in it that must not be restored.
+        let (nothingPending, _) = try JournalFixture().recover(window: 10)
+        let foreign = Checkpoint(sequence: state.lastSequence, position: JournalPosition(segment: 1, offset: 24), sections: [DeliveryLedger.checkpointSection: nothingPending.encoded()])
         try fixture.checkpoints.save(foreign)
-        let (_, foreignRecovery) = try fixture.recover(window: 10, checkpoints: fixture.checkpoints)
-        #expect(foreignRecovery.checkpoint == nil)
+        try expectFullReplay("foreign")
 
         // One ahead of the journal (restored from an older backup).
-        try fixture.checkpoints.save(Checkpoint(sequence: state.lastSequence + 50, position: state.lastPosition!, sections: [:]))
-        let (ahead, aheadRecovery) = try fixture.recover(window: 10, checkpoints: fixture.checkpoints)
-        #expect(aheadRecovery.checkpoint == nil)
-        #expect(Set(pendingSummary(ahead, "d").keys) == Set(sequences[1...]))
+        try fixture.checkpoints.save(Checkpoint(sequence: state.lastSequence + 50, position: lastPosition, sections: [:]))
+        try expectFullReplay("ahead")
+
+        // And the good checkpoint is used, with no warning.
+        try fixture.save(state)
+        let (logger, logs) = makeLogger()
+        let (_, used) = try fixture.recover(window: 10, checkpoints: fixture.checkpoints, logger: logger)
+        #expect(used.checkpoint == state.lastSequence)
+        #expect(!logs.messages.contains { $0.level == .warning })
     }
 
     @Test func checkpointFileRoundTripsAndRejectsTruncation() throws {

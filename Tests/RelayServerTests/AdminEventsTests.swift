@@ -105,12 +105,10 @@ private func ids(_ json: JSONValue?) -> [String] {
         try await expectation("since=2027-01-15T08:01:00Z&until=2027-01-15T08:03:00Z", ["c", "b"])
         try await expectation("id=\(relayID["c"] ?? "")", ["c"])
         // Eventually b's "dead" delivery dies and a/b's "up" ones succeed.
-        var settled = false
-        for _ in 0..<100 where !settled {
-            settled = ids(try await relay.admin("/admin/events?delivery_state=dead").json) == [relayID["b"] ?? ""]
-            if !settled { try await Task.sleep(for: .milliseconds(50)) }
+        let settled = try await eventually(timeout: .seconds(30)) {
+            ids(try await relay.admin("/admin/events?delivery_state=dead").json) == [relayID["b"] ?? ""]
         }
-        #expect(settled)
+        try #require(settled, "b's delivery to the dead destination did not die within 30 s")
         try await expectation("delivery_state=succeeded", ["a"])
         try await expectation("delivery_state=pending", ["c"])
         try await expectation("delivery_state=dead&source=store", [])
@@ -171,11 +169,10 @@ private func ids(_ json: JSONValue?) -> [String] {
         let id = try #require(try JSONParser.parse(response.body)["ids"]?.arrayValue?.first?.stringValue)
         #expect(await downstream.wait { $0.count == 3 })
         var detail: JSONValue?
-        for _ in 0..<100 {
+        try #require(await eventually(timeout: .seconds(30)) {
             detail = try await relay.admin("/admin/events/\(id)").json
-            if detail?["delivery_state"]?.stringValue == "succeeded" { break }
-            try await Task.sleep(for: .milliseconds(30))
-        }
+            return detail?["delivery_state"]?.stringValue == "succeeded"
+        }, "the delivery did not succeed within 30 s: \(String(describing: detail))")
         #expect(detail?["id"]?.stringValue == id)
         #expect(detail?["body_encoding"]?.stringValue == "utf8")
         #expect(detail?["body"]?.stringValue == body)

@@ -38,8 +38,10 @@ func fastRetry(_ url: String, attempts: Int = 10, extra: String = "") -> String 
         let response = try await relay.post("fastspring", body: try Fixtures.bytes(vector.file), headers: [("X-FS-Signature", vector.signature), ("Content-Type", "application/json")])
         #expect(response.status == 200)
         let ids = try JSONParser.parse(response.body)["ids"]?.arrayValue?.compactMap(\.stringValue) ?? []
-        #expect(await downstream.wait { $0.filter { $0.path == "/orders" }.count == 3 && $0.contains { $0.path == "/alerts" } })
-        try await Task.sleep(for: .milliseconds(100))
+        // Once all four deliveries are journaled as finished, nothing more will be sent: the
+        // downstream's requests can then be counted exactly.
+        let records = try await relay.storedDeliveries(atLeast: 4)
+        #expect(records.count == 4 && records.allSatisfy { $0.outcome == .succeeded && $0.attempt == 1 })
         let orders = downstream.requests(at: "/orders")
         #expect(Set(orders.compactMap { $0.header("webhook-id") }) == Set(ids))
         #expect(orders.allSatisfy { $0.header("x-relay-attempt") == "1" && $0.header("x-relay-source") == "fastspring" && $0.header("x-relay-provider") == "fastspring" })
@@ -47,9 +49,7 @@ func fastRetry(_ url: String, attempts: Int = 10, extra: String = "") -> String 
         #expect(try orders.allSatisfy { try JSONParser.parse($0.body)["events"]?.arrayValue?.count == 1 })
         let alerts = downstream.requests(at: "/alerts")
         #expect(alerts.count == 1, "exactly the failed order goes to alerts")
-        #expect(try JSONParser.parse(alerts[0].body)["text"]?.stringValue == "fastspring order Wd7Kx2Pm9Bq4Lz1Nv6TcHs FAILED")
-        let records = try await relay.storedDeliveries(atLeast: 4)
-        #expect(records.count == 4 && records.allSatisfy { $0.outcome == .succeeded && $0.attempt == 1 })
+        #expect(try JSONParser.parse(alerts.first?.body ?? [])["text"]?.stringValue == "fastspring order Wd7Kx2Pm9Bq4Lz1Nv6TcHs FAILED")
         await relay.stop()
         await downstream.stop()
     }
@@ -59,13 +59,12 @@ func fastRetry(_ url: String, attempts: Int = 10, extra: String = "") -> String 
         let port = try await downstream.start()
         let relay = try await LiveRelay(routes: forwardingRoutes(["flaky": fastRetry("http://127.0.0.1:\(port)/flaky/2")], routes: #"[{"name": "all", "to": ["flaky"]}]"#))
         #expect(try await relay.post("shop", body: Array(#"{"id":"o1","type":"order.paid"}"#.utf8)).status == 200)
-        #expect(await downstream.wait { $0.count == 3 })
-        try await Task.sleep(for: .milliseconds(100))
+        // The third outcome journaled is the success: no attempt comes after it.
+        let outcomes = try await relay.storedDeliveries(atLeast: 3)
+        #expect(outcomes.map(\.outcome) == [.retry, .retry, .succeeded])
         let attempts = downstream.requests.map { $0.header("x-relay-attempt") }
         #expect(attempts == ["1", "2", "3"])
         #expect(Set(downstream.requests.compactMap { $0.header("webhook-id") }).count == 1, "the same webhook-id on every retry")
-        let outcomes = try await relay.storedDeliveries(atLeast: 3)
-        #expect(outcomes.map(\.outcome) == [.retry, .retry, .succeeded])
         #expect(outcomes.first?.status == 503)
         await relay.stop()
         await downstream.stop()
@@ -79,13 +78,12 @@ func fastRetry(_ url: String, attempts: Int = 10, extra: String = "") -> String 
             routes: #"[{"name": "all", "to": ["limited"]}]"#
         ))
         #expect(try await relay.post("shop", body: Array(#"{"id":"o2"}"#.utf8)).status == 200)
-        #expect(await downstream.wait { $0.count == 2 })
-        let times = downstream.requests.map(\.time)
-        #expect(times[1] - times[0] >= .milliseconds(950), "waited for Retry-After: 1 (\(times[1] - times[0]))")
-        try await Task.sleep(for: .milliseconds(300))
-        #expect(downstream.requests.count == 2, "max_attempts 2: no third attempt")
+        // Once the second outcome (dead) is journaled nothing more is sent.
         let records = try await relay.storedDeliveries(atLeast: 2)
         #expect(records.map(\.outcome) == [.retry, .dead])
+        let times = downstream.requests.map(\.time)
+        try #require(times.count == 2, "max_attempts 2: exactly two attempts, got \(times.count)")
+        #expect(times[1] - times[0] >= .milliseconds(950), "waited for Retry-After: 1 (\(times[1] - times[0]))")
         #expect(records.last?.error.contains("max_attempts") == true)
         await relay.stop()
         await downstream.stop()
@@ -101,13 +99,16 @@ func fastRetry(_ url: String, attempts: Int = 10, extra: String = "") -> String 
         #expect(try await relay.post("shop", body: Array(#"{"id":"p1"}"#.utf8)).status == 200)
         #expect(await downstream.wait { $0.count == 2 })
         #expect(try await relay.post("shop", body: Array(#"{"id":"p2"}"#.utf8)).status == 200)
-        #expect(await downstream.wait { $0.filter { $0.path == "/status/400" }.count == 2 })
-        try await Task.sleep(for: .milliseconds(300))
-        #expect(downstream.requests(at: "/status/410").count == 1, "a paused destination gets nothing more")
-        let status = await relay.server.scheduler.status(of: "gone")
-        #expect(status?.paused == true)
-        #expect(status?.pending == 1)
+        // p2's delivery to the paused destination is taken up by the scheduler and held: pending,
+        // nothing in flight, and nothing sent after the 410.
         let records = try await relay.storedDeliveries(atLeast: 3)
+        let held = await eventually {
+            let status = await relay.server.scheduler.status(of: "gone")
+            return status?.paused == true && status?.pending == 1 && status?.inFlight == 0
+        }
+        let gone = await relay.server.scheduler.status(of: "gone")
+        try #require(held, "p2's delivery to the paused destination was not held: \(String(describing: gone))")
+        #expect(downstream.requests(at: "/status/410").count == 1, "a paused destination gets nothing more")
         #expect(records.filter { $0.destination == "bad" }.map(\.outcome) == [.dead, .dead])
         #expect(records.filter { $0.destination == "gone" }.map(\.pausedDestination) == [true])
         await relay.stop()
@@ -124,10 +125,10 @@ func fastRetry(_ url: String, attempts: Int = 10, extra: String = "") -> String 
         ))
         #expect(try await relay.post("shop", body: Array(#"{"id":"c1"}"#.utf8)).status == 200)
         var records: [DeliveryRecord] = []
-        for _ in 0..<200 where records.filter({ $0.outcome == .dead }).count < 2 {
-            try await Task.sleep(for: .milliseconds(20))
+        try #require(await eventually(timeout: .seconds(30)) {
             records = try relay.storedDeliveries()
-        }
+            return records.filter { $0.outcome == .dead }.count >= 2
+        }, "both deliveries did not die within 30 s: \(records.map { ($0.destination, $0.outcome) })")
         let down = records.filter { $0.destination == "down" }
         #expect(down.map(\.outcome) == [.retry, .dead])
         #expect(down.allSatisfy { $0.status == 0 && $0.error.contains("connect") })
@@ -142,16 +143,18 @@ func fastRetry(_ url: String, attempts: Int = 10, extra: String = "") -> String 
         let downstream = TestDownstream()
         let port = try await downstream.start()
         let relay = try await LiveRelay(routes: forwardingRoutes(
-            ["slow": "{ \"url\": \"http://127.0.0.1:\(port)/slow/3000\", \"max_in_flight\": 1 }", "fast": "{ \"url\": \"http://127.0.0.1:\(port)/fast\" }"],
+            ["slow": "{ \"url\": \"http://127.0.0.1:\(port)/slow/60000\", \"max_in_flight\": 1, \"timeout_ms\": 120000 }", "fast": "{ \"url\": \"http://127.0.0.1:\(port)/fast\" }"],
             routes: #"[{"name": "all", "to": ["slow", "fast"]}]"#
         ))
-        let started = ContinuousClock.now
         for i in 0..<5 { #expect(try await relay.post("shop", body: Array("{\"id\":\"s\(i)\"}".utf8)).status == 200) }
-        #expect(await downstream.wait(timeout: .seconds(2)) { $0.filter { $0.path == "/fast" }.count == 5 })
-        #expect(ContinuousClock.now - started < .seconds(2))
-        #expect(downstream.requests(at: "/slow/3000").count == 1, "the slow one is held to max_in_flight 1")
-        await relay.stop()
+        // The slow destination holds its first request for a minute; all five reach the fast
+        // one meanwhile (were they queued behind the slow one, they would wait that minute).
+        #expect(await downstream.wait(timeout: .seconds(30)) { $0.filter { $0.path == "/fast" }.count == 5 })
+        #expect(downstream.requests(at: "/slow/60000").count == 1, "the slow one is held to max_in_flight 1")
+        #expect(await relay.server.scheduler.status(of: "slow")?.inFlight == 1, "its first request is still unanswered")
+        // Stopping the downstream first ends the held request, so the relay stops at once.
         await downstream.stop()
+        await relay.stop()
     }
 
     @Test(.timeLimit(.minutes(1)))
@@ -169,11 +172,13 @@ func fastRetry(_ url: String, attempts: Int = 10, extra: String = "") -> String 
             let response = try await relay.post("shop", body: Array("{\"id\":\"w\(i)\"}".utf8))
             ids.formUnion(try JSONParser.parse(response.body)["ids"]?.arrayValue?.compactMap(\.stringValue) ?? [])
         }
-        try await Task.sleep(for: .milliseconds(300))
+        // All 60 are journaled (each was answered 200); wait until the window's deliveries are
+        // being retried, then only the window may be in memory.
+        try #require(await eventually(timeout: .seconds(30)) { try relay.storedDeliveries().contains { $0.outcome == .retry } },
+                     "the window's deliveries are not being retried")
         let status = try #require(await relay.server.scheduler.status(of: "down"))
         #expect(status.pending <= 8, "only the window is in memory: \(status.pending)")
         #expect(status.overflowing)
-        #expect(try relay.storedDeliveries().contains { $0.outcome == .retry }, "the window's deliveries are being retried")
 
         // The destination comes back: everything, in memory or not, is delivered.
         let downstream = TestDownstream()

@@ -86,7 +86,13 @@ let genericRoutes = """
     }
 
     @Test func concurrentRequestsShareGroupCommitsAndAllLand() async throws {
-        let relay = try await LiveRelay(routes: genericRoutes)
+        // Every fdatasync takes at least 20 ms (a slow disk), so requests that arrive while one
+        // commit syncs must wait for the next one: with one sync per request, 160 requests would
+        // need 160 syncs.
+        let faults = FaultyFileSystem()
+        faults.delaySyncs(.milliseconds(20))
+        let relay = try await LiveRelay(routes: genericRoutes, journal: { JournalConfiguration(directory: $0, fileSystem: faults) })
+        let syncsBefore = faults.syncsStarted
         let ids = try await withThrowingTaskGroup(of: [String].self) { group in
             for client in 0..<16 {
                 group.addTask {
@@ -105,6 +111,8 @@ let genericRoutes = """
         }
         #expect(Set(ids).count == 160)
         #expect(Set(try relay.storedEvents().map(\.id)) == Set(ids))
+        let syncs = faults.syncsStarted - syncsBefore
+        #expect(syncs > 0 && syncs < 160, "\(syncs) fdatasyncs for 160 requests from 16 concurrent clients: commits were not shared")
         await relay.stop()
     }
     /// Slow-loris: connections that trickle half a request head do not stop other clients and

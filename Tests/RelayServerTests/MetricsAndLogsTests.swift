@@ -45,11 +45,10 @@ func sample(_ text: String, _ name: String, _ labels: [String] = []) -> Double? 
         _ = try await relay.post("signed", body: Array("{}".utf8), headers: [("X-Sig", "bad")])
         #expect(await downstream.wait { $0.count == 3 })
         var text = ""
-        for _ in 0..<100 {
+        _ = try await eventually(timeout: .seconds(30)) {
             text = try await scrape()
-            if sample(text, "relay_deliveries_total", [#"destination="up""#, #"outcome="succeeded""#]) == 3,
-               (sample(text, "relay_deliveries_total", [#"destination="down""#, #"outcome="retry""#]) ?? 0) >= 3 { break }
-            try await Task.sleep(for: .milliseconds(20))
+            return sample(text, "relay_deliveries_total", [#"destination="up""#, #"outcome="succeeded""#]) == 3
+                && (sample(text, "relay_deliveries_total", [#"destination="down""#, #"outcome="retry""#]) ?? 0) >= 3
         }
         #expect(sample(text, "relay_events_ingested_total", [#"source="shop""#, #"provider="generic""#, #"type="order.paid""#]) == 3)
         #expect(sample(text, "relay_ingest_duplicates_total", [#"source="shop""#]) == 1)
@@ -74,10 +73,10 @@ func sample(_ text: String, _ name: String, _ labels: [String] = []) -> Double? 
         let replay = try await relay.admin("/admin/replay", method: "POST", body: Array(#"{"filter":{"source":"shop"},"destinations":["up"]}"#.utf8))
         #expect(replay.status == 202)
         #expect(await downstream.wait { $0.count == 6 })
-        for _ in 0..<100 {
+        _ = try await eventually(timeout: .seconds(30)) {
             text = try await scrape()
-            if sample(text, "relay_replay_deliveries_total", [#"destination="up""#, #"outcome="succeeded""#]) == 3 { break }
-            try await Task.sleep(for: .milliseconds(20))
+            return sample(text, "relay_replay_deliveries_total", [#"destination="up""#, #"outcome="succeeded""#]) == 3
+                && sample(text, "relay_replays_running") == 0
         }
         #expect(sample(text, "relay_replay_deliveries_total", [#"destination="up""#, #"outcome="succeeded""#]) == 3)
         #expect(sample(text, "relay_replays_running") == 0)
@@ -93,11 +92,14 @@ func sample(_ text: String, _ name: String, _ labels: [String] = []) -> Double? 
     func jsonLinesWithTheFieldsAndNoBodiesOrSecrets() async throws {
         let dir = try TemporaryDirectory()
         defer { dir.remove() }
+        let downstream = TestDownstream()
+        let goneURL = "http://127.0.0.1:\(try await downstream.start())/status/410"
         try dir.write("routes.json", """
         { "sources": { "shop": { "provider": "generic", "secret": "env:SHOP_SECRET", "signature": { "scheme": "hmac-sha256", "header": "X-Sig" }, "fields": { "id": "/id" } } },
           "destinations": { "down": { "url": "http://127.0.0.1:\(unusedLoopbackPort())/down", "headers": { "Authorization": "env:DOWN_TOKEN" },
-                                      "retry": { "max_attempts": 2, "initial_backoff_ms": 10, "max_backoff_ms": 20 } } },
-          "routes": [ { "name": "all", "to": ["down"] } ] }
+                                      "retry": { "max_attempts": 2, "initial_backoff_ms": 10, "max_backoff_ms": 20 } },
+                            "gone": { "url": "\(goneURL)" } },
+          "routes": [ { "name": "all", "to": ["down", "gone"] } ] }
         """)
         let secret = "hmac-secret-4242", token = "Bearer down-token-4242"
         let process = try RelayProcess(
@@ -112,9 +114,11 @@ func sample(_ text: String, _ name: String, _ labels: [String] = []) -> Double? 
         #expect(stored.status == 200)
         let rejected = try await TestHTTPClient.send(port: ingest, method: "POST", path: "/webhooks/shop", headers: [("X-Sig", "00")], body: body)
         #expect(rejected.status == 401)
-        for _ in 0..<200 where !process.log.contains("delivery dead") { try await Task.sleep(for: .milliseconds(20)) }
+        try #require(await eventually(timeout: .seconds(30)) { process.log.components(separatedBy: "delivery dead").count == 3 },
+                     "both deliveries did not die within 30 s:\n\(process.log)")
         process.signal(SIGTERM)
         #expect(await process.waitForExit() == 0)
+        await downstream.stop()
 
         let lines = process.log.split(separator: "\n")
         #expect(lines.count > 5)
@@ -127,14 +131,23 @@ func sample(_ text: String, _ name: String, _ labels: [String] = []) -> Double? 
         let rejection = objects.first { $0["message"]?.stringValue == "ingest rejected" }
         #expect(rejection?["source"]?.stringValue == "shop")
         #expect(rejection?["reason"]?.stringValue == "unauthorized")
+        #expect(rejection?["status"]?.stringValue == "401")
         let retry = objects.first { $0["message"]?.stringValue == "delivery failed; will retry" }
         #expect(retry?["destination"]?.stringValue == "down")
         #expect(retry?["event_id"]?.stringValue?.hasPrefix("evt_") == true)
         #expect(retry?["next_attempt"]?.stringValue != nil)
         #expect(retry?["error"]?.stringValue?.isEmpty == false)
-        let dead = objects.first { $0["message"]?.stringValue == "delivery dead" }
-        #expect(dead?["destination"]?.stringValue == "down")
+        let dead = objects.first { $0["message"]?.stringValue == "delivery dead" && $0["destination"]?.stringValue == "down" }
         #expect(dead?["level"]?.stringValue == "error")
+        #expect(dead?["attempt"]?.stringValue == "2")
+        #expect(dead?["reason"]?.stringValue?.contains("max_attempts") == true, "\(String(describing: dead))")
+        #expect(dead?["paused_destination"]?.stringValue == "false")
+        // A 410 kills the delivery at once and pauses its destination; the line says both.
+        let gone = objects.first { $0["message"]?.stringValue == "delivery dead" && $0["destination"]?.stringValue == "gone" }
+        #expect(gone?["status"]?.stringValue == "410")
+        #expect(gone?["attempt"]?.stringValue == "1")
+        #expect(gone?["reason"]?.stringValue?.isEmpty == false, "\(String(describing: gone))")
+        #expect(gone?["paused_destination"]?.stringValue == "true")
         for forbidden in ["BODY-MARKER-9999", secret, "down-token-4242", signature] {
             #expect(!process.log.contains(forbidden), "the log must not contain \(forbidden)")
         }

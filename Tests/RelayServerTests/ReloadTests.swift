@@ -22,34 +22,36 @@ func routesFile(route: String, type: String, destination: String) -> String {
         let first = routesFile(route: "r1", type: "order.*", destination: "a")
         let relay = try await LiveRelay(routes: first)
         let versionA = relay.server.pipeline.currentConfig.version
+        // Set once the valid reload has answered: a request sent after that must be routed by
+        // the new rules; one sent before may have taken either snapshot.
+        let reloaded = Atomic<Bool>(false)
         let stop = Atomic<Bool>(false)
+        let sentAfterReload = Atomic<Int>(0)
         let load = Task {
-            var sent = 0
-            while !stop.load(ordering: .relaxed) && sent < 5000 {
-                let response = try await relay.post("shop", body: Array("{\"id\":\"e\(sent)\",\"type\":\"order.paid\"}".utf8))
+            var sent: [(id: String, afterReload: Bool)] = []
+            while !stop.load(ordering: .relaxed) && sent.count < 5000 {
+                let afterReload = reloaded.load(ordering: .acquiring)
+                let response = try await relay.post("shop", body: Array("{\"id\":\"e\(sent.count)\",\"type\":\"order.paid\"}".utf8))
                 #expect(response.status == 200)
-                sent += 1
+                let id = try JSONParser.parse(response.body)["ids"]?.arrayValue?.first?.stringValue ?? ""
+                sent.append((id, afterReload))
+                if afterReload { sentAfterReload.add(1, ordering: .relaxed) }
             }
             return sent
         }
-        // Reload only once some events are stored under the first rules: under a loaded CI
-        // machine a fixed sleep could pass before the first request had landed.
-        let deadline = ContinuousClock.now + .seconds(10)
+        // Reload only once some events are stored under the first rules.
+        let deadline = ContinuousClock.now + .seconds(30)
         while try relay.storedDecisions().count < 5, ContinuousClock.now < deadline {
             try await Task.sleep(for: .milliseconds(10))
         }
-        try #require(try relay.storedDecisions().count >= 5, "no events were stored under the first rules within 10 s")
+        try #require(try relay.storedDecisions().count >= 5, "no events were stored under the first rules within 30 s")
 
         try routesFile(route: "r2", type: "order.*", destination: "b").write(toFile: relay.configPath, atomically: true, encoding: .utf8)
         let ok = try await TestHTTPClient.send(port: relay.adminPort, method: "POST", path: "/admin/routes/reload")
         #expect(ok.status == 200)
+        reloaded.store(true, ordering: .releasing)
         let versionB = try JSONParser.parse(ok.body)["version"]?.stringValue ?? ""
         #expect(!versionB.isEmpty && versionB != versionA)
-        // Requests that took the old snapshot just before the reload may still be finishing;
-        // give them a moment, then everything stored later must use the new rules.
-        try await Task.sleep(for: .milliseconds(200))
-        let afterValid = try relay.storedDecisions().count
-        try await Task.sleep(for: .milliseconds(100))
 
         try "{ \"sources\": {}, \"routes\": [ { \"name\": \"x\", \"to\": [\"nowhere\"] } ] }".write(toFile: relay.configPath, atomically: true, encoding: .utf8)
         let rejected = try await TestHTTPClient.send(port: relay.adminPort, method: "POST", path: "/admin/routes/reload")
@@ -61,12 +63,18 @@ func routesFile(route: String, type: String, destination: String) -> String {
         #expect(errors.contains("routes.json: sources: must declare at least one source"))
         let current = try await TestHTTPClient.send(port: relay.adminPort, path: "/admin/routes")
         #expect(try JSONParser.parse(current.body)["routes"] == .array([.string("r2")]))
-        try await Task.sleep(for: .milliseconds(100))
+        // Let some requests be sent after both reloads before stopping the load.
+        let more = ContinuousClock.now + .seconds(30)
+        while sentAfterReload.load(ordering: .relaxed) < 20, ContinuousClock.now < more {
+            try await Task.sleep(for: .milliseconds(10))
+        }
         stop.store(true, ordering: .relaxed)
         let sent = try await load.value
+        try #require(sent.filter(\.afterReload).count >= 20, "too few requests were sent after the reload to check it")
 
         let decisions = try relay.storedDecisions()
-        #expect(decisions.count == sent)
+        #expect(decisions.count == sent.count)
+        let versionByEvent = Dictionary(decisions.map { ($0.eventID, $0.configVersion) }, uniquingKeysWith: { first, _ in first })
         for (index, decision) in decisions.enumerated() {
             // Each event was routed by one whole version, never a mix.
             switch decision.configVersion {
@@ -76,8 +84,11 @@ func routesFile(route: String, type: String, destination: String) -> String {
             }
         }
         #expect(decisions.contains { $0.configVersion == versionA })
-        // Once the reload answered, every later event used the new rules (the invalid file changed nothing).
-        #expect(decisions[afterValid...].allSatisfy { $0.configVersion == versionB })
+        // Every request sent after the reload answered used the new rules (and the rejected
+        // file changed nothing).
+        for request in sent where request.afterReload {
+            #expect(versionByEvent[request.id] == versionB, "event \(request.id), sent after the reload, has \(versionByEvent[request.id] ?? "no decision")")
+        }
         await relay.stop()
     }
 
@@ -98,19 +109,11 @@ func routesFile(route: String, type: String, destination: String) -> String {
 
         try routesFile(route: "r2", type: "order.*", destination: "b").write(toFile: config, atomically: true, encoding: .utf8)
         relay.signal(SIGHUP)
-        var current = try await routes()
-        for _ in 0..<200 where current != .array([.string("r2")]) {
-            try await Task.sleep(for: .milliseconds(20))
-            current = try await routes()
-        }
-        #expect(current == .array([.string("r2")]))
+        try #require(await eventually(timeout: .seconds(30)) { try await routes() == .array([.string("r2")]) }, "SIGHUP did not load the new routes")
 
         try "{ not json".write(toFile: config, atomically: true, encoding: .utf8)
         relay.signal(SIGHUP)
-        for _ in 0..<200 where !relay.log.contains("routes reload rejected") {
-            try await Task.sleep(for: .milliseconds(20))
-        }
-        #expect(relay.log.contains("routes reload rejected"))
+        try #require(await eventually(timeout: .seconds(30)) { relay.log.contains("routes reload rejected") }, "\(relay.log)")
         #expect(relay.log.contains("routes.json: (top level): not valid JSON"))
         #expect(try await routes() == .array([.string("r2")]))
         relay.signal(SIGTERM)

@@ -14,12 +14,12 @@ private func replayID(_ answer: (status: Int, json: JSONValue?)) -> String? { an
 
 /// Waits (bounded) for a replay to finish and returns its progress.
 private func finished(_ relay: LiveRelay, _ id: String) async throws -> JSONValue? {
-    for _ in 0..<400 {
-        let status = try await relay.admin("/admin/replays/\(id)").json
-        if status?["state"]?.stringValue == "finished" { return status }
-        try await Task.sleep(for: .milliseconds(25))
+    var status: JSONValue?
+    let done = try await eventually(timeout: .seconds(60)) {
+        status = try await relay.admin("/admin/replays/\(id)").json
+        return status?["state"]?.stringValue == "finished"
     }
-    return nil
+    return done ? status : nil
 }
 
 @Suite struct ReplayTests {
@@ -48,9 +48,13 @@ private func finished(_ relay: LiveRelay, _ id: String) async throws -> JSONValu
         #expect(answer.json?["deliveries"]?["a"]?.doubleValue == 2)
         #expect(answer.json?["sample"]?.arrayValue?.count == 2)
         #expect(answer.json?["replay_id"]?.stringValue == nil)
-        try await Task.sleep(for: .milliseconds(200))
-        #expect(downstream.requests.count == 5, "a dry run sends nothing")
-        #expect(try relay.storedDeliveries().count == before, "and journals nothing")
+        // A real replay of the same filter, asked for after the dry run: once it has finished,
+        // anything the dry run had sent would be at the downstream and in the journal too.
+        let real = try await relay.admin("/admin/replay", method: "POST", body: json(#"{"filter":{"status":"FAILED"}}"#))
+        #expect(try await finished(relay, try #require(replayID(real)))?["succeeded"]?.doubleValue == 2)
+        let outcomes = try await relay.storedDeliveries(atLeast: before + 2)
+        #expect(downstream.requests.count == 5 + 2, "the dry run sent nothing")
+        #expect(outcomes.count == before + 2, "and journaled nothing")
         await relay.stop()
         await downstream.stop()
     }
@@ -144,9 +148,12 @@ private func finished(_ relay: LiveRelay, _ id: String) async throws -> JSONValu
     }
 
     /// A large replay to a slow destination runs in its own lane: live deliveries to the same
-    /// destination keep their own slots and flow with low latency meanwhile (were the replay in
-    /// the destination's queue, they would wait behind a thousand replayed requests).
-    @Test(.timeLimit(.minutes(2)))
+    /// destination keep their own slots and are not queued behind the replay. Checked by count,
+    /// not by time: were live deliveries in the replay's queue, each would wait for hundreds of
+    /// replayed requests; in their own lane only the replay requests already in flight or about
+    /// to start come between a live event's receipt and its delivery. (Latency figures belong
+    /// in `scripts/bench`, not in a test a loaded machine can break.)
+    @Test(.timeLimit(.minutes(3)))
     func aLargeReplayDoesNotStarveLiveDeliveries() async throws {
         let downstream = TestDownstream()
         let port = try await downstream.start()
@@ -165,21 +172,26 @@ private func finished(_ relay: LiveRelay, _ id: String) async throws -> JSONValu
         #expect(await downstream.wait(timeout: .seconds(60)) { $0.count == 1000 })
         let replay = try await relay.admin("/admin/replay", method: "POST", body: json(#"{"filter":{"source":"bulk"},"concurrency":8}"#))
         let id = try #require(replayID(replay))
-        // 1000 deliveries at 20 ms each, 8 at a time: about 2.5 s. Live events arrive meanwhile.
+        func replayed() -> Int { downstream.requests.filter { $0.header("x-relay-replay") == "1" }.count }
+        // 1000 deliveries at 20 ms or more each, 8 at a time. Live events arrive meanwhile; each
+        // sample counts only if the replay was still running after it was delivered.
+        var interleaved: [Int] = []
         var latencies: [Duration] = []
         for i in 0..<40 {
+            let replayedBefore = replayed()
             let sent = ContinuousClock.now
             _ = try await relay.post("live", body: json("{\"id\":\"live-\(i)\"}"))
-            #expect(await downstream.wait(timeout: .seconds(10)) { $0.filter { $0.header("x-relay-replay") == nil }.count == 1000 + i + 1 })
-            latencies.append(ContinuousClock.now - sent)
-            try await Task.sleep(for: .milliseconds(25))
+            try #require(await downstream.wait(timeout: .seconds(60)) { $0.filter { $0.header("x-relay-replay") == nil }.count == 1000 + i + 1 })
+            let latency = ContinuousClock.now - sent
+            let between = replayed() - replayedBefore
+            guard try await relay.admin("/admin/replays/\(id)").json?["state"]?.stringValue == "running" else { break }
+            interleaved.append(between)
+            latencies.append(latency)
         }
-        let progress = try await relay.admin("/admin/replays/\(id)").json
-        #expect(progress?["state"]?.stringValue == "running", "the live events were measured while the replay ran")
+        try #require(interleaved.count >= 5, "only \(interleaved.count) live events were delivered while the replay ran")
         latencies.sort()
-        let p99 = latencies[min(latencies.count - 1, latencies.count * 99 / 100)]
-        print("live delivery latency during a 1000-event replay: p50 \(latencies[latencies.count / 2]), p99 \(p99)")
-        #expect(p99 < .milliseconds(500))
+        print("live delivery during a 1000-event replay: \(latencies.count) samples, p50 \(latencies[latencies.count / 2]), max \(latencies.last ?? .zero); replayed requests between a live event's receipt and its delivery: max \(interleaved.max() ?? 0)")
+        #expect((interleaved.max() ?? 0) <= 200, "a live delivery waited behind \(interleaved.max() ?? 0) replayed requests: \(interleaved)")
         #expect(try await finished(relay, id)?["succeeded"]?.doubleValue == 1000)
         await relay.stop()
         await downstream.stop()
@@ -220,12 +232,11 @@ private func finished(_ relay: LiveRelay, _ id: String) async throws -> JSONValu
         // Wait until the alerts deliveries are dead.
         let adminURL = "http://127.0.0.1:\(admin)"
         var dead: [String] = []
-        for _ in 0..<200 {
+        try #require(await eventually(timeout: .seconds(30)) {
             let list = try runRelay(["events", "list", "--delivery-state", "dead", "--json", "--admin", adminURL])
             dead = (try JSONParser.parse(Array(list.out.utf8))["events"]?.arrayValue ?? []).compactMap { $0["id"]?.stringValue }
-            if dead.count == failed.count { break }
-            try await Task.sleep(for: .milliseconds(50))
-        }
+            return dead.count == failed.count
+        }, "the alerts deliveries did not all die within 30 s: \(dead)")
         #expect(Set(dead) == failed)
 
         // The alerts service comes back; the operator replays what it missed.

@@ -1,0 +1,13 @@
+/// Waits until `condition` holds, checking every 10 ms, for at most `timeout`; returns whether
+/// it held. Tests `#require` the result, so a wait never falls through silently, and the bound
+/// is long (seconds) because it is a deadline for a failure, not a measurement.
+public func eventually(
+    timeout: Duration = .seconds(10), _ condition: () async throws -> Bool
+) async rethrows -> Bool {
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+        if try await condition() { return true }
+        try? await Task.sleep(for: .milliseconds(10))
+    }
+    return try await condition()
+}

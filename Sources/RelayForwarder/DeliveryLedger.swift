@@ -17,10 +17,7 @@ final class DeliveryLedger {
         var template: BodyTemplate?
         var queue = DeliveryQueue()
         var inFlight = 0
-        var consecutiveFailures = 0
-        /// With the breaker open: no probe before this, and the probes sent since it opened.
-        var probeNotBefore: Timestamp?
-        var probes = 0
+        var breaker: CircuitBreaker
         var paused = false
         var succeeded = 0
         var dead = 0
@@ -32,6 +29,10 @@ final class DeliveryLedger {
         var overflowEventPosition: JournalPosition?
         /// Outcomes of deliveries beyond the window, by event sequence.
         var beyondWindow: [UInt64: Recorded] = [:]
+
+        init(breaker: CircuitBreaker) {
+            self.breaker = breaker
+        }
 
         func configure(_ destination: DestinationConfig?) {
             self.destination = destination
@@ -64,14 +65,18 @@ final class DeliveryLedger {
     /// Deliveries created from decisions so far (only to tell whether reading added work).
     private(set) var created = 0
 
-    init(window: Int, destinations: [String: DestinationConfig]) {
+    /// The breaker settings every lane is made with.
+    let breakerConfiguration: CircuitBreaker.Configuration
+
+    init(window: Int, destinations: [String: DestinationConfig], breaker: CircuitBreaker.Configuration = .init()) {
         self.window = window
+        self.breakerConfiguration = breaker
         for (name, destination) in destinations { lane(name).configure(destination) }
     }
 
     func lane(_ name: String) -> Lane {
         if let lane = lanes[name] { return lane }
-        let lane = Lane()
+        let lane = Lane(breaker: CircuitBreaker(configuration: breakerConfiguration))
         lanes[name] = lane
         return lane
     }
@@ -225,7 +230,7 @@ extension DeliveryLedger {
             writer.write(lane.paused)
             writer.write(UInt64(lane.succeeded))
             writer.write(UInt64(lane.dead))
-            writer.write(UInt32(clamping: lane.consecutiveFailures))
+            writer.write(UInt32(clamping: lane.breaker.consecutiveFailures))
             writer.write(lane.overflowFrom ?? 0)
             writer.write(lane.overflowEventPosition ?? JournalPosition(segment: 0, offset: 0))
             writer.write(UInt32(lane.beyondWindow.count))
@@ -270,13 +275,13 @@ extension DeliveryLedger {
         var created = 0
         for _ in 0..<Int(try reader.read(UInt32.self)) {
             let name = try reader.readString()
-            let lane = Lane()
+            let lane = Lane(breaker: CircuitBreaker(configuration: breakerConfiguration))
             lane.destination = lanes[name]?.destination
             lane.template = lanes[name]?.template
             lane.paused = try reader.readBool()
             lane.succeeded = Int(clamping: try reader.read(UInt64.self))
             lane.dead = Int(clamping: try reader.read(UInt64.self))
-            lane.consecutiveFailures = Int(try reader.read(UInt32.self))
+            lane.breaker = CircuitBreaker(configuration: breakerConfiguration, consecutiveFailures: Int(try reader.read(UInt32.self)))
             let overflowFrom: UInt64 = try reader.read()
             let overflowPosition = try reader.readPosition()
             lane.overflowFrom = overflowFrom == 0 ? nil : overflowFrom
@@ -342,9 +347,9 @@ extension DeliveryLedger {
     /// after it, or else from the whole journal, feeding every event to `participants`.
     static func recover(
         journal: Journal, checkpoints: CheckpointStore?, participants: [any CheckpointParticipant],
-        window: Int, destinations: [String: DestinationConfig], now: Timestamp, logger: Logger
+        window: Int, destinations: [String: DestinationConfig], breaker: CircuitBreaker.Configuration = .init(), now: Timestamp, logger: Logger
     ) throws -> (DeliveryLedger, Recovery) {
-        var state = DeliveryLedger(window: window, destinations: destinations)
+        var state = DeliveryLedger(window: window, destinations: destinations, breaker: breaker)
         var recovery = Recovery()
         var reader: JournalReader?
         if let checkpoints {
@@ -355,7 +360,7 @@ extension DeliveryLedger {
                 }
             } catch {
                 logger.warning("checkpoint not used; rebuilding from the whole journal", metadata: ["path": "\(checkpoints.path)", "reason": "\(error)"])
-                state = DeliveryLedger(window: window, destinations: destinations)
+                state = DeliveryLedger(window: window, destinations: destinations, breaker: breaker)
                 reader = nil
             }
         }

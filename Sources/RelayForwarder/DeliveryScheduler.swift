@@ -34,6 +34,11 @@ public actor DeliveryScheduler {
         /// …or after this long with any new record, and at shutdown.
         public var checkpointInterval: Duration
 
+        /// The breaker every lane runs.
+        var breaker: CircuitBreaker.Configuration {
+            CircuitBreaker.Configuration(threshold: breakerThreshold, cooldownMillis: breakerCooldownMillis, maxCooldownMillis: breakerMaxCooldownMillis)
+        }
+
         public init(
             breakerThreshold: Int = 5, drainTimeout: Duration = .seconds(10), windowPerDestination: Int = 10_000,
             checkpointEveryRecords: Int = 200_000, checkpointInterval: Duration = .seconds(600)
@@ -110,7 +115,7 @@ public actor DeliveryScheduler {
         self.participants = participants
         let (state, recovery) = try DeliveryLedger.recover(
             journal: journal, checkpoints: checkpoints, participants: participants,
-            window: configuration.windowPerDestination, destinations: destinations, now: clock.now(), logger: logger
+            window: configuration.windowPerDestination, destinations: destinations, breaker: configuration.breaker, now: clock.now(), logger: logger
         )
         self.state = state
         self.recoveredRecords = recovery.records
@@ -147,7 +152,7 @@ public actor DeliveryScheduler {
         guard let lane = state.lanes[destination] else { return nil }
         return LaneStatus(
             pending: lane.queue.count, inFlight: lane.inFlight, succeeded: lane.succeeded, dead: lane.dead,
-            paused: lane.paused, breakerOpen: lane.consecutiveFailures >= configuration.breakerThreshold,
+            paused: lane.paused, breakerOpen: lane.breaker.isOpen,
             overflowing: lane.overflowFrom != nil
         )
     }
@@ -227,17 +232,19 @@ public actor DeliveryScheduler {
                 state.refill(name, lane, journal: journal, now: now, logger: logger)
             }
             guard let destination = lane.destination, !lane.paused else { continue }
-            let breakerOpen = lane.consecutiveFailures >= configuration.breakerThreshold
             // An open breaker probes once per cool-down, however many deliveries are due: a dead
             // destination that refuses at once must not be tried in a tight loop.
-            if breakerOpen, let notBefore = lane.probeNotBefore, notBefore > now {
+            let limit: Int
+            switch lane.breaker.admission(now: now, maxInFlight: destination.maxInFlight) {
+            case .wait(let notBefore):
                 if lane.inFlight == 0 { earliest = min(earliest ?? notBefore, notBefore) }
                 continue
+            case .allow(let maxInFlight):
+                limit = maxInFlight
             }
-            let limit = breakerOpen ? 1 : destination.maxInFlight
             while lane.inFlight < limit, let delivery = lane.queue.takeDue(now: now) {
                 lane.inFlight += 1
-                if breakerOpen { lane.probes += 1 }
+                lane.breaker.started()
                 start(delivery, destination: destination, template: lane.template, laneName: name)
             }
             if lane.inFlight < limit, let due = lane.queue.nextDue(), due > now {
@@ -282,58 +289,26 @@ public actor DeliveryScheduler {
             return
         }
         let now = clock.now()
-        let attempt = delivery.attempts + 1
-        let (status, error, retryAfter, duration) = Self.facts(of: result)
-        let decision = DeliveryPolicy.decide(
-            status: status == 0 ? nil : status, retryAfter: retryAfter, attempt: attempt,
-            receivedAt: delivery.receivedAt, now: now, policy: policy, random: random
+        let resolution = AttemptResolution.resolve(
+            Self.facts(of: result), eventSequence: delivery.eventSequence, eventID: delivery.eventID, destination: name,
+            attempt: delivery.attempts + 1, since: delivery.receivedAt, now: now, policy: policy, random: random
         )
-        var record = DeliveryRecord(
-            eventSequence: delivery.eventSequence, eventID: delivery.eventID, destination: name, attempt: attempt, time: now,
-            outcome: .retry, status: status, error: error, durationMillis: duration, nextDue: nil
-        )
-        switch decision {
+        let record = resolution.record
+        switch resolution.next {
         case .succeeded:
-            record.outcome = .succeeded
             lane.queue.remove(delivery.eventSequence)
             lane.succeeded += 1
-            lane.consecutiveFailures = 0
         case .retry(let due):
-            record.nextDue = due
-            lane.queue.reschedule(delivery.eventSequence, attempts: attempt, due: due)
-            lane.consecutiveFailures += 1
-            logger.warning("delivery failed; will retry", metadata: [
-                "destination": "\(name)", "event_id": "\(delivery.eventID)", "attempt": "\(attempt)",
-                "status": "\(status)", "error": "\(error)", "next_attempt": "\(due.rfc3339)",
-            ])
-        case .dead(let reason):
-            record.outcome = .dead
-            record.error = error.isEmpty ? reason : "\(reason); \(error)"
+            lane.queue.reschedule(delivery.eventSequence, attempts: record.attempt, due: due)
+        case .dead(let pausesDestination):
             lane.queue.remove(delivery.eventSequence)
             lane.dead += 1
-            if DeliveryPolicy.classify(status: status) == .permanent(pausesDestination: true) {
-                record.pausedDestination = true
-                lane.paused = true
-            }
-            if status != 0 && DeliveryPolicy.classify(status: status) != .retryable { lane.consecutiveFailures = 0 } else { lane.consecutiveFailures += 1 }
-            logger.error("delivery dead", metadata: [
-                "destination": "\(name)", "event_id": "\(delivery.eventID)", "attempt": "\(attempt)",
-                "status": "\(status)", "reason": "\(record.error)", "paused_destination": "\(record.pausedDestination)",
-            ])
+            if pausesDestination { lane.paused = true }
         }
-        if lane.consecutiveFailures >= configuration.breakerThreshold {
-            // 1 s after the failure that opened it, doubling per failed probe, at most a minute
-            // (or the destination's max backoff, if shorter).
-            let failedProbes = min(max(lane.probes - 1, 0), 16)
-            let cap = min(configuration.breakerMaxCooldownMillis, policy.maxBackoffMillis)
-            let cooldown = min(configuration.breakerCooldownMillis << Int64(failedProbes), max(cap, configuration.breakerCooldownMillis))
-            lane.probeNotBefore = Timestamp(milliseconds: now.milliseconds + cooldown)
-        } else {
-            lane.probeNotBefore = nil
-            lane.probes = 0
-        }
+        lane.breaker.record(resolution.breaker, now: now, maxBackoffMillis: policy.maxBackoffMillis)
+        Self.log(record, logger: logger)
         lane.queue.release(delivery.eventSequence)
-        observer?.attempted(destination: name, outcome: record.outcome, duration: .milliseconds(duration), replay: false)
+        observer?.attempted(destination: name, outcome: record.outcome, duration: .milliseconds(record.durationMillis), replay: false)
         journalOutcome(record)
     }
 
@@ -381,10 +356,32 @@ public actor DeliveryScheduler {
     }
 
     /// Status (0 without a response), error text, Retry-After and duration of an attempt.
-    static func facts(of result: Result<TransportResponse, TransportFailure>) -> (status: Int, error: String, retryAfter: String?, duration: Int) {
+    static func facts(of result: Result<TransportResponse, TransportFailure>) -> AttemptResolution.Facts {
         switch result {
-        case .success(let response): (response.status, "", response.retryAfter, response.durationMillis)
-        case .failure(let failure): (0, failure.description, nil, failure.durationMillis)
+        case .success(let response): AttemptResolution.Facts(status: response.status, retryAfter: response.retryAfter, durationMillis: response.durationMillis)
+        case .failure(let failure): AttemptResolution.Facts(status: 0, error: failure.description, durationMillis: failure.durationMillis)
+        }
+    }
+
+    /// One log line per failed attempt: a warning for a retry, an error for a dead delivery
+    /// (replays add their id).
+    static func log(_ record: DeliveryRecord, logger: Logger) {
+        let prefix = record.replayID.isEmpty ? "" : "replay "
+        var metadata: Logger.Metadata = [
+            "destination": "\(record.destination)", "event_id": "\(record.eventID)", "attempt": "\(record.attempt)", "status": "\(record.status)",
+        ]
+        if !record.replayID.isEmpty { metadata["replay_id"] = "\(record.replayID)" }
+        switch record.outcome {
+        case .succeeded:
+            return
+        case .retry:
+            metadata["error"] = "\(record.error)"
+            metadata["next_attempt"] = "\(record.nextDue?.rfc3339 ?? "")"
+            logger.warning("\(prefix)delivery failed; will retry", metadata: metadata)
+        case .dead:
+            metadata["reason"] = "\(record.error)"
+            if record.replayID.isEmpty { metadata["paused_destination"] = "\(record.pausedDestination)" }
+            logger.error("\(prefix)delivery dead", metadata: metadata)
         }
     }
 

@@ -184,33 +184,21 @@ extension DeliveryScheduler {
             return
         }
         let item = run.items[index]
-        let attempt = delivery.attempts + 1
-        let (status, error, retryAfter, duration) = Self.facts(of: result)
-        var record = DeliveryRecord(
-            eventSequence: item.eventSequence, eventID: item.eventID, destination: item.destination, attempt: attempt, time: now,
-            outcome: .retry, status: status, error: error, durationMillis: duration, nextDue: nil, replayID: run.id
+        let resolution = AttemptResolution.resolve(
+            Self.facts(of: result), eventSequence: item.eventSequence, eventID: item.eventID, destination: item.destination,
+            attempt: delivery.attempts + 1, since: delivery.receivedAt, now: now, policy: policy, replayID: run.id, random: random
         )
-        switch DeliveryPolicy.decide(status: status == 0 ? nil : status, retryAfter: retryAfter, attempt: attempt, receivedAt: delivery.receivedAt, now: now, policy: policy, random: random) {
+        let record = resolution.record
+        switch resolution.next {
         case .succeeded:
-            record.outcome = .succeeded
             run.succeeded += 1
         case .retry(let due):
-            record.nextDue = due
-            run.retries.push(due: due.milliseconds, index: index, attempts: attempt, firstAttempt: delivery.receivedAt)
-            logger.warning("replay delivery failed; will retry", metadata: [
-                "replay_id": "\(run.id)", "destination": "\(item.destination)", "event_id": "\(item.eventID)", "attempt": "\(attempt)",
-                "status": "\(status)", "error": "\(error)", "next_attempt": "\(due.rfc3339)",
-            ])
-        case .dead(let reason):
-            record.outcome = .dead
-            record.error = error.isEmpty ? reason : "\(reason); \(error)"
+            run.retries.push(due: due.milliseconds, index: index, attempts: record.attempt, firstAttempt: delivery.receivedAt)
+        case .dead:
             run.dead += 1
-            logger.error("replay delivery dead", metadata: [
-                "replay_id": "\(run.id)", "destination": "\(item.destination)", "event_id": "\(item.eventID)", "attempt": "\(attempt)",
-                "status": "\(status)", "reason": "\(record.error)",
-            ])
         }
-        observer?.attempted(destination: item.destination, outcome: record.outcome, duration: .milliseconds(duration), replay: true)
+        Self.log(record, logger: logger)
+        observer?.attempted(destination: item.destination, outcome: record.outcome, duration: .milliseconds(record.durationMillis), replay: true)
         journalOutcome(record)
     }
 

@@ -82,12 +82,13 @@ public final class LiveRelay: Sendable {
     public func storedDeliveries() throws -> [DeliveryRecord] { try stored(.deliveryAttempt, as: DeliveryRecord.init(decoding:)) }
 
     /// The delivery records once there are at least `count` (outcomes are journaled just after
-    /// each answer, so a test that saw the request may look a moment too early), or after 5 s.
+    /// each answer, so a test that saw the request may look a moment too early), or after 30 s
+    /// (callers then check the count).
     public func storedDeliveries(atLeast count: Int) async throws -> [DeliveryRecord] {
         var records = try storedDeliveries()
-        for _ in 0..<250 where records.count < count {
-            try await Task.sleep(for: .milliseconds(20))
+        _ = try await eventually(timeout: .seconds(30)) {
             records = try storedDeliveries()
+            return records.count >= count
         }
         return records
     }

@@ -210,8 +210,8 @@ func fastRetry(_ url: String, attempts: Int = 10, extra: String = "") -> String 
         }
         try await Task.sleep(for: .milliseconds(2500))
         let attempts = try relay.storedDeliveries().count
-        // The burst that opens the breaker (about max_in_flight + threshold), then a probe at
-        // about 1 s and 2 s. Without the cool-down, 40 deliveries retried every 10–20 ms would
+        // The burst that opens the breaker (the threshold, plus what was in flight), then a
+        // probe at about 1 s (the next would be 2 s after that). Without the cool-down, 40 deliveries retried every 10–20 ms would
         // make thousands of attempts in 2.5 s.
         #expect(attempts >= 6 && attempts <= 20, "attempts in 2.5 s: \(attempts)")
         #expect(await relay.server.scheduler.status(of: "down")?.breakerOpen == true)

@@ -133,6 +133,8 @@ private func finished(_ relay: LiveRelay, _ id: String) async throws -> JSONValu
         let response = try await relay.post("shop", body: json(#"{"id":"one","type":"t","status":"OK"}"#))
         let id = try #require(try JSONParser.parse(response.body)["ids"]?.arrayValue?.first?.stringValue)
         #expect(await downstream.wait { $0.count == 1 })
+        // The outcome is journaled just after the answer: wait for it before listing.
+        #expect(try await relay.storedDeliveries(atLeast: 1).count == 1)
         let deliveries = try await relay.admin("/admin/deliveries?state=succeeded&destination=a").json?["deliveries"]?.arrayValue ?? []
         #expect(deliveries.compactMap { $0["id"]?.stringValue } == ["\(id):a"])
         let retry = try await relay.admin("/admin/deliveries/\(id):a/retry", method: "POST")

@@ -89,7 +89,7 @@ extension DeliveryScheduler {
     /// Starts sending `items` in a replay lane of their own (live deliveries keep their slots):
     /// at most `concurrency` at once and `ratePerSecond` starts per second. Each keeps its
     /// event's `webhook-id`, carries `x-relay-replay: 1`, retries by its destination's policy
-    /// (its age counted from the replay's start) and is journaled with the replay id.
+    /// (its max_age counted from its own first attempt in the replay) and is journaled with the replay id.
     public func startReplay(id: String, items: [ReplayItem], matchedEvents: Int, concurrency: Int, ratePerSecond: Double?) {
         let run = ReplayRun(id: id, items: items, matchedEvents: matchedEvents, concurrency: concurrency, ratePerSecond: ratePerSecond, startedAt: clock.now())
         replays[id] = run

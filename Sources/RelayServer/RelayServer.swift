@@ -13,6 +13,8 @@ public final class RelayServer: Sendable {
     public let configuration: RelayServerConfiguration
     public let journal: Journal
     public let pipeline: IngestPipeline
+    /// The journal as the ingest store, with its de-duplication index.
+    public let ingestStore: JournalIngestStore
     /// Sends deliveries: libcurl unless a test injects another transport.
     public let engine: CurlEngine?
     public let scheduler: DeliveryScheduler
@@ -42,14 +44,15 @@ public final class RelayServer: Sendable {
         journalConfiguration.commitObserver = { metrics.journalCommitted(records: $0, duration: $1) }
         self.journal = try Journal.open(journalConfiguration, logger: logger)
         self.events = JournalEventStore(journal: journal)
-        self.pipeline = IngestPipeline(config: config, journal: journal, clock: clock, logger: logger)
+        self.ingestStore = JournalIngestStore(journal: journal, logger: logger)
+        self.pipeline = IngestPipeline(config: config, store: ingestStore, clock: clock)
         let engine = try CurlEngine(logger: logger)
         self.engine = engine
         // One pass over the journal (after the last checkpoint) rebuilds deliveries and the
         // de-duplication index, before either listener starts.
         self.scheduler = try DeliveryScheduler(
             journal: journal, transport: engine, destinations: config.destinations, configuration: configuration.scheduler,
-            checkpoints: CheckpointStore(directory: configuration.journal.directory), participants: [pipeline.deduplication],
+            checkpoints: CheckpointStore(directory: configuration.journal.directory), participants: [ingestStore.deduplication],
             clock: clock, observer: metrics, logger: logger
         )
     }

@@ -96,7 +96,7 @@ func signedFastSpring(ids: [String]) -> (HeaderList, [UInt8]) {
         let dir = try TemporaryDirectory()
         defer { dir.remove() }
         let journal = try Journal.open(JournalConfiguration(directory: dir.path), logger: makeLogger().0)
-        let pipeline = IngestPipeline(config: RelayConfig(sources: ["fastspring": fastSpringSource()]), journal: journal, logger: makeLogger().0)
+        let pipeline = IngestPipeline(config: RelayConfig(sources: ["fastspring": fastSpringSource()]), store: JournalIngestStore(journal: journal, logger: makeLogger().0))
         let (headers, body) = signedFastSpring(ids: ["a", "b", "a"])
         let result = try await pipeline.ingest(source: fastSpringSource(), headers: headers, body: body)
         #expect(result.accepted == 2)
@@ -113,14 +113,15 @@ func signedFastSpring(ids: [String]) -> (HeaderList, [UInt8]) {
         let first: IngestResult
         do {
             let journal = try Journal.open(JournalConfiguration(directory: dir.path), logger: makeLogger().0)
-            let pipeline = IngestPipeline(config: RelayConfig(sources: [:]), journal: journal, logger: makeLogger().0)
+            let pipeline = IngestPipeline(config: RelayConfig(sources: [:]), store: JournalIngestStore(journal: journal, logger: makeLogger().0))
             first = try await pipeline.ingest(source: fastSpringSource(), headers: headers, body: body)
             #expect(first.accepted == 2)
             await journal.close()
         }
         let journal = try Journal.open(JournalConfiguration(directory: dir.path), logger: makeLogger().0)
-        let pipeline = IngestPipeline(config: RelayConfig(sources: [:]), journal: journal, logger: makeLogger().0)
-        try pipeline.recover(from: journal.reader())
+        let store = JournalIngestStore(journal: journal, logger: makeLogger().0)
+        let pipeline = IngestPipeline(config: RelayConfig(sources: [:]), store: store)
+        try store.recover(from: journal.reader(), now: SystemClock().now())
         let again = try await pipeline.ingest(source: fastSpringSource(), headers: headers, body: body)
         #expect(again.accepted == 0)
         #expect(again.duplicates == 2)
@@ -137,7 +138,7 @@ func signedFastSpring(ids: [String]) -> (HeaderList, [UInt8]) {
         let dir = try TemporaryDirectory()
         defer { dir.remove() }
         let journal = try Journal.open(JournalConfiguration(directory: dir.path), logger: makeLogger().0)
-        let pipeline = IngestPipeline(config: RelayConfig(sources: [:]), journal: journal, logger: makeLogger().0)
+        let pipeline = IngestPipeline(config: RelayConfig(sources: [:]), store: JournalIngestStore(journal: journal, logger: makeLogger().0))
         // Overlapping batches in different orders must neither deadlock nor double-store.
         let batches = [["k1", "k2", "k3"], ["k3", "k2", "k1"], ["k2", "k4"], ["k4", "k1"]]
         let results = try await withThrowingTaskGroup(of: IngestResult.self) { group in
@@ -160,7 +161,7 @@ func signedFastSpring(ids: [String]) -> (HeaderList, [UInt8]) {
         defer { dir.remove() }
         let faults = FaultyFileSystem()
         let journal = try Journal.open(JournalConfiguration(directory: dir.path, fileSystem: faults), logger: makeLogger().0)
-        let pipeline = IngestPipeline(config: RelayConfig(sources: [:]), journal: journal, logger: makeLogger().0)
+        let pipeline = IngestPipeline(config: RelayConfig(sources: [:]), store: JournalIngestStore(journal: journal, logger: makeLogger().0))
         let (headers, body) = signedFastSpring(ids: ["r1"])
         faults.failWrites(28)  // ENOSPC
         let refused = await #expect(throws: IngestError.self) { try await pipeline.ingest(source: fastSpringSource(), headers: headers, body: body) }
@@ -175,7 +176,8 @@ func signedFastSpring(ids: [String]) -> (HeaderList, [UInt8]) {
         let dir = try TemporaryDirectory()
         defer { dir.remove() }
         let journal = try Journal.open(JournalConfiguration(directory: dir.path, maxRecordSize: 512), logger: makeLogger().0)
-        let pipeline = IngestPipeline(config: RelayConfig(sources: [:]), journal: journal, logger: makeLogger().0)
+        let store = JournalIngestStore(journal: journal, logger: makeLogger().0)
+        let pipeline = IngestPipeline(config: RelayConfig(sources: [:]), store: store)
         let (headers, body) = signedFastSpring(ids: ["huge-\(String(repeating: "x", count: 600))"])
         do {
             _ = try await pipeline.ingest(source: fastSpringSource(), headers: headers, body: body)
@@ -185,7 +187,7 @@ func signedFastSpring(ids: [String]) -> (HeaderList, [UInt8]) {
             #expect(error.httpStatus == 413)
         }
         // Its de-duplication key was released.
-        #expect(pipeline.deduplication.count == 0)
+        #expect(store.deduplication.count == 0)
         await journal.close()
     }
 }

@@ -55,7 +55,8 @@ public final class DeduplicationIndex: Sendable {
         /// Keys in insertion order, for expiry; `head` is the oldest still in use.
         var order: [(key: Key, seconds: UInt32)] = []
         var head = 0
-        var pending: [Key: [CheckedContinuation<Void, Never>]] = [:]
+        /// Claimed keys, with what to run once each is committed or released.
+        var pending: [Key: [@Sendable () -> Void]] = [:]
     }
 
     /// The outcome of claiming a key.
@@ -64,7 +65,7 @@ public final class DeduplicationIndex: Sendable {
         case new
         /// Already stored as this relay event.
         case duplicate(id: String)
-        /// Another request holds the key right now; `waitWhilePending` and try again.
+        /// Another request holds the key right now; `whenReleased` (or `waitWhilePending`) and try again.
         case busy
     }
 
@@ -87,29 +88,35 @@ public final class DeduplicationIndex: Sendable {
         }
     }
 
+    /// Runs `action` once `key` is no longer claimed by another request: later, on the thread
+    /// that commits or releases it, or at once if it is not claimed now.
+    public func whenReleased(_ key: Key, _ action: @escaping @Sendable () -> Void) {
+        let waiting = state.withLock { state -> Bool in
+            guard state.pending[key] != nil else { return false }
+            state.pending[key]!.append(action)
+            return true
+        }
+        if !waiting { action() }
+    }
+
     /// Returns once `key` is no longer claimed by another request.
     public func waitWhilePending(_ key: Key) async {
         await withCheckedContinuation { continuation in
-            let waiting = state.withLock { state -> Bool in
-                guard state.pending[key] != nil else { return false }
-                state.pending[key]!.append(continuation)
-                return true
-            }
-            if !waiting { continuation.resume() }
+            whenReleased(key) { continuation.resume() }
         }
     }
 
     /// Records claimed keys as stored (after the journal append succeeded).
     public func commit(_ entries: [(key: Key, id: String, receivedAt: Timestamp)]) {
         let waiters = state.withLock { state in
-            var waiters: [CheckedContinuation<Void, Never>] = []
+            var waiters: [@Sendable () -> Void] = []
             for entry in entries {
                 waiters += state.pending.removeValue(forKey: entry.key) ?? []
                 insert(&state, key: entry.key, id: entry.id, receivedAt: entry.receivedAt)
             }
             return waiters
         }
-        for waiter in waiters { waiter.resume() }
+        for waiter in waiters { waiter() }
     }
 
     /// Gives up claimed keys without storing them (the append failed, or the request backs off).
@@ -117,7 +124,7 @@ public final class DeduplicationIndex: Sendable {
         let waiters = state.withLock { state in
             keys.flatMap { state.pending.removeValue(forKey: $0) ?? [] }
         }
-        for waiter in waiters { waiter.resume() }
+        for waiter in waiters { waiter() }
     }
 
     /// Adds a key found in the journal at start-up.

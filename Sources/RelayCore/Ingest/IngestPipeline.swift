@@ -18,28 +18,20 @@ public struct IngestResult: Sendable {
     }
 }
 
-/// Turns one provider request into durable events: adapter (verify, split, normalize), then a
-/// single journal append for all of the request's events. Pure of HTTP: the server only
-/// translates requests and `IngestError`s.
+/// Turns one provider request into durable events: adapter (verify, split, normalize), routing,
+/// then one call to the ingest store for all of the request's events. Pure of HTTP and of the
+/// store: the server only translates requests and `IngestError`s.
 public final class IngestPipeline: Sendable {
     private let config: Mutex<RelayConfig>
-    private let journal: Journal
+    private let store: any IngestStore
     private let ids: EventIDGenerator
     private let clock: any RelayClock
-    private let logger: Logger
-    /// Which provider events are already stored.
-    public let deduplication: DeduplicationIndex
 
-    public init(
-        config: RelayConfig, journal: Journal, clock: any RelayClock = SystemClock(),
-        deduplication: DeduplicationIndex.Configuration = .init(), logger: Logger
-    ) {
-        self.deduplication = DeduplicationIndex(configuration: deduplication)
+    public init(config: RelayConfig, store: any IngestStore, clock: any RelayClock = SystemClock()) {
         self.config = Mutex(config)
-        self.journal = journal
+        self.store = store
         self.clock = clock
         self.ids = EventIDGenerator(clock: clock)
-        self.logger = logger
     }
 
     /// Replaces sources and routes (config reload). A request in progress keeps the snapshot it
@@ -51,7 +43,6 @@ public final class IngestPipeline: Sendable {
     /// The config in force.
     public var currentConfig: RelayConfig { config.withLock { $0 } }
 
-
     /// Verifies, normalizes and durably stores the events of one request. Events the relay
     /// already has (by provider event id) are counted as duplicates and not stored again.
     public func ingest(source: SourceConfig, headers: HeaderList, body: [UInt8]) async throws(IngestError) -> IngestResult {
@@ -61,111 +52,39 @@ public final class IngestPipeline: Sendable {
     /// Like `ingest(source:headers:body:)` with the routing table of the same config snapshot
     /// the source was taken from, so one request never mixes two config versions.
     public func ingest(source: SourceConfig, routing: RoutingTable, headers: HeaderList, body: [UInt8]) async throws(IngestError) -> IngestResult {
+        let candidates = try prepare(source: source, routing: routing, headers: headers, body: body)
+        let outcomes = try await store.store(candidates)
+        return Self.result(candidates, outcomes)
+    }
+
+    /// Checks the size, verifies and normalizes the body, and routes each event: the
+    /// candidates for the store, with fresh relay ids.
+    public func prepare(source: SourceConfig, routing: RoutingTable, headers: HeaderList, body: [UInt8]) throws(IngestError) -> [IngestCandidate] {
         guard body.count <= source.maxBodyBytes else {
             throw IngestError(.tooLarge, "body of \(body.count) bytes exceeds the limit of \(source.maxBodyBytes) bytes for source \(source.name)")
         }
         let receivedAt = clock.now()
         let normalized = try ProviderAdapters.normalize(source: source, headers: headers, body: body, now: receivedAt)
-        let plan = await claim(normalized, source: source, now: receivedAt)
-        let events = plan.compactMap { step -> Event? in
-            if case .store(let event, _) = step { return event }
-            return nil
-        }
-        let claimed = plan.compactMap { step -> DeduplicationIndex.Key? in
-            if case .store(_, let key?) = step { return key }
-            return nil
-        }
-        // Each event is followed by its routing decision, in the same group commit.
-        let decisions = events.map(routing.decide)
-        if !events.isEmpty {
-            var entries: [JournalEntry] = []
-            entries.reserveCapacity(events.count * 2)
-            for (event, decision) in zip(events, decisions) {
-                entries.append(event.journalEntry)
-                entries.append(decision.journalEntry)
-            }
-            do {
-                _ = try await journal.append(entries)
-            } catch let error as JournalError where error.code == .overloaded {
-                deduplication.release(claimed)
-                throw IngestError(.overloaded, "the relay is busy writing; retry shortly")
-            } catch let error as JournalError where error.code == .recordTooLarge {
-                deduplication.release(claimed)
-                throw IngestError(.tooLarge, "an event is too large to store: \(error.message)")
-            } catch {
-                deduplication.release(claimed)
-                logger.error("journal append failed; answering 503", metadata: ["source": "\(source.name)", "error": "\(error)"])
-                throw IngestError(.unavailable, "the journal cannot store events right now; nothing was stored, retry later")
-            }
-            deduplication.commit(plan.compactMap { step in
-                if case .store(let event, let key?) = step { return (key, event.id, event.receivedAt) }
-                return nil
-            })
-        }
-        var ids: [String] = []
-        var duplicates = 0
-        for step in plan {
-            switch step {
-            case .store(let event, _): ids.append(event.id)
-            case .duplicate(let id):
-                duplicates += 1
-                ids.append(id)
-            }
-        }
-        return IngestResult(accepted: events.count, duplicates: duplicates, ids: ids, routed: Array(zip(events, decisions)))
-    }
-
-    enum Step {
-        case store(Event, DeduplicationIndex.Key?)
-        case duplicate(id: String)
-    }
-
-    /// Decides, per event, store or duplicate, claiming the keys of the ones to store. A request
-    /// never holds claims while it waits for another's (so two batches cannot deadlock): on a
-    /// busy key it releases what it holds, waits, and starts over.
-    private func claim(_ normalized: [NormalizedEvent], source: SourceConfig, now: Timestamp) async -> [Step] {
-        while true {
-            var steps: [Step] = []
-            var held: [DeduplicationIndex.Key] = []
-            var inRequest: [DeduplicationIndex.Key: String] = [:]
-            var busy: DeduplicationIndex.Key?
-            for item in normalized {
-                let event = item.event(id: ids.next(), source: source, receivedAt: now)
-                guard !item.providerEventID.isEmpty else {
-                    steps.append(.store(event, nil))
-                    continue
-                }
-                let key = DeduplicationIndex.Key(source: source.name, providerEventID: item.providerEventID)
-                if let earlier = inRequest[key] {
-                    steps.append(.duplicate(id: earlier))  // the same event twice in one batch
-                    continue
-                }
-                switch deduplication.claim(key, now: now) {
-                case .new:
-                    held.append(key)
-                    inRequest[key] = event.id
-                    steps.append(.store(event, key))
-                case .duplicate(let id):
-                    inRequest[key] = id
-                    steps.append(.duplicate(id: id))
-                case .busy:
-                    busy = key
-                }
-                if busy != nil { break }
-            }
-            guard let busy else { return steps }
-            deduplication.release(held)
-            await deduplication.waitWhilePending(busy)
+        return normalized.map { item in
+            let event = item.event(id: ids.next(), source: source, receivedAt: receivedAt)
+            return IngestCandidate(event: event, decision: routing.decide(event))
         }
     }
 
-    /// Rebuilds the de-duplication keys from every event in `reader` (the server does this in
-    /// the delivery scheduler's start-up pass instead, from its last checkpoint).
-    public func recover(from reader: JournalReader) throws {
-        let now = clock.now()
-        while let record = try reader.next() {
-            guard record.type == .event else { continue }
-            deduplication.observe(try EventHeader(decoding: record.payload), now: now)
+    /// The answer to a request whose candidates the store took with `outcomes`.
+    public static func result(_ candidates: [IngestCandidate], _ outcomes: [IngestOutcome]) -> IngestResult {
+        var result = IngestResult(accepted: 0, duplicates: 0, ids: [])
+        result.ids.reserveCapacity(outcomes.count)
+        for (candidate, outcome) in zip(candidates, outcomes) {
+            result.ids.append(outcome.id)
+            switch outcome {
+            case .stored:
+                result.accepted += 1
+                result.routed.append((candidate.event, candidate.decision))
+            case .duplicate:
+                result.duplicates += 1
+            }
         }
+        return result
     }
 }

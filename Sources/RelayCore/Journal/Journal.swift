@@ -88,12 +88,13 @@ public final class Journal: Sendable {
     }
 
     /// Like `append`, without waiting: `completion` runs (on the writer thread, or at once if the
-    /// entries are refused) when they are durable or have failed. For the relay's own small
-    /// records whose number the caller bounds (delivery outcomes: at most the attempts in
-    /// flight), so they are not refused when ingest has filled the write queue.
-    public func append(_ entries: [JournalEntry], completion: @escaping @Sendable (Result<[UInt64], any Error>) -> Void) {
+    /// entries are refused) when they are durable or have failed. `overQueueLimit` is for the
+    /// relay's own small records whose number the caller bounds (delivery outcomes: at most the
+    /// attempts in flight), so they are not refused when ingest has filled the write queue;
+    /// ingest passes false and gets `.overloaded` instead.
+    public func append(_ entries: [JournalEntry], overQueueLimit: Bool = true, completion: @escaping @Sendable (Result<[UInt64], any Error>) -> Void) {
         guard !entries.isEmpty else { return completion(.success([])) }
-        enqueue(entries, overQueueLimit: true, completion: completion)
+        enqueue(entries, overQueueLimit: overQueueLimit, completion: completion)
     }
 
     private func enqueue(_ entries: [JournalEntry], overQueueLimit: Bool = false, completion: @escaping @Sendable (Result<[UInt64], any Error>) -> Void) {

@@ -162,7 +162,7 @@ extension DeliveryScheduler {
         nextAttemptID += 1
         let id = nextAttemptID
         let delivery = PendingDelivery(
-            eventSequence: item.eventSequence, eventPosition: item.eventPosition, eventID: item.eventID,
+            eventSequence: item.eventSequence, eventPosition: JournalPosition(item.event.locator), eventID: item.eventID,
             receivedAt: firstAttempt, attempts: attempts, due: clock.now()
         )
         self.attempts[id] = Task {

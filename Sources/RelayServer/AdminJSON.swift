@@ -48,9 +48,13 @@ enum AdminJSON {
             + "\"next_due\":\(record.nextDue.map { JSONWriter.quote($0.rfc3339) } ?? "null"),\"paused_destination\":\(record.pausedDestination)}"
     }
 
-    static func delivery(_ match: StoredEventMatch, _ destination: String, _ state: DeliveryState) -> String {
-        "{\"id\":\(JSONWriter.quote(match.id + ":" + destination)),\"event_id\":\(JSONWriter.quote(match.id)),\"sequence\":\(match.sequence),"
-            + "\"destination\":\(JSONWriter.quote(destination)),\"state\":\"\(state.rawValue)\",\"received_at\":\(JSONWriter.quote(match.receivedAt.rfc3339))}"
+    static func delivery(_ delivery: DeliveryListing) -> String {
+        "{\"id\":\(JSONWriter.quote(delivery.eventID + ":" + delivery.destination)),\"event_id\":\(JSONWriter.quote(delivery.eventID)),\"sequence\":\(delivery.event.sequence),"
+            + "\"destination\":\(JSONWriter.quote(delivery.destination)),\"state\":\"\(delivery.state.rawValue)\",\"received_at\":\(JSONWriter.quote(delivery.receivedAt.rfc3339))}"
+    }
+
+    static func deliveries(_ page: DeliveryPage) -> String {
+        "{\"deliveries\":[\(page.deliveries.map(delivery).joined(separator: ","))],\"next_cursor\":\(page.nextCursor.map(JSONWriter.quote) ?? "null")}"
     }
 
     static func replay(_ status: ReplayStatus) -> String {

@@ -60,10 +60,8 @@ struct AdminRoutes {
                 return JSONResponse.error(.badRequest, "\(error)")
             }
             let cursor = query.last { $0.name == "cursor" }?.value
-            let store = server.events
-            let size = limit
             do {
-                let page = try await runOffPool("relay-admin-query") { try store.page(filter: filter, cursor: cursor, limit: size) }
+                let page = try await server.events.page(filter: filter, cursor: cursor, limit: limit)
                 return JSONResponse.ok(AdminJSON.page(page))
             } catch let error as FilterError {
                 return JSONResponse.error(.badRequest, "\(error)")
@@ -71,8 +69,7 @@ struct AdminRoutes {
         }
         router.get("/admin/events/{id}") { _, context in
             let id = context.parameters.get("id") ?? ""
-            let store = server.events
-            guard let detail = try await runOffPool("relay-admin-query", { try store.detail(id: id) }) else {
+            guard let detail = try await server.events.detail(id: id) else {
                 return JSONResponse.error(.notFound, "no event \(JSONWriter.quote(id))")
             }
             return JSONResponse.ok(AdminJSON.detail(detail))
@@ -93,10 +90,8 @@ struct AdminRoutes {
                 return JSONResponse.error(.badRequest, "destinations: unknown destination \(JSONWriter.quote(unknown)) (known: \(known.keys.sorted().joined(separator: ", ")))")
             }
             let store = server.events
-            let through = journal.durable.lastSequence
-            let plan = try await runOffPool("relay-replay-plan") {
-                try ReplayPlan.make(replay, store: store, routing: config.routing, through: through, keepItems: !replay.dryRun)
-            }
+            let through = try await store.mark()
+            let plan = try await ReplayPlan.make(replay, store: store, routing: config.routing, through: through, keepItems: !replay.dryRun)
             let counts = "{" + plan.perDestination.keys.sorted().map { "\(JSONWriter.quote($0)):\(plan.perDestination[$0] ?? 0)" }.joined(separator: ",") + "}"
             let total = plan.perDestination.values.reduce(0, +)
             if replay.dryRun {
@@ -123,7 +118,7 @@ struct AdminRoutes {
         }
         router.get("/admin/deliveries") { request, _ in
             let query = request.uri.queryParameters.map { (name: String($0.key), value: String($0.value)) }
-            var filter: EventFilter
+            let filter: EventFilter
             let limit: Int
             var state: DeliveryState?
             do {
@@ -137,34 +132,13 @@ struct AdminRoutes {
                 return JSONResponse.error(.badRequest, "\(error)")
             }
             let destinations = Set(query.filter { $0.name == "destination" }.flatMap { $0.value.split(separator: ",").map(String.init) })
-            let before: UInt64
+            let cursor = query.last { $0.name == "cursor" }?.value
             do {
-                before = try query.last(where: { $0.name == "cursor" }).map { try EventFilter.parseCursor($0.value) } ?? UInt64.max
-            } catch {
+                let page = try await server.events.deliveries(filter: filter, state: state, destinations: destinations, cursor: cursor, limit: limit)
+                return JSONResponse.ok(AdminJSON.deliveries(page))
+            } catch let error as FilterError {
                 return JSONResponse.error(.badRequest, "\(error)")
             }
-            let store = server.events
-            let size = limit
-            let through = before - 1
-            let wanted = state
-            filter.deliveryState = nil
-            let selection = filter
-            let json = try await runOffPool("relay-admin-query") { () -> String in
-                var items: [String] = []
-                var next: String?
-                try store.matches(filter: selection, through: through, prepare: { _ in [] }) { match in
-                    let chosen = match.deliveries.filter { (wanted == nil || $0.state == wanted) && (destinations.isEmpty || destinations.contains($0.destination)) }
-                    if chosen.isEmpty { return true }
-                    if items.count >= size {
-                        next = String(match.sequence + 1)
-                        return false
-                    }
-                    for delivery in chosen { items.append(AdminJSON.delivery(match, delivery.destination, delivery.state)) }
-                    return true
-                }
-                return "{\"deliveries\":[\(items.joined(separator: ","))],\"next_cursor\":\(next.map(JSONWriter.quote) ?? "null")}"
-            }
-            return JSONResponse.ok(json)
         }
         router.post("/admin/deliveries/{id}/retry") { _, context in
             let id = context.parameters.get("id") ?? ""
@@ -173,8 +147,7 @@ struct AdminRoutes {
             }
             let eventID = String(id[..<colon])
             let destination = String(id[id.index(after: colon)...])
-            let store = server.events
-            guard let detail = try await runOffPool("relay-admin-query", { try store.detail(id: eventID) }) else {
+            guard let detail = try await server.events.detail(id: eventID) else {
                 return JSONResponse.error(.notFound, "no event \(JSONWriter.quote(eventID))")
             }
             guard detail.summary.deliveries.contains(where: { $0.destination == destination }) else {
@@ -184,7 +157,7 @@ struct AdminRoutes {
                 return JSONResponse.error(.conflict, "destination \(JSONWriter.quote(destination)) is not in the routes file in force")
             }
             let replayID = server.newReplayID()
-            let item = ReplayItem(eventSequence: detail.summary.sequence, eventPosition: detail.position, eventID: eventID, destination: destination)
+            let item = ReplayItem(event: detail.summary.reference, eventID: eventID, destination: destination)
             await server.scheduler.startReplay(id: replayID, items: [item], matchedEvents: 1, concurrency: 1, ratePerSecond: nil)
             return JSONResponse.ok("{\"replay_id\":\(JSONWriter.quote(replayID)),\"delivery\":\(JSONWriter.quote(id))}", status: .accepted)
         }

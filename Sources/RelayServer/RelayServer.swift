@@ -22,6 +22,8 @@ public final class RelayServer: Sendable {
     public let metrics: RelayMetrics
     /// Stored events, for the admin API.
     public let events: any EventStore
+    /// The threads blocking reads run on.
+    public let io: ThreadPoolIO
     private let logger: Logger
     private let ports = Mutex<(ingest: Int?, admin: Int?)>((nil, nil))
     private let ready = Mutex<[CheckedContinuation<Void, Never>]>([])
@@ -43,7 +45,8 @@ public final class RelayServer: Sendable {
         var journalConfiguration = configuration.journal
         journalConfiguration.commitObserver = { metrics.journalCommitted(records: $0, duration: $1) }
         self.journal = try Journal.open(journalConfiguration, logger: logger)
-        self.events = JournalEventStore(journal: journal)
+        self.io = ThreadPoolIO()
+        self.events = JournalEventStore(journal: journal, io: io)
         self.ingestStore = JournalIngestStore(journal: journal, logger: logger)
         self.pipeline = IngestPipeline(config: config, store: ingestStore, clock: clock)
         let engine = try CurlEngine(logger: logger)
@@ -162,6 +165,12 @@ public final class RelayServer: Sendable {
             gracefulShutdownSignals: handleSignals ? [.sigterm, .sigint] : [],
             logger: logger
         )
-        try await group.run()
+        do {
+            try await group.run()
+        } catch {
+            await io.shutdown()
+            throw error
+        }
+        await io.shutdown()
     }
 }

@@ -61,3 +61,13 @@ public struct JournalPosition: Hashable, Sendable, Comparable, CustomStringConve
 
     public var description: String { "\(JournalFormat.segmentName(base: segment))@\(offset)" }
 }
+
+extension JournalPosition {
+    /// The position an event reference of the journal's carries.
+    public init(_ locator: EventReference.Locator) {
+        self.init(segment: locator.high, offset: locator.low)
+    }
+
+    /// This position as an event reference's locator.
+    public var locator: EventReference.Locator { EventReference.Locator(high: segment, low: offset) }
+}

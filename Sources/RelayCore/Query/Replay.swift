@@ -1,16 +1,16 @@
 /// One (event, destination) a replay sends: a compact reference, the body is read back when sent.
 public struct ReplayItem: Sendable {
-    public var eventSequence: UInt64
-    public var eventPosition: JournalPosition
+    public var event: EventReference
     public var eventID: String
     public var destination: String
 
-    public init(eventSequence: UInt64, eventPosition: JournalPosition, eventID: String, destination: String) {
-        self.eventSequence = eventSequence
-        self.eventPosition = eventPosition
+    public init(event: EventReference, eventID: String, destination: String) {
+        self.event = event
         self.eventID = eventID
         self.destination = destination
     }
+
+    public var eventSequence: UInt64 { event.sequence }
 }
 
 /// `POST /admin/replay`: which events, to which destinations, how fast.
@@ -141,28 +141,28 @@ public struct ReplayPlan: Sendable {
     /// The first few events (oldest first) and where each goes.
     public var sample: [(id: String, destinations: [String])] = []
 
-    /// Selects from `store` every event matching the request up to `through` (the journal's end
+    /// Selects from `store` every event matching the request up to `through` (the store's mark
     /// when the replay was asked for, so events arriving meanwhile are not part of it). Keeps only
     /// compact references, about 60 bytes per delivery.
-    public static func make(_ request: ReplayRequest, store: any EventStore, routing: RoutingTable, through: UInt64, keepItems: Bool) throws -> ReplayPlan {
+    public static func make(_ request: ReplayRequest, store: any EventStore, routing: RoutingTable, through: UInt64, keepItems: Bool) async throws -> ReplayPlan {
         var plan = ReplayPlan()
         let table = request.config?.routing ?? routing
-        let prepare: (Event) -> [String] = request.routing == .current ? { table.decide($0).destinations } : { _ in [] }
+        let routesAgain = request.routing == .current
+        let prepare: @Sendable (Event) -> [String] = { event in routesAgain ? table.decide(event).destinations : [] }
         // The scan goes newest first; a dry run keeps only the last (oldest) few for its sample.
-        var newestFirst: [(sequence: UInt64, position: JournalPosition, id: String, targets: [String])] = []
-        try store.matches(filter: request.filter, through: through, prepare: prepare) { match in
+        var newestFirst: [(reference: EventReference, id: String, targets: [String])] = []
+        for try await match in store.matches(filter: request.filter, through: through, prepare: prepare) {
             let targets = request.targets(for: match)
             plan.matchedEvents += 1
             for target in targets { plan.perDestination[target, default: 0] += 1 }
             if !keepItems && newestFirst.count == 10 { newestFirst.removeFirst() }
-            newestFirst.append((match.sequence, match.position, match.id, targets))
-            return true
+            newestFirst.append((match.reference, match.id, targets))
         }
         for match in newestFirst.reversed() {
             if plan.sample.count < 10 { plan.sample.append((match.id, match.targets)) }
             guard keepItems else { continue }
             for target in match.targets {
-                plan.items.append(ReplayItem(eventSequence: match.sequence, eventPosition: match.position, eventID: match.id, destination: target))
+                plan.items.append(ReplayItem(event: match.reference, eventID: match.id, destination: target))
             }
         }
         return plan

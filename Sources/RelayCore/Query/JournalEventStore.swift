@@ -1,67 +1,5 @@
 import Synchronization
 
-/// One event as the admin API lists it: its normalized fields, where it went, and how its
-/// deliveries stand.
-public struct EventSummary: Sendable {
-    public var sequence: UInt64
-    public var event: Event
-    public var decision: RoutingDecision?
-    /// Per routed destination, the latest outcome (pending until one succeeds or dies).
-    public var deliveries: [(destination: String, state: DeliveryState)]
-
-    /// Dead if any delivery is dead, else pending if any is pending, else succeeded; nil when
-    /// the event was routed nowhere.
-    public var deliveryState: DeliveryState? { Self.overall(deliveries.map(\.state)) }
-
-    static func overall(_ states: [DeliveryState]) -> DeliveryState? {
-        if states.isEmpty { return nil }
-        if states.contains(.dead) { return .dead }
-        if states.contains(.pending) { return .pending }
-        return .succeeded
-    }
-}
-
-/// A page of events, newest first. `nextCursor` continues after the last one; new events never
-/// shift a page (the cursor is a journal sequence, and new events get larger ones).
-public struct EventPage: Sendable {
-    public var events: [EventSummary]
-    public var nextCursor: String?
-}
-
-/// One event with every recorded attempt of every delivery, oldest first.
-public struct EventDetail: Sendable {
-    public var summary: EventSummary
-    /// Where the event's record is in the journal.
-    public var position: JournalPosition
-    public var attempts: [DeliveryRecord]
-}
-
-/// Where the admin API, `relay events` and replays find stored events. The journal is the
-/// single-node implementation; a shared database is the next one.
-public protocol EventStore: Sendable {
-    func page(filter: EventFilter, cursor: String?, limit: Int) throws -> EventPage
-    func detail(id: String) throws -> EventDetail?
-    /// Every event matching `filter` with a sequence up to `through`, newest first, as a compact
-    /// reference (never the body), with `prepare`'s result computed from the event while it was
-    /// read (a replay routes it there). `visit` returns false to stop.
-    func matches(
-        filter: EventFilter, through: UInt64, prepare: (Event) -> [String], visit: (StoredEventMatch) throws -> Bool
-    ) throws
-}
-
-/// A stored event found by `EventStore.matches`.
-public struct StoredEventMatch: Sendable {
-    public var sequence: UInt64
-    public var position: JournalPosition
-    public var id: String
-    public var receivedAt: Timestamp
-    public var decision: RoutingDecision?
-    public var deliveries: [(destination: String, state: DeliveryState)]
-    public var prepared: [String]
-
-    public var deliveryState: DeliveryState? { EventSummary.overall(deliveries.map(\.state)) }
-}
-
 /// Answers queries by reading the journal, newest segment first. Nothing is held in memory
 /// between queries but each segment's first event time (to find an event by id, whose time is
 /// in the id). Blocking file I/O: call it off Swift's cooperative pool.
@@ -71,11 +9,65 @@ public struct StoredEventMatch: Sendable {
 /// it keeps only a small reference per matching event until the page is chosen.
 public final class JournalEventStore: EventStore {
     private let journal: Journal
+    private let io: any BlockingIO
     private let firstEventTimes = Mutex<[UInt64: Int64]>([:])
 
-    public init(journal: Journal) {
+    public init(journal: Journal, io: any BlockingIO) {
         self.journal = journal
+        self.io = io
     }
+
+    // MARK: - The port, off the cooperative pool
+
+    public func page(filter: EventFilter, cursor: String?, limit: Int) async throws -> EventPage {
+        try await io.run { try self.pageNow(filter: filter, cursor: cursor, limit: limit) }
+    }
+
+    public func detail(id: String) async throws -> EventDetail? {
+        try await io.run { try self.detailNow(id: id) }
+    }
+
+    public func deliveries(filter: EventFilter, state: DeliveryState?, destinations: Set<String>, cursor: String?, limit: Int) async throws -> DeliveryPage {
+        try await io.run { try self.deliveriesNow(filter: filter, state: state, destinations: destinations, cursor: cursor, limit: limit) }
+    }
+
+    public func matches(filter: EventFilter, through mark: UInt64, prepare: @escaping @Sendable (Event) -> [String]) -> AsyncThrowingStream<StoredEventMatch, any Error> {
+        let (stream, continuation) = AsyncThrowingStream.makeStream(of: StoredEventMatch.self)
+        let stopped = StopFlag()
+        continuation.onTermination = { _ in stopped.stop() }
+        io.submit {
+            do {
+                try self.scan(filter: filter, through: mark, prepare: prepare) { match in
+                    continuation.yield(match)
+                    return !stopped.isStopped
+                }
+                continuation.finish()
+            } catch {
+                continuation.finish(throwing: error)
+            }
+        }
+        return stream
+    }
+
+    public func event(_ reference: EventReference) async throws -> Event {
+        try await io.run { try self.eventNow(reference) }
+    }
+
+    public func mark() async throws -> UInt64 { journal.durable.lastSequence }
+
+    /// The event at `reference`, read now (blocking).
+    public func eventNow(_ reference: EventReference) throws -> Event {
+        try Event(decoding: journal.read(at: JournalPosition(reference.locator)).payload)
+    }
+
+    /// Tells a scan on another thread that its reader has gone.
+    private final class StopFlag: Sendable {
+        private let flag = Atomic<Bool>(false)
+        func stop() { flag.store(true, ordering: .relaxed) }
+        var isStopped: Bool { flag.load(ordering: .relaxed) }
+    }
+
+    // MARK: - Blocking implementation
 
     private struct Candidate {
         var sequence: UInt64
@@ -90,7 +82,7 @@ public final class JournalEventStore: EventStore {
     /// The latest outcome per (event sequence, destination), with the sequence of its record.
     private typealias Outcomes = [UInt64: [String: (record: UInt64, outcome: DeliveryRecord.Outcome)]]
 
-    public func page(filter: EventFilter, cursor: String?, limit: Int) throws -> EventPage {
+    func pageNow(filter: EventFilter, cursor: String?, limit: Int) throws -> EventPage {
         let before = try cursor.map(EventFilter.parseCursor) ?? UInt64.max
         let limit = max(1, limit)
         var chosen: [StoredEventMatch] = []
@@ -100,19 +92,36 @@ public final class JournalEventStore: EventStore {
         }
         let more = chosen.count > limit
         let page = try chosen.prefix(limit).map { match in
-            EventSummary(sequence: match.sequence, event: try Event(decoding: journal.read(at: match.position).payload), decision: match.decision, deliveries: match.deliveries)
+            EventSummary(reference: match.reference, event: try eventNow(match.reference), decision: match.decision, deliveries: match.deliveries)
         }
         return EventPage(events: page, nextCursor: more ? page.last.map { String($0.sequence) } : nil)
     }
 
-    public func matches(filter: EventFilter, through: UInt64, prepare: (Event) -> [String], visit: (StoredEventMatch) throws -> Bool) throws {
-        try scan(filter: filter, through: through, prepare: prepare, visit: visit)
+    func deliveriesNow(filter: EventFilter, state: DeliveryState?, destinations: Set<String>, cursor: String?, limit: Int) throws -> DeliveryPage {
+        let before = try cursor.map(EventFilter.parseCursor) ?? UInt64.max
+        var selection = filter
+        selection.deliveryState = nil
+        var items: [DeliveryListing] = []
+        var next: String?
+        try scan(filter: selection, through: before - 1, prepare: { _ in [] }) { match in
+            let chosen = match.deliveries.filter { (state == nil || $0.state == state) && (destinations.isEmpty || destinations.contains($0.destination)) }
+            if chosen.isEmpty { return true }
+            if items.count >= limit {
+                next = String(match.sequence + 1)
+                return false
+            }
+            for delivery in chosen {
+                items.append(DeliveryListing(event: match.reference, eventID: match.id, destination: delivery.destination, state: delivery.state, receivedAt: match.receivedAt))
+            }
+            return true
+        }
+        return DeliveryPage(deliveries: items, nextCursor: next)
     }
 
     /// Reads segments newest first; within one, records in order, keeping a small candidate per
     /// matching event and every outcome seen (outcomes come after their events, so once a
     /// segment is read, the state of its events is known). Candidates go to `visit` newest first.
-    private func scan(filter: EventFilter, through: UInt64, prepare: (Event) -> [String], visit: (StoredEventMatch) throws -> Bool) throws {
+    func scan(filter: EventFilter, through: UInt64, prepare: (Event) -> [String], visit: (StoredEventMatch) throws -> Bool) throws {
         var outcomes: Outcomes = [:]
         for segment in try segments().reversed() {
             var candidates: [Candidate] = []
@@ -138,7 +147,7 @@ public final class JournalEventStore: EventStore {
             for candidate in candidates.reversed() {
                 let deliveries = candidate.destinations.map { ($0, Self.state(candidate.sequence, $0, outcomes)) }
                 let match = StoredEventMatch(
-                    sequence: candidate.sequence, position: candidate.position, id: candidate.id, receivedAt: candidate.receivedAt,
+                    reference: EventReference(sequence: candidate.sequence, locator: candidate.position.locator), id: candidate.id, receivedAt: candidate.receivedAt,
                     decision: candidate.decision, deliveries: deliveries, prepared: candidate.prepared
                 )
                 if let wanted = filter.deliveryState, match.deliveryState != wanted { continue }
@@ -149,7 +158,7 @@ public final class JournalEventStore: EventStore {
         }
     }
 
-    public func detail(id: String) throws -> EventDetail? {
+    func detailNow(id: String) throws -> EventDetail? {
         let packed = EventIDGenerator.pack(id)
         guard packed.high != 0 || packed.low != 0 else { return nil }
         let millis = Int64(packed.high >> 16)
@@ -175,7 +184,7 @@ public final class JournalEventStore: EventStore {
                     Self.note(record, in: &outcomes)
                 }
             }
-            return EventDetail(summary: try summary(of: candidate, outcomes), position: found.position, attempts: attempts)
+            return EventDetail(summary: try summary(of: candidate, outcomes), attempts: attempts)
         }
         return nil
     }
@@ -186,7 +195,7 @@ public final class JournalEventStore: EventStore {
         let record = try journal.read(at: candidate.position)
         let event = try Event(decoding: record.payload)
         let deliveries = candidate.destinations.map { ($0, Self.state(candidate.sequence, $0, outcomes)) }
-        return EventSummary(sequence: candidate.sequence, event: event, decision: candidate.decision, deliveries: deliveries)
+        return EventSummary(reference: EventReference(sequence: candidate.sequence, locator: candidate.position.locator), event: event, decision: candidate.decision, deliveries: deliveries)
     }
 
     private static func note(_ record: JournalRecord, in outcomes: inout Outcomes) {

@@ -12,13 +12,13 @@ import Testing
         #expect(configuration.windowMillis == 7 * 86_400_000)
         #expect(configuration.maxKeys == 1_000_000)
         #expect(DeduplicationIndex().configuration.windowMillis == 7 * 86_400_000)
-        // The pipeline the server builds uses the index's defaults.
+        // The journal's ingest store uses the index's defaults.
         let dir = try TemporaryDirectory()
         defer { dir.remove() }
         let journal = try Journal.open(JournalConfiguration(directory: dir.path), logger: makeLogger().0)
-        let pipeline = IngestPipeline(config: RelayConfig(sources: [:]), journal: journal, logger: makeLogger().0)
-        #expect(pipeline.deduplication.configuration.windowMillis == 7 * 86_400_000)
-        #expect(pipeline.deduplication.configuration.maxKeys == 1_000_000)
+        let store = JournalIngestStore(journal: journal, logger: makeLogger().0)
+        #expect(store.deduplication.configuration.windowMillis == 7 * 86_400_000)
+        #expect(store.deduplication.configuration.maxKeys == 1_000_000)
         await journal.close()
     }
 

@@ -399,7 +399,7 @@ private func eventually(within timeout: Duration = .seconds(10), _ condition: ()
         let clock = ManualClock(t0)
         let relay = try await LiveRelay(routes: plainRoutes, clock: clock)
         defer { Task { await relay.stop() } }
-        let configuration = relay.server.pipeline.deduplication.configuration
+        let configuration = relay.server.ingestStore.deduplication.configuration
         #expect(configuration.windowMillis == 7 * day * 1000)
         #expect(configuration.maxKeys == 1_000_000)
 

@@ -268,7 +268,7 @@ private func ids(_ response: TestHTTPClient.Response) -> [String] {
         #expect(try await relay.admin("/admin/routes/reload", method: "POST").status == 200)
         #expect(await downstream.wait { _ in Set(gone()) == [g1, g2, g3] }, "resumed after the reload: \(gone())")
         for _ in 0..<250 {
-            if await relay.server.scheduler.status(of: "gone")?.paused == true { break }
+            if let lane = await relay.server.scheduler.status(of: "gone"), lane.dead == 3, lane.inFlight == 0 { break }
             try await Task.sleep(for: .milliseconds(20))
         }
         status = try #require(await relay.server.scheduler.status(of: "gone"))

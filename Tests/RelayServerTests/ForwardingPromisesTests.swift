@@ -227,6 +227,46 @@ private func ids(_ response: TestHTTPClient.Response) -> [String] {
     }
 }
 
+extension ShutdownPromisesTests {
+    /// "SIGHUP: reload routes.json" resumes a destination paused by a 410, on the real binary:
+    /// the delivery that waited while it was paused is sent after the signal.
+    @Test(.timeLimit(.minutes(1)))
+    func sighupResumesADestinationPausedByA410() async throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let downstream = TestDownstream()
+        let port = try await downstream.start()
+        func routes(_ path: String) -> String {
+            forwardingRoutes(
+                ["gone": fastRetry("http://127.0.0.1:\(port)\(path)"), "witness": fastRetry("http://127.0.0.1:\(port)/witness")],
+                routes: #"[{"name": "all", "to": ["gone", "witness"]}]"#
+            )
+        }
+        try dir.write("routes.json", routes("/status/410"))
+        let (relay, ingest, _) = try await Self.start(dir, run: 0)
+        defer { relay.signal(SIGKILL) }
+        func post(_ id: String) async throws -> String {
+            let response = try await TestHTTPClient.send(port: ingest, method: "POST", path: "/webhooks/shop", body: Array("{\"id\":\"\(id)\"}".utf8))
+            return try #require(ids(response).first)
+        }
+        _ = try await post("h1")
+        #expect(await downstream.wait { $0.contains { $0.path == "/status/410" } })
+        for _ in 0..<250 where !relay.log.contains("delivery dead") { try await Task.sleep(for: .milliseconds(20)) }
+        let dead = try #require(logLine(relay.log, "delivery dead"), "the 410 is logged")
+        #expect(dead["paused_destination"]?.stringValue == "true")
+        let h2 = try await post("h2")
+        #expect(await downstream.wait { $0.contains { $0.path == "/witness" && $0.header("webhook-id") == h2 } })
+        #expect(downstream.requests(at: "/status/410").count == 1, "h2 waits while the destination is paused")
+
+        try dir.write("routes.json", routes("/back"))
+        relay.signal(SIGHUP)
+        #expect(await downstream.wait { $0.contains { $0.path == "/back" && $0.header("webhook-id") == h2 } }, "resumed by SIGHUP:\n\(relay.log.suffix(2000))")
+        relay.signal(SIGTERM)
+        #expect(await relay.waitForExit() == 0)
+        await downstream.stop()
+    }
+}
+
 /// README "Forwarding" (Outcomes: a 410 pauses the destination until the next config reload;
 /// Request: the destination's `headers` cannot override relay-set ones; Isolation: the breaker).
 @Suite struct ForwardingPromisesTests {

@@ -77,7 +77,8 @@ public struct DestinationConfig: Sendable, Equatable {
             for header in headers {
                 let headerPath = "\(path).headers.\(header.key)"
                 if !isToken(header.key) { reader.fail(headerPath, "is not a valid header name") }
-                if ["content-length", "host", "transfer-encoding", "connection"].contains(header.key.lowercased()) || header.key.lowercased().hasPrefix("webhook-") {
+                let lowered = header.key.lowercased()
+                if ["content-length", "content-type", "host", "transfer-encoding", "connection"].contains(lowered) || lowered.hasPrefix("webhook-") || lowered.hasPrefix("x-relay-") {
                     reader.fail(headerPath, "is set by the relay and cannot be configured")
                 }
                 if let text = reader.string(header.value, headerPath), let secret = reader.secretValue(text, headerPath) {

@@ -192,8 +192,10 @@ public actor DeliveryScheduler {
                         for participant in participants { participant.observe(event, now: now) }
                     }
                 }
-                if state.created != before { wake() }
                 startCheckpointIfDue()
+                // New deliveries, or a change an interval checkpoint must save that the dispatch
+                // loop has no timer for yet (an event routed nowhere creates no delivery).
+                if state.created != before || checkpointDue().map({ due in timerDeadline.map { due < $0 } ?? true }) == true { wake() }
             } catch {
                 logger.error("cannot read the journal for deliveries; retrying", metadata: ["error": "\(error)"])
                 try? await Task.sleep(for: .seconds(1))
@@ -214,7 +216,10 @@ public actor DeliveryScheduler {
 
     private func dispatchLoop() async {
         while !stopping {
-            let next = dispatchDue()
+            // The interval checkpoint is due by time alone: an idle relay saves what changed too.
+            startCheckpointIfDue()
+            var next = dispatchDue()
+            if let due = checkpointDue() { next = min(next ?? due, due) }
             await sleep(until: next)
         }
         tailWaiter?.cancel()
@@ -405,6 +410,14 @@ public actor DeliveryScheduler {
     }
 
     private var checkpointTask: Task<Void, Never>?
+
+    /// When the interval checkpoint falls due, if anything is not yet saved (and no save runs).
+    private func checkpointDue() -> Timestamp? {
+        guard checkpoints != nil, !checkpointing, state.lastSequence > checkpointedSequence else { return nil }
+        let wait = max(checkpointedAt + configuration.checkpointInterval, checkpointRetryAfter) - ContinuousClock.now
+        let millis = max(0, wait.components.seconds * 1000 + wait.components.attoseconds / 1_000_000_000_000_000) + 1
+        return Timestamp(milliseconds: clock.now().milliseconds + millis)
+    }
 
     /// Waits for a checkpoint being saved, then saves one as of now if anything is newer (at shutdown).
     private func saveFinalCheckpoint() async {

@@ -502,7 +502,9 @@ public actor DeliveryScheduler {
         if let deadline {
             let millis = deadline.milliseconds - clock.now().milliseconds
             if millis <= 0 { return }
-            if timerDeadline == nil || deadline < timerDeadline! {
+            // A timer set for an earlier deadline is kept; one whose deadline has already passed
+            // by the clock (the clock jumped ahead of its real-time sleep) is replaced.
+            if timerDeadline.map({ deadline < $0 || $0 <= clock.now() }) ?? true {
                 timerDeadline = deadline
                 timerTask?.cancel()
                 timerTask = Task {

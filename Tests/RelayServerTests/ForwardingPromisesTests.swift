@@ -103,11 +103,11 @@ private func ids(_ response: TestHTTPClient.Response) -> [String] {
         relay.signal(SIGTERM)
         // Shutdown has begun: the listener no longer accepts.
         var refused = Self.refusesConnections(ingest)
-        for _ in 0..<500 where !refused {
+        for _ in 0..<1500 where !refused {
             try await Task.sleep(for: .milliseconds(20))
             refused = Self.refusesConnections(ingest)
         }
-        try #require(refused, "the ingest listener still accepts 10 s after SIGTERM")
+        try #require(refused, "the ingest listener still accepts 30 s after SIGTERM")
         #expect(relay.process.isRunning, "the relay waits for the request in flight")
 
         // The rest of the body, after SIGTERM: the request is finished, not cut.
@@ -251,7 +251,7 @@ extension ShutdownPromisesTests {
         }
         _ = try await post("h1")
         #expect(await downstream.wait { $0.contains { $0.path == "/status/410" } })
-        for _ in 0..<250 where !relay.log.contains("delivery dead") { try await Task.sleep(for: .milliseconds(20)) }
+        for _ in 0..<1500 where !relay.log.contains("delivery dead") { try await Task.sleep(for: .milliseconds(20)) }
         let dead = try #require(logLine(relay.log, "delivery dead"), "the 410 is logged")
         #expect(dead["paused_destination"]?.stringValue == "true")
         let h2 = try await post("h2")
@@ -307,7 +307,7 @@ extension ShutdownPromisesTests {
         // refused with 410 again, pause it again).
         #expect(try await relay.admin("/admin/routes/reload", method: "POST").status == 200)
         #expect(await downstream.wait { _ in Set(gone()) == [g1, g2, g3] }, "resumed after the reload: \(gone())")
-        for _ in 0..<250 {
+        for _ in 0..<1500 {
             if let lane = await relay.server.scheduler.status(of: "gone"), lane.dead == 3, lane.inFlight == 0 { break }
             try await Task.sleep(for: .milliseconds(20))
         }
@@ -326,7 +326,7 @@ extension ShutdownPromisesTests {
         #expect(await downstream.wait { $0.contains { $0.path == "/back" && $0.header("webhook-id") == g5 } })
         #expect(downstream.requests(at: "/back").compactMap { $0.header("webhook-id") } == [g4, g5], "dead deliveries are not resent")
         #expect(gone().count == 3)
-        for _ in 0..<250 {
+        for _ in 0..<1500 {
             if await relay.server.scheduler.status(of: "gone")?.succeeded == 2 { break }
             try await Task.sleep(for: .milliseconds(20))
         }
@@ -428,7 +428,7 @@ extension ShutdownPromisesTests {
         /// Waits (bounded) until the failing destination is idle with its breaker open and every
         /// request it got has a journaled outcome.
         func settledOpen() async throws {
-            for _ in 0..<500 {
+            for _ in 0..<1500 {
                 let lane = try await lane()
                 if lane.breakerOpen && lane.inFlight == 0, try outcomes().count == sent { return }
                 try await Task.sleep(for: .milliseconds(20))
@@ -491,7 +491,7 @@ extension ShutdownPromisesTests {
                 break
             }
             try #require(await rig.downstream.wait { $0.filter { $0.path == rig.downPath }.count > before })
-            for _ in 0..<250 where try rig.outcomes().count <= before { try await Task.sleep(for: .milliseconds(20)) }
+            for _ in 0..<1500 where try rig.outcomes().count <= before { try await Task.sleep(for: .milliseconds(20)) }
             let outcome = try #require(try rig.outcomes().last)
             #expect(outcome.outcome == .retry && outcome.status == 503)
             #expect(outcome.time.milliseconds - last.milliseconds == gap, "the probe failed at the instant it was sent (clock frozen)")
@@ -540,7 +540,7 @@ extension ShutdownPromisesTests {
         #expect(maxInFlight <= 1, "requests in flight to an open-breaker destination: \(maxInFlight)")
         #expect(rig.sent == before + 1, "one probe, not \(rig.sent - before)")
         // It times out, the cool-down starts again: still just the one.
-        for _ in 0..<250 where try rig.outcomes().count <= before { try await Task.sleep(for: .milliseconds(20)) }
+        for _ in 0..<1500 where try rig.outcomes().count <= before { try await Task.sleep(for: .milliseconds(20)) }
         #expect(try rig.outcomes().count == before + 1)
         try await rig.pass()
         #expect(rig.sent == before + 1)

@@ -101,7 +101,7 @@ private func checkpointMarkers(_ relay: LiveRelay) throws -> [UInt64] {
 }
 
 /// Waits (bounded) until `condition` holds, checking every 20 ms; returns whether it did.
-private func eventually(within timeout: Duration = .seconds(10), _ condition: () throws -> Bool) async rethrows -> Bool {
+private func eventually(within timeout: Duration = .seconds(30), _ condition: () throws -> Bool) async rethrows -> Bool {
     let deadline = ContinuousClock.now + timeout
     while ContinuousClock.now < deadline {
         if try condition() { return true }
@@ -241,7 +241,7 @@ private func eventually(within timeout: Duration = .seconds(10), _ condition: ()
         let replayID = try #require(replay.json?["replay_id"]?.stringValue)
         #expect(await downstream.wait { $0.count == 2 })
         var finished = false
-        for _ in 0..<250 where !finished {
+        for _ in 0..<1500 where !finished {
             finished = try await relay.admin("/admin/replays/\(replayID)", token: Self.token).json?["state"]?.stringValue == "finished"
             if !finished { try await Task.sleep(for: .milliseconds(20)) }
         }

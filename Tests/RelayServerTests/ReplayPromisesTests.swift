@@ -20,7 +20,7 @@ private func eventID(_ response: TestHTTPClient.Response) throws -> String {
 }
 
 /// Waits (bounded) for a replay to finish and returns its progress.
-private func finished(_ relay: LiveRelay, _ id: String, timeout: Duration = .seconds(20)) async throws -> JSONValue? {
+private func finished(_ relay: LiveRelay, _ id: String, timeout: Duration = .seconds(60)) async throws -> JSONValue? {
     let deadline = ContinuousClock.now + timeout
     while ContinuousClock.now < deadline {
         let status = try await relay.admin("/admin/replays/\(id)").json
@@ -43,7 +43,7 @@ private func deliveryStates(_ relay: LiveRelay, _ id: String) async throws -> [S
 /// Waits (bounded) until the event's delivery states are `expected`; returns the last seen.
 private func waitForStates(_ relay: LiveRelay, _ id: String, _ expected: [String: String]) async throws -> [String: String] {
     var states: [String: String] = [:]
-    for _ in 0..<500 {
+    for _ in 0..<1500 {
         states = try await deliveryStates(relay, id)
         if states == expected { break }
         try await Task.sleep(for: .milliseconds(20))
@@ -410,7 +410,7 @@ private func replayed(_ requests: [TestDownstream.Received]) -> [TestDownstream.
         let answer = try await relay.admin("/admin/replay", method: "POST", body: json(#"{"filter":{"source":"shop"},"destinations":["slow"],"concurrency":1}"#))
         let id = try #require(replayID(answer))
         var running = ""
-        for _ in 0..<250 {
+        for _ in 0..<1500 {
             running = try await scrape()
             if sample(running, "relay_replays_running") == 1 { break }
             try await Task.sleep(for: .milliseconds(20))

@@ -118,9 +118,9 @@ let genericRoutes = """
     /// Slow-loris: connections that trickle half a request head do not stop other clients and
     /// are closed once they have sent nothing of a request for the idle timeout; a body that
     /// trickles in gets 408 and its connection is closed.
-    @Test(.timeLimit(.minutes(1)))
+    @Test(.timeLimit(.minutes(2)))
     func stalledClientsAreClosedAndDoNotBlockOthers() async throws {
-        let relay = try await LiveRelay(routes: genericRoutes, idleTimeout: .seconds(6), bodyTimeout: .seconds(1))
+        let relay = try await LiveRelay(routes: genericRoutes, idleTimeout: .seconds(20), bodyTimeout: .seconds(1))
         let port = try #require(relay.server.ingestPort)
         let stalled = try (0..<50).map { _ in try StalledConnection(port: port, sending: "POST /webhooks/shop HTTP/1.1\r\nHost: x\r\nContent-Le") }
         for index in 0..<20 {
@@ -128,11 +128,11 @@ let genericRoutes = """
             #expect(response.status == 200)
         }
         // Served while all 50 stalled connections were still held open (no timing bound that a
-        // loaded machine could break: the idle timeout is long enough for 20 requests).
+        // loaded machine could break: the 20 s idle timeout is long enough for 20 requests even on a loaded machine).
         #expect(stalled.allSatisfy { $0.isOpen }, "other clients were served only after stalled connections were closed")
         var closed = 0
         for connection in stalled {
-            if try await connection.waitForClose(within: 15) { closed += 1 }
+            if try await connection.waitForClose(within: 40) { closed += 1 }
         }
         #expect(closed == stalled.count, "only \(closed) of \(stalled.count) stalled connections were closed by the relay")
         #expect(try relay.storedEvents().count == 20)

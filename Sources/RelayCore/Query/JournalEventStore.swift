@@ -202,7 +202,7 @@ public final class JournalEventStore: EventStore {
         guard let attempt = try? DeliveryRecord(decoding: record.payload) else { return }
         // A replay changes a delivery's state only by succeeding (a dead delivery replayed with
         // success is delivered); its retries and failures leave the delivery as it was.
-        if !attempt.replayID.isEmpty && attempt.outcome != .succeeded { return }
+        if deliveryState(after: attempt) == nil { return }
         if let known = outcomes[attempt.eventSequence]?[attempt.destination], known.record > record.sequence { return }
         outcomes[attempt.eventSequence, default: [:]][attempt.destination] = (record.sequence, attempt.outcome)
     }

@@ -1,0 +1,143 @@
+import RelayCore
+import Synchronization
+
+/// A store that keeps everything in memory: the second implementation of the store ports (the
+/// way Hummingbird pairs `PersistDriver` with `MemoryPersistDriver`), for tests and for the
+/// conformance suite every store must pass. Nothing is durable, so nothing here may back a
+/// relay that acknowledges webhooks.
+public final class MemoryStore: IngestStore, EventStore, AttemptRecorder {
+    struct Stored {
+        var event: Event
+        var decision: RoutingDecision
+        var attempts: [DeliveryRecord] = []
+        var states: [String: DeliveryState] = [:]
+    }
+
+    struct State {
+        /// By sequence - 1.
+        var events: [Stored] = []
+        var byID: [String: Int] = [:]
+        var byProviderKey: [String: String] = [:]
+    }
+
+    private let state = Mutex(State())
+
+    public init() {}
+
+    private static func key(_ event: Event) -> String? {
+        event.providerEventID.isEmpty ? nil : event.source + "\u{0}" + event.providerEventID
+    }
+
+    // MARK: - IngestStore
+
+    public func store(_ candidates: [IngestCandidate], completion: @escaping @Sendable (Result<[IngestOutcome], IngestError>) -> Void) {
+        let outcomes = state.withLock { state in
+            candidates.map { candidate -> IngestOutcome in
+                if let key = Self.key(candidate.event) {
+                    if let earlier = state.byProviderKey[key] { return .duplicate(id: earlier) }
+                    state.byProviderKey[key] = candidate.event.id
+                }
+                var stored = Stored(event: candidate.event, decision: candidate.decision)
+                for destination in candidate.decision.destinations { stored.states[destination] = .pending }
+                state.events.append(stored)
+                state.byID[candidate.event.id] = state.events.count - 1
+                return .stored(id: candidate.event.id)
+            }
+        }
+        completion(.success(outcomes))
+    }
+
+    // MARK: - AttemptRecorder
+
+    public func record(_ records: [DeliveryRecord]) async throws {
+        state.withLock { state in
+            for record in records {
+                guard let index = state.byID[record.eventID] else { continue }
+                state.events[index].attempts.append(record)
+                if let next = deliveryState(after: record) { state.events[index].states[record.destination] = next }
+            }
+        }
+    }
+
+    // MARK: - EventStore
+
+    private func reference(_ index: Int) -> EventReference { EventReference(sequence: UInt64(index + 1)) }
+
+    private func match(_ index: Int, _ stored: Stored, prepared: [String]) -> StoredEventMatch {
+        StoredEventMatch(
+            reference: reference(index), id: stored.event.id, receivedAt: stored.event.receivedAt, decision: stored.decision,
+            deliveries: stored.decision.destinations.map { ($0, stored.states[$0] ?? .pending) }, prepared: prepared
+        )
+    }
+
+    private static func cursor(_ text: String?) throws(FilterError) -> Int {
+        guard let text else { return Int.max }
+        return Int(clamping: try EventFilter.parseCursor(text))
+    }
+
+    /// Matching events with a sequence below `before`, newest first.
+    private func newestFirst(_ filter: EventFilter, before: Int) -> [(Int, Stored)] {
+        let events = state.withLock { $0.events }
+        var result: [(Int, Stored)] = []
+        for index in stride(from: min(events.count, before - 1) - 1, through: 0, by: -1) {
+            let stored = events[index]
+            guard filter.matches(stored.event) else { continue }
+            if let wanted = filter.deliveryState, match(index, stored, prepared: []).deliveryState != wanted { continue }
+            result.append((index, stored))
+        }
+        return result
+    }
+
+    public func page(filter: EventFilter, cursor: String?, limit: Int) async throws -> EventPage {
+        let found = newestFirst(filter, before: try Self.cursor(cursor))
+        let page = found.prefix(max(1, limit)).map { index, stored in
+            let match = match(index, stored, prepared: [])
+            return EventSummary(reference: match.reference, event: stored.event, decision: stored.decision, deliveries: match.deliveries)
+        }
+        return EventPage(events: page, nextCursor: found.count > page.count ? page.last.map { String($0.sequence) } : nil)
+    }
+
+    public func detail(id: String) async throws -> EventDetail? {
+        let found = state.withLock { state in state.byID[id].map { ($0, state.events[$0]) } }
+        guard let (index, stored) = found else { return nil }
+        let match = match(index, stored, prepared: [])
+        return EventDetail(
+            summary: EventSummary(reference: match.reference, event: stored.event, decision: stored.decision, deliveries: match.deliveries),
+            attempts: stored.attempts
+        )
+    }
+
+    public func deliveries(filter: EventFilter, state wanted: DeliveryState?, destinations: Set<String>, cursor: String?, limit: Int) async throws -> DeliveryPage {
+        var selection = filter
+        selection.deliveryState = nil
+        var items: [DeliveryListing] = []
+        for (index, stored) in newestFirst(selection, before: try Self.cursor(cursor)) {
+            let match = match(index, stored, prepared: [])
+            let chosen = match.deliveries.filter { (wanted == nil || $0.state == wanted) && (destinations.isEmpty || destinations.contains($0.destination)) }
+            if chosen.isEmpty { continue }
+            if items.count >= limit { return DeliveryPage(deliveries: items, nextCursor: String(match.sequence + 1)) }
+            for delivery in chosen {
+                items.append(DeliveryListing(event: match.reference, eventID: match.id, destination: delivery.destination, state: delivery.state, receivedAt: match.receivedAt))
+            }
+        }
+        return DeliveryPage(deliveries: items, nextCursor: nil)
+    }
+
+    public func matches(filter: EventFilter, through mark: UInt64, prepare: @escaping @Sendable (Event) -> [String]) -> AsyncThrowingStream<StoredEventMatch, any Error> {
+        let found = newestFirst(filter, before: Int(clamping: mark) &+ 1)
+        return AsyncThrowingStream { continuation in
+            for (index, stored) in found { continuation.yield(match(index, stored, prepared: prepare(stored.event))) }
+            continuation.finish()
+        }
+    }
+
+    public func event(_ reference: EventReference) async throws -> Event {
+        let index = Int(clamping: reference.sequence) - 1
+        guard let event = state.withLock({ state in state.events.indices.contains(index) ? state.events[index].event : nil }) else {
+            throw FilterError("event", "no event at sequence \(reference.sequence)")
+        }
+        return event
+    }
+
+    public func mark() async throws -> UInt64 { UInt64(state.withLock { $0.events.count }) }
+}

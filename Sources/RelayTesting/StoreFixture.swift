@@ -1,0 +1,67 @@
+import Logging
+import RelayCore
+import RelayServer
+import Synchronization
+
+/// A store put under the conformance suite: its ports, and how to dispose of it.
+public struct StoreUnderTest: Sendable {
+    public let ingest: any IngestStore
+    public let events: any EventStore
+    public let recorder: any AttemptRecorder
+    private let dispose: @Sendable () async -> Void
+
+    public init(ingest: any IngestStore, events: any EventStore, recorder: any AttemptRecorder, dispose: @escaping @Sendable () async -> Void) {
+        self.ingest = ingest
+        self.events = events
+        self.recorder = recorder
+        self.dispose = dispose
+    }
+
+    public func close() async { await dispose() }
+}
+
+/// Every store the conformance suite runs against.
+public enum StoreKind: String, CaseIterable, Sendable, CustomStringConvertible {
+    /// The embedded journal on a temporary directory.
+    case journal
+    /// The in-memory store.
+    case memory
+
+    public var description: String { rawValue }
+
+    public func make() async throws -> StoreUnderTest {
+        switch self {
+        case .memory:
+            let store = MemoryStore()
+            return StoreUnderTest(ingest: store, events: store, recorder: store, dispose: {})
+        case .journal:
+            let directory = try TemporaryDirectory()
+            let logger = Logger(label: "store-under-test", factory: { _ in SwiftLogNoOpLogHandler() })
+            let journal = try Journal.open(JournalConfiguration(directory: directory.path + "/journal"), logger: logger)
+            let io = ThreadPoolIO(threads: 2)
+            return StoreUnderTest(
+                ingest: JournalIngestStore(journal: journal, logger: logger),
+                events: JournalEventStore(journal: journal, io: io),
+                recorder: JournalAttemptRecorder(journal: journal),
+                dispose: {
+                    await journal.close()
+                    await io.shutdown()
+                    directory.remove()
+                }
+            )
+        }
+    }
+}
+
+/// A clock a test sets.
+public final class SettableClock: RelayClock {
+    private let current: Mutex<Timestamp>
+
+    public init(_ start: Timestamp) {
+        current = Mutex(start)
+    }
+
+    public func now() -> Timestamp { current.withLock { $0 } }
+
+    public func set(_ time: Timestamp) { current.withLock { $0 = time } }
+}

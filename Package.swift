@@ -35,7 +35,6 @@ let package = Package(
         .target(
             name: "RelayCore",
             dependencies: [
-                "CRelayCRC",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Mustache", package: "swift-mustache"),
@@ -43,9 +42,21 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "RelayJournal",
+            dependencies: [
+                "RelayCore",
+                "CRelayCRC",
+                "CRelayMemory",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "RelayForwarder",
             dependencies: [
                 "RelayCore",
+                "RelayJournal",
                 "CCurlShim",
                 "CRelayMemory",
                 .product(name: "Logging", package: "swift-log"),
@@ -57,6 +68,7 @@ let package = Package(
             dependencies: [
                 .product(name: "Crypto", package: "swift-crypto"),
                 "RelayCore",
+                "RelayJournal",
                 "RelayForwarder",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
@@ -75,6 +87,7 @@ let package = Package(
             name: "RelayTesting",
             dependencies: [
                 "RelayCore",
+                "RelayJournal",
                 "RelayForwarder",
                 "RelayServer",
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -89,6 +102,7 @@ let package = Package(
             name: "relay",
             dependencies: [
                 "RelayCore",
+                "RelayJournal",
                 "RelayForwarder",
                 "RelayServer",
                 "CCurlShim",
@@ -99,18 +113,18 @@ let package = Package(
         ),
         .testTarget(
             name: "RelayCoreTests",
-            dependencies: ["RelayCore", "RelayTesting"],
+            dependencies: ["RelayCore", "RelayJournal", "RelayTesting"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "RelayForwarderTests",
-            dependencies: ["RelayCore", "RelayForwarder", "RelayServer", "RelayTesting"],
+            dependencies: ["RelayCore", "RelayJournal", "RelayForwarder", "RelayServer", "RelayTesting"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "RelayServerTests",
             dependencies: [
-                "RelayCore", "RelayServer", "RelayTesting",
+                "RelayCore", "RelayJournal", "RelayServer", "RelayTesting",
                 .product(name: "Hummingbird", package: "hummingbird"),
             ],
             swiftSettings: swiftSettings

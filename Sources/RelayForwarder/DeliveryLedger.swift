@@ -1,5 +1,6 @@
 import Logging
 import RelayCore
+import RelayJournal
 
 /// Every destination's pending deliveries, as far as the journal has been read: the part of the
 /// scheduler that is rebuilt from the journal (at start-up, from the last checkpoint) and saved

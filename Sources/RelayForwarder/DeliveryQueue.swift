@@ -1,4 +1,5 @@
 import RelayCore
+import RelayJournal
 
 /// One pending (event, destination) delivery.
 struct PendingDelivery: Sendable {

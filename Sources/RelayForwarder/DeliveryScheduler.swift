@@ -2,6 +2,7 @@ import CRelayMemory
 import Foundation
 import Logging
 import RelayCore
+import RelayJournal
 import Synchronization
 
 /// Turns routing decisions into deliveries and keeps each one trying until the destination

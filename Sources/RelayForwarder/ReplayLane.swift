@@ -1,5 +1,6 @@
 import Logging
 import RelayCore
+import RelayJournal
 
 /// One replay in progress: its deliveries in order, its own concurrency and rate, and the
 /// failed ones waiting for their retry. Owned by the scheduler actor.

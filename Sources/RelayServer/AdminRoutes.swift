@@ -2,6 +2,7 @@ import Hummingbird
 import Logging
 import NIOCore
 import RelayCore
+import RelayJournal
 import RelayForwarder
 
 /// The admin listener (never the public one).

@@ -1,4 +1,5 @@
 import RelayCore
+import RelayJournal
 import ServiceLifecycle
 
 /// Keeps the journal open for the life of the service group. On graceful shutdown (after the

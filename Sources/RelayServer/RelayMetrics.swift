@@ -1,6 +1,7 @@
 import CoreMetrics
 import Prometheus
 import RelayCore
+import RelayJournal
 import RelayForwarder
 import Synchronization
 

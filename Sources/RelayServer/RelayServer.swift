@@ -2,6 +2,7 @@ import Hummingbird
 import Logging
 import NIOCore
 import RelayCore
+import RelayJournal
 import RelayForwarder
 import ServiceLifecycle
 import UnixSignals

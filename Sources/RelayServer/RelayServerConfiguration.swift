@@ -1,4 +1,5 @@
 import RelayCore
+import RelayJournal
 import RelayForwarder
 
 /// Where the relay listens and keeps its data.

@@ -1,4 +1,5 @@
 import RelayCore
+import RelayJournal
 import Synchronization
 
 #if canImport(Glibc)

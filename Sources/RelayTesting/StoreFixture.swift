@@ -1,5 +1,6 @@
 import Logging
 import RelayCore
+import RelayJournal
 import RelayServer
 import Synchronization
 

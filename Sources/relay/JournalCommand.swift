@@ -1,9 +1,11 @@
 import ArgumentParser
 import Foundation
 import RelayCore
+import RelayJournal
 
-struct Journal: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Offline journal tools.", subcommands: [Verify.self, Latency.self, Fill.self])
+/// `relay journal …` (named so it does not shadow the journal type itself).
+struct JournalTools: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "journal", abstract: "Offline journal tools.", subcommands: [Verify.self, Latency.self, Fill.self])
 
     struct Latency: ParsableCommand {
         static let configuration = CommandConfiguration(

@@ -2,8 +2,9 @@ import ArgumentParser
 import Foundation
 import Logging
 import RelayCore
+import RelayJournal
 
-extension Journal {
+extension JournalTools {
     /// Writes a large, realistic journal quickly: for `scripts/bench` (restart time, memory with
     /// a long history) and for trying the relay with history. Offline: never while a relay runs
     /// on the same data directory.
@@ -42,9 +43,9 @@ extension Journal {
             guard !templates.isEmpty else { throw fail("journal fill: \(payload): the payload holds no event") }
             var logger = Logger(label: "relay")
             logger.logLevel = .warning
-            let journal: RelayCore.Journal
+            let journal: Journal
             do {
-                journal = try RelayCore.Journal.open(JournalConfiguration(directory: data + "/journal"), logger: logger)
+                journal = try Journal.open(JournalConfiguration(directory: data + "/journal"), logger: logger)
             } catch {
                 throw fail("journal fill: \(data)/journal: \(error)")
             }

@@ -3,6 +3,7 @@ import ArgumentParser
 import CCurlShim
 import Logging
 import RelayCore
+import RelayJournal
 import RelayForwarder
 import RelayServer
 

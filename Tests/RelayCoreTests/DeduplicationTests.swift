@@ -1,5 +1,6 @@
 import Logging
 @testable import RelayCore
+@testable import RelayJournal
 import RelayTesting
 import Synchronization
 import Testing

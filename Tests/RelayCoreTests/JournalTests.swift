@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 @testable import RelayCore
+@testable import RelayJournal
 import RelayTesting
 import Testing
 

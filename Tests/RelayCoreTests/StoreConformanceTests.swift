@@ -1,4 +1,5 @@
 import RelayCore
+import RelayJournal
 import RelayTesting
 import Synchronization
 import Testing

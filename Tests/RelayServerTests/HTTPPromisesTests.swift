@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import RelayCore
+import RelayJournal
 import RelayForwarder
 import RelayServer
 import RelayTesting

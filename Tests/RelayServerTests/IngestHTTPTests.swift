@@ -1,5 +1,6 @@
 import Foundation
 import RelayCore
+import RelayJournal
 import RelayServer
 import RelayTesting
 import Testing

@@ -88,5 +88,4 @@ public struct DeliveryRecord: Sendable, Equatable {
         replayID = version >= 2 ? try reader.readString() : ""
     }
 
-    public var journalEntry: JournalEntry { JournalEntry(type: .deliveryAttempt, payload: encoded()) }
 }

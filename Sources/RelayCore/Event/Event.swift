@@ -102,8 +102,6 @@ extension Event {
         body = try reader.readBytes()
     }
 
-    /// The journal entry for this event.
-    public var journalEntry: JournalEntry { JournalEntry(type: .event, payload: encoded()) }
 }
 
 /// The fields of an event record that following the journal needs (delivery bookkeeping and

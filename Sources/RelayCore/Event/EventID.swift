@@ -67,6 +67,11 @@ extension EventIDGenerator {
     public struct Packed: Hashable, Sendable {
         public var high: UInt64  // millis << 16 | random high 16
         public var low: UInt64
+
+        public init(high: UInt64, low: UInt64) {
+            self.high = high
+            self.low = low
+        }
     }
 
     static let decodeTable: [UInt8] = {

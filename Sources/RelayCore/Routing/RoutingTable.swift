@@ -77,5 +77,4 @@ public struct RoutingDecision: Sendable, Equatable {
         destinations = try reader.readStrings()
     }
 
-    public var journalEntry: JournalEntry { JournalEntry(type: .routingDecision, payload: encoded()) }
 }

@@ -1,3 +1,4 @@
+import RelayCore
 import CRelayCRC
 
 /// CRC-32C (Castagnoli), the checksum framing every journal record.

@@ -1,3 +1,4 @@
+import RelayCore
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)

@@ -1,3 +1,4 @@
+import RelayCore
 /// An error from the journal: what failed, where, and the OS error behind it.
 ///
 /// A struct over a private enum, so new codes can be added without breaking callers.

@@ -1,3 +1,4 @@
+import RelayCore
 import Logging
 
 /// The journal as the ingest store: the de-duplication index decides (claiming keys, so

@@ -1,3 +1,4 @@
+import RelayCore
 import Synchronization
 
 /// Answers queries by reading the journal, newest segment first. Nothing is held in memory

@@ -1,3 +1,4 @@
+import RelayCore
 import Dispatch
 import Foundation
 import Logging

@@ -1,3 +1,4 @@
+import RelayCore
 import Foundation
 
 #if canImport(Glibc)

@@ -1,3 +1,4 @@
+import RelayCore
 /// The on-disk layout of journal segments and records. All integers are little-endian.
 ///
 /// A segment file `DATA/journal/<first sequence, 20 digits>.seg` starts with a 20-byte header:
@@ -112,19 +113,5 @@ public enum JournalFormat {
             startsCommit: flags & commitStartFlag != 0,
             endsCommit: flags & commitEndFlag != 0
         )
-    }
-}
-
-extension Array where Element == UInt8 {
-    @inlinable
-    mutating func appendLittleEndian<T: FixedWidthInteger>(_ value: T) {
-        Swift.withUnsafeBytes(of: value.littleEndian) { append(contentsOf: $0) }
-    }
-}
-
-extension UnsafeRawBufferPointer {
-    @inlinable
-    func loadLE<T: FixedWidthInteger>(_ type: T.Type, at offset: Int) -> T {
-        T(littleEndian: loadUnaligned(fromByteOffset: offset, as: T.self))
     }
 }

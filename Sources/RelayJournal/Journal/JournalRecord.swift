@@ -1,3 +1,4 @@
+import RelayCore
 /// The type of a journal record. An open space: new types are added as the relay grows, and a
 /// reader skips types it does not know.
 public struct JournalRecordType: RawRepresentable, Hashable, Sendable, CustomStringConvertible {

@@ -1,3 +1,4 @@
+import RelayCore
 /// How a journal is laid out and how much it may buffer.
 public struct JournalConfiguration: Sendable {
     /// The folder holding the segment files (`DATA/journal`).

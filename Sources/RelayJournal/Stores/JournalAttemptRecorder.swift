@@ -1,3 +1,4 @@
+import RelayCore
 /// The journal as the record of delivery attempts: each record appended (over the ingest
 /// queue's limit: the engine bounds how many it has in flight) and durable when this returns.
 public struct JournalAttemptRecorder: AttemptRecorder {

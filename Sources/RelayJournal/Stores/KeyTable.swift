@@ -1,3 +1,4 @@
+import RelayCore
 /// The de-duplication index's table: 128-bit keys to entries, in flat arrays instead of a
 /// `Dictionary` (which, at a million keys, rounds up to two million 40-byte buckets).
 ///

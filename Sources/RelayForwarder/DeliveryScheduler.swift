@@ -16,7 +16,7 @@ import Synchronization
 /// Each destination is its own lane with its own `max_in_flight`, so a slow or dead destination
 /// holds only its own slots. After `breakerThreshold` consecutive failures a lane sends one
 /// request at a time (a probe) until one succeeds. A 410 pauses the lane until a config reload.
-public actor DeliveryScheduler {
+public actor DeliveryScheduler: DeliveryEngine {
     public struct Configuration: Sendable {
         /// Consecutive failures that open a destination's circuit breaker.
         public var breakerThreshold: Int
@@ -52,17 +52,7 @@ public actor DeliveryScheduler {
         }
     }
 
-    /// What one destination's lane looks like, for the admin API and tests.
-    public struct LaneStatus: Sendable, Equatable {
-        public var pending: Int
-        public var inFlight: Int
-        public var succeeded: Int
-        public var dead: Int
-        public var paused: Bool
-        public var breakerOpen: Bool
-        /// Whether more pending deliveries wait in the journal beyond the in-memory window.
-        public var overflowing: Bool
-    }
+    public typealias LaneStatus = DestinationStatus
 
     let journal: Journal
     private let transport: any HTTPTransport
@@ -70,12 +60,14 @@ public actor DeliveryScheduler {
     let random: @Sendable (Int64) -> Int64
     let logger: Logger
     private let configuration: Configuration
-    let state: DeliveryLedger
+    let ledger: DeliveryLedger
     let observer: (any DeliveryObserver)?
     /// Replays by id: running ones and the last finished ones (their progress stays readable).
     var replays: [String: ReplayRun] = [:]
     var replayOrder: [String] = []
     private let checkpoints: CheckpointStore?
+    /// Where checkpoint saves run.
+    private let io: any BlockingIO
     private let participants: [any CheckpointParticipant]
     /// The last record a saved checkpoint reflects, and when it was saved.
     private var checkpointedSequence: UInt64
@@ -101,7 +93,7 @@ public actor DeliveryScheduler {
     /// (the de-duplication index), whose state checkpoints save too. Blocking: it reads files.
     public init(
         journal: Journal, transport: any HTTPTransport, destinations: [String: DestinationConfig],
-        configuration: Configuration = Configuration(), checkpoints: CheckpointStore? = nil, participants: [any CheckpointParticipant] = [],
+        configuration: Configuration = Configuration(), checkpoints: CheckpointStore? = nil, participants: [any CheckpointParticipant] = [], io: any BlockingIO,
         clock: any RelayClock = SystemClock(),
         random: @escaping @Sendable (Int64) -> Int64 = { Int64.random(in: 0...max(0, $0)) }, observer: (any DeliveryObserver)? = nil, logger: Logger
     ) throws {
@@ -113,19 +105,20 @@ public actor DeliveryScheduler {
         self.random = random
         self.logger = logger
         self.checkpoints = checkpoints
+        self.io = io
         self.participants = participants
-        let (state, recovery) = try DeliveryLedger.recover(
+        let (ledger, recovery) = try DeliveryLedger.recover(
             journal: journal, checkpoints: checkpoints, participants: participants,
             window: configuration.windowPerDestination, destinations: destinations, breaker: configuration.breaker, now: clock.now(), logger: logger
         )
-        self.state = state
+        self.ledger = ledger
         self.recoveredRecords = recovery.records
         self.recoveredFromCheckpoint = recovery.checkpoint
         // Counted from the checkpoint on disk: a long replay at start-up is saved at once, so the
         // next start does not repeat it.
         self.checkpointedSequence = recovery.checkpoint ?? 0
         logger.info("deliveries recovered from the journal", metadata: [
-            "checkpoint": "\(recovery.checkpoint.map(String.init) ?? "none")", "records": "\(recovery.records)", "pending": "\(state.pendingCount)",
+            "checkpoint": "\(recovery.checkpoint.map(String.init) ?? "none")", "records": "\(recovery.records)", "pending": "\(ledger.pendingCount)",
         ])
         returnFreedMemory()
     }
@@ -133,9 +126,9 @@ public actor DeliveryScheduler {
     /// Applies a reloaded config: new destinations get lanes, changed ones their new settings,
     /// and paused lanes resume. Deliveries to a destination that was removed wait until it returns.
     public func updateDestinations(_ destinations: [String: DestinationConfig]) {
-        for (name, lane) in state.lanes where destinations[name] == nil { lane.configure(nil) }
+        for (name, lane) in ledger.lanes where destinations[name] == nil { lane.configure(nil) }
         for (name, destination) in destinations {
-            let lane = state.lane(name)
+            let lane = ledger.lane(name)
             lane.configure(destination)
             lane.paused = false
         }
@@ -145,12 +138,12 @@ public actor DeliveryScheduler {
     /// Every destination's lane.
     public func laneStatuses() -> [String: LaneStatus] {
         var result: [String: LaneStatus] = [:]
-        for name in state.lanes.keys { result[name] = status(of: name) }
+        for name in ledger.lanes.keys { result[name] = status(of: name) }
         return result
     }
 
     public func status(of destination: String) -> LaneStatus? {
-        guard let lane = state.lanes[destination] else { return nil }
+        guard let lane = ledger.lanes[destination] else { return nil }
         return LaneStatus(
             pending: lane.queue.count, inFlight: lane.inFlight, succeeded: lane.succeeded, dead: lane.dead,
             paused: lane.paused, breakerOpen: lane.breaker.isOpen,
@@ -183,27 +176,27 @@ public actor DeliveryScheduler {
 
     /// Follows the journal as it grows, picking up new routing decisions.
     private func tail() async {
-        let reader = state.lastPosition.map { journal.reader(at: $0, sequence: state.lastSequence + 1) } ?? journal.reader(from: state.lastSequence + 1)
+        let reader = ledger.lastPosition.map { journal.reader(at: $0, sequence: ledger.lastSequence + 1) } ?? journal.reader(from: ledger.lastSequence + 1)
         while !stopping {
             do {
-                let before = state.created
+                let before = ledger.created
                 let now = clock.now()
                 while let record = try reader.next() {
-                    if let event = state.apply(record, recovering: false) {
+                    if let event = ledger.apply(record, recovering: false) {
                         for participant in participants { participant.observe(event, now: now) }
                     }
                 }
                 startCheckpointIfDue()
                 // New deliveries, or a change an interval checkpoint must save that the dispatch
                 // loop has no timer for yet (an event routed nowhere creates no delivery).
-                if state.created != before || checkpointDue().map({ due in timerDeadline.map { due < $0 } ?? true }) == true { wake() }
+                if ledger.created != before || checkpointDue().map({ due in timerDeadline.map { due < $0 } ?? true }) == true { wake() }
             } catch {
                 logger.error("cannot read the journal for deliveries; retrying", metadata: ["error": "\(error)"])
                 try? await Task.sleep(for: .seconds(1))
             }
             // A closing journal answers every wait at once: stop instead of spinning.
             if journal.isClosing || Task.isCancelled { break }
-            let seen = state.lastSequence
+            let seen = ledger.lastSequence
             let waiter = Task { await journal.waitForDurable(after: seen) }
             tailWaiter = waiter
             await waiter.value
@@ -233,9 +226,9 @@ public actor DeliveryScheduler {
     private func dispatchDue() -> Timestamp? {
         let now = clock.now()
         var earliest: Timestamp?
-        for (name, lane) in state.lanes {
+        for (name, lane) in ledger.lanes {
             if lane.overflowFrom != nil && lane.queue.count <= configuration.windowPerDestination / 2 {
-                state.refill(name, lane, journal: journal, now: now, logger: logger)
+                ledger.refill(name, lane, journal: journal, now: now, logger: logger)
             }
             guard let destination = lane.destination, !lane.paused else { continue }
             // An open breaker probes once per cool-down, however many deliveries are due: a dead
@@ -287,7 +280,7 @@ public actor DeliveryScheduler {
 
     private func finish(id: UInt64, delivery: PendingDelivery, destination name: String, policy: RetryPolicy, result: Result<TransportResponse, TransportFailure>) {
         attempts[id] = nil
-        let lane = state.lane(name)
+        let lane = ledger.lane(name)
         lane.inFlight -= 1
         defer { wake() }
         if case .failure(let failure) = result, failure.kind == .cancelled {
@@ -403,8 +396,8 @@ public actor DeliveryScheduler {
     // MARK: - Checkpoints
 
     private func startCheckpointIfDue() {
-        guard checkpoints != nil, !checkpointing, state.lastSequence > checkpointedSequence, ContinuousClock.now >= checkpointRetryAfter else { return }
-        let records = state.lastSequence - checkpointedSequence
+        guard checkpoints != nil, !checkpointing, ledger.lastSequence > checkpointedSequence, ContinuousClock.now >= checkpointRetryAfter else { return }
+        let records = ledger.lastSequence - checkpointedSequence
         guard records >= UInt64(configuration.checkpointEveryRecords) || ContinuousClock.now - checkpointedAt >= configuration.checkpointInterval else { return }
         checkpointing = true
         checkpointTask = Task { await self.saveCheckpoint() }
@@ -414,7 +407,7 @@ public actor DeliveryScheduler {
 
     /// When the interval checkpoint falls due, if anything is not yet saved (and no save runs).
     private func checkpointDue() -> Timestamp? {
-        guard checkpoints != nil, !checkpointing, state.lastSequence > checkpointedSequence else { return nil }
+        guard checkpoints != nil, !checkpointing, ledger.lastSequence > checkpointedSequence else { return nil }
         let wait = max(checkpointedAt + configuration.checkpointInterval, checkpointRetryAfter) - ContinuousClock.now
         let millis = max(0, wait.components.seconds * 1000 + wait.components.attoseconds / 1_000_000_000_000_000) + 1
         return Timestamp(milliseconds: clock.now().milliseconds + millis)
@@ -433,11 +426,11 @@ public actor DeliveryScheduler {
     /// set `checkpointing`, so only one save runs at a time.
     private func saveCheckpoint() async {
         defer { checkpointing = false }
-        guard let checkpoints, let position = state.lastPosition, state.lastSequence > checkpointedSequence, retryingOutcomes == 0 else { return }
-        let sequence = state.lastSequence
+        guard let checkpoints, let position = ledger.lastPosition, ledger.lastSequence > checkpointedSequence, retryingOutcomes == 0 else { return }
+        let sequence = ledger.lastSequence
         // Handed to the saving thread in a box it empties, so that every buffer of this
         // checkpoint is gone before it returns freed memory to the system.
-        let inputs = CheckpointInputs(deliveries: state.encoded(), snapshots: participants.map { ($0.checkpointSection, $0.checkpointSnapshot()) })
+        let inputs = CheckpointInputs(deliveries: ledger.encoded(), snapshots: participants.map { ($0.checkpointSection, $0.checkpointSnapshot()) })
         let started = ContinuousClock.now
         // The snapshot may reflect outcomes whose records are still queued. A marker record
         // appended now is durable only after them (the journal writes in order); if any of them
@@ -458,20 +451,18 @@ public actor DeliveryScheduler {
             checkpointRetryAfter = ContinuousClock.now + .seconds(30)
             return
         }
-        let result: Result<Int, any Error> = await withCheckedContinuation { continuation in
-            let thread = Thread {
-                func save() -> Result<Int, any Error> {
-                    guard let (deliveries, snapshots) = inputs.take() else { return .failure(CheckpointError("checkpoint inputs already taken")) }
-                    var sections = [DeliveryLedger.checkpointSection: deliveries]
-                    for (name, encode) in snapshots { sections[name] = encode() }
-                    return Result { try checkpoints.save(Checkpoint(sequence: sequence, position: position, sections: sections)) }
-                }
-                let saved = save()
-                returnFreedMemory()
-                continuation.resume(returning: saved)
-            }
-            thread.name = "relay-checkpoint"
-            thread.start()
+        // On the blocking-I/O pool: it encodes tens of megabytes and writes and syncs a file.
+        let result: Result<Int, any Error>
+        do {
+            result = .success(try await io.run {
+                defer { returnFreedMemory() }
+                guard let (deliveries, snapshots) = inputs.take() else { throw CheckpointError("checkpoint inputs already taken") }
+                var sections = [DeliveryLedger.checkpointSection: deliveries]
+                for (name, encode) in snapshots { sections[name] = encode() }
+                return try checkpoints.save(Checkpoint(sequence: sequence, position: position, sections: sections))
+            })
+        } catch {
+            result = .failure(error)
         }
         switch result {
         case .success(let bytes):

@@ -56,30 +56,6 @@ struct RetryHeap {
     }
 }
 
-/// A replay's progress, for `GET /admin/replays/{id}`.
-public struct ReplayStatus: Sendable {
-    public var id: String
-    public var running: Bool
-    public var matchedEvents: Int
-    public var deliveries: Int
-    /// Deliveries started at least once.
-    public var started: Int
-    public var succeeded: Int
-    public var dead: Int
-    /// Skipped because their destination is no longer configured.
-    public var skipped: Int
-    public var retrying: Int
-    public var inFlight: Int
-    public var attempts: Int
-    public var startedAt: Timestamp
-    public var finishedAt: Timestamp?
-}
-
-/// Told about every delivery attempt as it finishes (metrics). Must be quick.
-public protocol DeliveryObserver: Sendable {
-    func attempted(destination: String, outcome: DeliveryRecord.Outcome, duration: Duration, replay: Bool)
-}
-
 extension DeliveryScheduler {
     /// Running replays, and the deliveries they have not finished.
     public func replaySummary() -> (running: Int, remaining: Int) {
@@ -143,7 +119,7 @@ extension DeliveryScheduler {
                 // No saving up: an idle moment does not allow a burst later.
                 if let interval = run.interval { run.nextStartMicros = max(run.nextStartMicros, nowMicros) + interval }
                 let item = run.items[index]
-                guard let lane = state.lanes[item.destination], let destination = lane.destination else {
+                guard let lane = ledger.lanes[item.destination], let destination = lane.destination else {
                     run.skipped += 1
                     finishIfDone(run)
                     continue

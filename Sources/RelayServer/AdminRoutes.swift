@@ -34,7 +34,7 @@ struct AdminRoutes {
     func register(on router: Router<BasicRequestContext>) {
         router.get("/healthz") { _, _ in JSONResponse.ok("{\"status\":\"ok\"}") }
         router.get("/metrics") { _, _ in
-            let text = await server.metrics.render(scheduler: server.scheduler)
+            let text = await server.metrics.render(engine: server.deliveries)
             var headers = HTTPFields()
             headers[.contentType] = "text/plain; version=0.0.4; charset=utf-8"
             return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: text)))
@@ -103,7 +103,7 @@ struct AdminRoutes {
                 )
             }
             let id = server.newReplayID()
-            await server.scheduler.startReplay(id: id, items: plan.items, matchedEvents: plan.matchedEvents, concurrency: replay.concurrency, ratePerSecond: replay.ratePerSecond)
+            await server.deliveries.startReplay(id: id, items: plan.items, matchedEvents: plan.matchedEvents, concurrency: replay.concurrency, ratePerSecond: replay.ratePerSecond)
             return JSONResponse.ok(
                 "{\"replay_id\":\(JSONWriter.quote(id)),\"dry_run\":false,\"routing\":\"\(replay.routing.rawValue)\",\"matched_events\":\(plan.matchedEvents),"
                     + "\"deliveries\":\(counts),\"total_deliveries\":\(total)}",
@@ -112,7 +112,7 @@ struct AdminRoutes {
         }
         router.get("/admin/replays/{id}") { _, context in
             let id = context.parameters.get("id") ?? ""
-            guard let status = await server.scheduler.replayStatus(id) else {
+            guard let status = await server.deliveries.replayStatus(id) else {
                 return JSONResponse.error(.notFound, "no replay \(JSONWriter.quote(id)) (progress is kept for the last 100 replays until a restart)")
             }
             return JSONResponse.ok(AdminJSON.replay(status))
@@ -159,7 +159,7 @@ struct AdminRoutes {
             }
             let replayID = server.newReplayID()
             let item = ReplayItem(event: detail.summary.reference, eventID: eventID, destination: destination)
-            await server.scheduler.startReplay(id: replayID, items: [item], matchedEvents: 1, concurrency: 1, ratePerSecond: nil)
+            await server.deliveries.startReplay(id: replayID, items: [item], matchedEvents: 1, concurrency: 1, ratePerSecond: nil)
             return JSONResponse.ok("{\"replay_id\":\(JSONWriter.quote(replayID)),\"delivery\":\(JSONWriter.quote(id))}", status: .accepted)
         }
         router.post("/admin/routes/reload") { _, _ in

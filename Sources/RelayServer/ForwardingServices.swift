@@ -1,4 +1,5 @@
 import Logging
+import RelayCore
 import RelayForwarder
 import ServiceLifecycle
 
@@ -16,7 +17,7 @@ struct CurlEngineService: Service {
 /// Runs the delivery scheduler; on shutdown it stops taking new work and finishes (bounded)
 /// the attempts in flight.
 struct SchedulerService: Service {
-    let scheduler: DeliveryScheduler
+    let scheduler: any DeliveryEngine
     let logger: Logger
 
     func run() async throws {

@@ -94,8 +94,8 @@ public final class RelayMetrics: DeliveryObserver {
     }
 
     /// The Prometheus text, after reading the scheduler's gauges.
-    func render(scheduler: DeliveryScheduler) async -> [UInt8] {
-        let lanes = await scheduler.laneStatuses()
+    func render(engine: any DeliveryEngine) async -> [UInt8] {
+        let lanes = await engine.laneStatuses()
         for (destination, lane) in lanes {
             let labels = [("destination", destination)]
             registry.makeGauge(name: "relay_deliveries_pending", labels: labels).set(to: Double(lane.pending))
@@ -104,7 +104,7 @@ public final class RelayMetrics: DeliveryObserver {
             registry.makeGauge(name: "relay_destination_breaker_open", labels: labels).set(to: lane.breakerOpen ? 1.0 : 0.0)
             registry.makeGauge(name: "relay_destination_paused", labels: labels).set(to: lane.paused ? 1.0 : 0.0)
         }
-        let replays = await scheduler.replaySummary()
+        let replays = await engine.replaySummary()
         registry.makeGauge(name: "relay_replays_running").set(to: Double(replays.running))
         registry.makeGauge(name: "relay_replay_deliveries_remaining").set(to: Double(replays.remaining))
         return registry.emitToBuffer()

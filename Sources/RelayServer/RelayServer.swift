@@ -19,6 +19,8 @@ public final class RelayServer: Sendable {
     /// Sends deliveries: libcurl unless a test injects another transport.
     public let engine: CurlEngine?
     public let scheduler: DeliveryScheduler
+    /// The delivery engine, as the admin API and metrics use it.
+    public var deliveries: any DeliveryEngine { scheduler }
     /// Counters, histograms and gauges served at `GET /metrics`.
     public let metrics: RelayMetrics
     /// Stored events, for the admin API.
@@ -56,7 +58,7 @@ public final class RelayServer: Sendable {
         // de-duplication index, before either listener starts.
         self.scheduler = try DeliveryScheduler(
             journal: journal, transport: engine, destinations: config.destinations, configuration: configuration.scheduler,
-            checkpoints: CheckpointStore(directory: configuration.journal.directory), participants: [ingestStore.deduplication],
+            checkpoints: CheckpointStore(directory: configuration.journal.directory), participants: [ingestStore.deduplication], io: io,
             clock: clock, observer: metrics, logger: logger
         )
     }
@@ -105,8 +107,8 @@ public final class RelayServer: Sendable {
         do {
             let config = try RelayConfig.load(path: configuration.configPath)
             pipeline.update(config)
-            let scheduler = self.scheduler
-            Task { await scheduler.updateDestinations(config.destinations) }
+            let deliveries = self.deliveries
+            Task { await deliveries.updateDestinations(config.destinations) }
             logger.info("routes reloaded", metadata: [
                 "version": "\(config.version)", "sources": "\(config.sources.count)",
                 "destinations": "\(config.destinations.count)", "routes": "\(config.routing.routes.count)",

@@ -1,0 +1,70 @@
+/// The delivery engine as the server sees it: it runs until stopped, takes destination
+/// updates on a reload, reports each destination's lane, and runs replays. The journal's
+/// scheduler is one engine; a database-backed one shares this surface, so the admin API,
+/// metrics and console work the same on both.
+public protocol DeliveryEngine: Sendable {
+    /// Delivers until `stop()`; returns once attempts in flight are finished or cut.
+    func run() async throws
+    /// Stops taking new work.
+    func stop() async
+    /// Applies a reloaded config (paused destinations resume).
+    func updateDestinations(_ destinations: [String: DestinationConfig]) async
+    /// Every destination's lane.
+    func laneStatuses() async -> [String: DestinationStatus]
+    func status(of destination: String) async -> DestinationStatus?
+    /// Starts sending `items` in a replay lane of their own.
+    func startReplay(id: String, items: [ReplayItem], matchedEvents: Int, concurrency: Int, ratePerSecond: Double?) async
+    func replayStatus(_ id: String) async -> ReplayStatus?
+    /// Running replays, and the deliveries they have not finished.
+    func replaySummary() async -> (running: Int, remaining: Int)
+}
+
+/// What one destination's lane looks like, for the admin API, metrics and tests.
+public struct DestinationStatus: Sendable, Equatable {
+    public var pending: Int
+    public var inFlight: Int
+    public var succeeded: Int
+    public var dead: Int
+    public var paused: Bool
+    public var breakerOpen: Bool
+    /// Whether more pending deliveries wait in the journal beyond the in-memory window.
+    public var overflowing: Bool
+
+    public init(pending: Int, inFlight: Int, succeeded: Int, dead: Int, paused: Bool, breakerOpen: Bool, overflowing: Bool) {
+        (self.pending, self.inFlight, self.succeeded, self.dead) = (pending, inFlight, succeeded, dead)
+        (self.paused, self.breakerOpen, self.overflowing) = (paused, breakerOpen, overflowing)
+    }
+}
+
+/// A replay's progress, for `GET /admin/replays/{id}`.
+public struct ReplayStatus: Sendable {
+    public var id: String
+    public var running: Bool
+    public var matchedEvents: Int
+    public var deliveries: Int
+    /// Deliveries started at least once.
+    public var started: Int
+    public var succeeded: Int
+    public var dead: Int
+    /// Skipped because their destination is no longer configured.
+    public var skipped: Int
+    public var retrying: Int
+    public var inFlight: Int
+    public var attempts: Int
+    public var startedAt: Timestamp
+    public var finishedAt: Timestamp?
+
+    public init(
+        id: String, running: Bool, matchedEvents: Int, deliveries: Int, started: Int, succeeded: Int, dead: Int, skipped: Int,
+        retrying: Int, inFlight: Int, attempts: Int, startedAt: Timestamp, finishedAt: Timestamp?
+    ) {
+        (self.id, self.running, self.matchedEvents, self.deliveries, self.started) = (id, running, matchedEvents, deliveries, started)
+        (self.succeeded, self.dead, self.skipped, self.retrying, self.inFlight) = (succeeded, dead, skipped, retrying, inFlight)
+        (self.attempts, self.startedAt, self.finishedAt) = (attempts, startedAt, finishedAt)
+    }
+}
+
+/// Told about every delivery attempt as it finishes (metrics). Must be quick.
+public protocol DeliveryObserver: Sendable {
+    func attempted(destination: String, outcome: DeliveryRecord.Outcome, duration: Duration, replay: Bool)
+}

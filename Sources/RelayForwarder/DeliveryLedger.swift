@@ -84,6 +84,19 @@ final class DeliveryLedger {
 
     var pendingCount: Int { lanes.values.reduce(0) { $0 + $1.queue.count } }
 
+    /// The oldest event sequence an unfinished delivery still needs (in memory, or beyond the
+    /// window in the journal), nil if none: retention keeps every segment from there on.
+    func oldestNeededSequence() -> UInt64? {
+        var oldest: UInt64?
+        for lane in lanes.values {
+            // The overflow starts at a routing decision; its event is the record before it.
+            if let from = lane.overflowFrom { oldest = min(oldest ?? from - 1, from - 1) }
+            if let first = lane.queue.pending.keys.min() { oldest = min(oldest ?? first, first) }
+            if let first = lane.beyondWindow.keys.min() { oldest = min(oldest ?? first, first) }
+        }
+        return oldest
+    }
+
     // MARK: - Applying records
 
     /// The routing decision in `record`, if it belongs to `event`: the ingest pipeline writes each

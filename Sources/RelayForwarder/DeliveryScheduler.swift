@@ -34,6 +34,8 @@ public actor DeliveryScheduler: DeliveryEngine {
         public var checkpointEveryRecords: Int
         /// …or after this long with any new record, and at shutdown.
         public var checkpointInterval: Duration
+        /// How often retention looks for journal segments to delete.
+        public var retentionInterval: Duration = .seconds(60)
 
         /// The breaker every lane runs.
         var breaker: CircuitBreaker.Configuration {
@@ -66,8 +68,12 @@ public actor DeliveryScheduler: DeliveryEngine {
     var replays: [String: ReplayRun] = [:]
     var replayOrder: [String] = []
     private let checkpoints: CheckpointStore?
-    /// Where checkpoint saves run.
+    /// Where checkpoint saves and retention passes run.
     private let io: any BlockingIO
+    /// Deletes expired journal segments; nil keeps everything.
+    private let retention: JournalRetention?
+    private var retentionDueAt = ContinuousClock.now
+    private var pruning = false
     private let participants: [any CheckpointParticipant]
     /// The last record a saved checkpoint reflects, and when it was saved.
     private var checkpointedSequence: UInt64
@@ -93,7 +99,7 @@ public actor DeliveryScheduler: DeliveryEngine {
     /// (the de-duplication index), whose state checkpoints save too. Blocking: it reads files.
     public init(
         journal: Journal, transport: any HTTPTransport, destinations: [String: DestinationConfig],
-        configuration: Configuration = Configuration(), checkpoints: CheckpointStore? = nil, participants: [any CheckpointParticipant] = [], io: any BlockingIO,
+        configuration: Configuration = Configuration(), checkpoints: CheckpointStore? = nil, participants: [any CheckpointParticipant] = [], io: any BlockingIO, retention: JournalRetention? = nil,
         clock: any RelayClock = SystemClock(),
         random: @escaping @Sendable (Int64) -> Int64 = { Int64.random(in: 0...max(0, $0)) }, observer: (any DeliveryObserver)? = nil, logger: Logger
     ) throws {
@@ -106,6 +112,7 @@ public actor DeliveryScheduler: DeliveryEngine {
         self.logger = logger
         self.checkpoints = checkpoints
         self.io = io
+        self.retention = retention
         self.participants = participants
         let (ledger, recovery) = try DeliveryLedger.recover(
             journal: journal, checkpoints: checkpoints, participants: participants,
@@ -212,8 +219,10 @@ public actor DeliveryScheduler: DeliveryEngine {
         while !stopping {
             // The interval checkpoint is due by time alone: an idle relay saves what changed too.
             startCheckpointIfDue()
+            startRetentionIfDue()
             var next = dispatchDue()
             if let due = checkpointDue() { next = min(next ?? due, due) }
+            if let due = retentionDue() { next = min(next ?? due, due) }
             await sleep(until: next)
         }
         tailWaiter?.cancel()
@@ -404,6 +413,47 @@ public actor DeliveryScheduler: DeliveryEngine {
     }
 
     private var checkpointTask: Task<Void, Never>?
+
+    // MARK: - Retention
+
+    private func retentionDue() -> Timestamp? {
+        guard retention != nil, !pruning else { return nil }
+        return Timestamp(milliseconds: clock.now().milliseconds + max(0, Self.millis(retentionDueAt - ContinuousClock.now)) + 1)
+    }
+
+    static func millis(_ duration: Duration) -> Int64 {
+        duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
+    }
+
+    private func startRetentionIfDue() {
+        guard let retention, !pruning, ContinuousClock.now >= retentionDueAt else { return }
+        pruning = true
+        retentionDueAt = ContinuousClock.now + configuration.retentionInterval
+        Task { await self.prune(retention) }
+    }
+
+    /// One retention pass: which segments may go given what deliveries and replays still need;
+    /// before deleting, a barrier record makes every outcome queued so far durable (an outcome
+    /// that finished a delivery must be on disk before the event it finished can go).
+    private func prune(_ retention: JournalRetention) async {
+        defer { pruning = false }
+        let needed = [ledger.oldestNeededSequence(), oldestReplayedSequence()].compactMap { $0 }.min()
+        let now = clock.now()
+        let failuresBefore = outcomeFailures.value.load(ordering: .sequentiallyConsistent)
+        do {
+            var plan = try await io.run { try retention.plan(now: now, keepFrom: needed) }
+            if !plan.deletable.isEmpty {
+                _ = try await journal.append([JournalEntry(type: .barrier, payload: [])])
+                // An outcome that failed to be written: its delivery may be unfinished after a
+                // restart, so delete nothing this time.
+                if retryingOutcomes > 0 || outcomeFailures.value.load(ordering: .sequentiallyConsistent) != failuresBefore { plan.deletable = [] }
+            }
+            let ready = plan
+            try await io.run { try retention.apply(ready) }
+        } catch {
+            logger.warning("journal retention pass failed; will try again", metadata: ["error": "\(error)"])
+        }
+    }
 
     /// When the interval checkpoint falls due, if anything is not yet saved (and no save runs).
     private func checkpointDue() -> Timestamp? {

@@ -82,6 +82,11 @@ extension DeliveryScheduler {
         wake()
     }
 
+    /// The oldest event sequence a running replay still needs, nil if none.
+    func oldestReplayedSequence() -> UInt64? {
+        replays.values.filter { $0.finishedAt == nil }.compactMap { run in run.items.map(\.eventSequence).min() }.min()
+    }
+
     public func replayStatus(_ id: String) -> ReplayStatus? {
         guard let run = replays[id] else { return nil }
         return ReplayStatus(

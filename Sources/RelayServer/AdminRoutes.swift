@@ -34,7 +34,7 @@ struct AdminRoutes {
     func register(on router: Router<BasicRequestContext>) {
         router.get("/healthz") { _, _ in JSONResponse.ok("{\"status\":\"ok\"}") }
         router.get("/metrics") { _, _ in
-            let text = await server.metrics.render(engine: server.deliveries)
+            let text = await server.metrics.render(engine: server.deliveries, heldSegments: server.retention?.heldSegments ?? 0)
             var headers = HTTPFields()
             headers[.contentType] = "text/plain; version=0.0.4; charset=utf-8"
             return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: text)))

@@ -94,7 +94,8 @@ public final class RelayMetrics: DeliveryObserver {
     }
 
     /// The Prometheus text, after reading the scheduler's gauges.
-    func render(engine: any DeliveryEngine) async -> [UInt8] {
+    func render(engine: any DeliveryEngine, heldSegments: Int) async -> [UInt8] {
+        registry.makeGauge(name: "relay_journal_segments_held").set(to: Double(heldSegments))
         let lanes = await engine.laneStatuses()
         for (destination, lane) in lanes {
             let labels = [("destination", destination)]

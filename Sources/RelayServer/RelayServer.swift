@@ -27,6 +27,8 @@ public final class RelayServer: Sendable {
     public let events: any EventStore
     /// The threads blocking reads run on.
     public let io: ThreadPoolIO
+    /// Deletes expired journal segments (nil with `--retention 0`).
+    public let retention: JournalRetention?
     private let logger: Logger
     private let ports = Mutex<(ingest: Int?, admin: Int?)>((nil, nil))
     private let ready = Mutex<[CheckedContinuation<Void, Never>]>([])
@@ -50,7 +52,11 @@ public final class RelayServer: Sendable {
         self.journal = try Journal.open(journalConfiguration, logger: logger)
         self.io = ThreadPoolIO()
         self.events = JournalEventStore(journal: journal, io: io)
-        self.ingestStore = JournalIngestStore(journal: journal, logger: logger)
+        // A provider retry is recognised for 7 days, never longer than events are kept.
+        var deduplication = DeduplicationIndex.Configuration()
+        if configuration.retentionMillis > 0 { deduplication.windowMillis = min(deduplication.windowMillis, configuration.retentionMillis) }
+        self.ingestStore = JournalIngestStore(journal: journal, deduplication: DeduplicationIndex(configuration: deduplication), logger: logger)
+        self.retention = configuration.retentionMillis > 0 ? JournalRetention(journal: journal, retentionMillis: configuration.retentionMillis, logger: logger) : nil
         self.pipeline = IngestPipeline(config: config, store: ingestStore, clock: clock)
         let engine = try CurlEngine(logger: logger)
         self.engine = engine
@@ -58,7 +64,7 @@ public final class RelayServer: Sendable {
         // de-duplication index, before either listener starts.
         self.scheduler = try DeliveryScheduler(
             journal: journal, transport: engine, destinations: config.destinations, configuration: configuration.scheduler,
-            checkpoints: CheckpointStore(directory: configuration.journal.directory), participants: [ingestStore.deduplication], io: io,
+            checkpoints: CheckpointStore(directory: configuration.journal.directory), participants: [ingestStore.deduplication], io: io, retention: retention,
             clock: clock, observer: metrics, logger: logger
         )
     }

@@ -53,6 +53,9 @@ public struct RelayServerConfiguration: Sendable {
     /// connection is closed: a body dribbled a byte at a time keeps the connection active, so
     /// the idle timeout alone would not end it.
     public var bodyTimeout: Duration
+    /// Journal segments whose events are all older than this, and that nothing unfinished
+    /// needs, are deleted (`--retention`, default 30 days); 0 keeps everything.
+    public var retentionMillis: Int64
 
     public init(
         configPath: String,
@@ -63,8 +66,10 @@ public struct RelayServerConfiguration: Sendable {
         scheduler: DeliveryScheduler.Configuration = DeliveryScheduler.Configuration(),
         adminToken: String? = nil,
         idleTimeout: Duration = .seconds(60),
-        bodyTimeout: Duration = .seconds(60)
+        bodyTimeout: Duration = .seconds(60),
+        retentionMillis: Int64 = 30 * 86_400_000
     ) {
+        self.retentionMillis = max(0, retentionMillis)
         // A zero or negative timeout would close every connection at once.
         self.idleTimeout = max(idleTimeout, .milliseconds(100))
         self.bodyTimeout = max(bodyTimeout, .milliseconds(100))

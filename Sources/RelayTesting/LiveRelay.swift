@@ -16,7 +16,7 @@ public final class LiveRelay: Sendable {
         routes: String, journal: ((String) -> JournalConfiguration)? = nil,
         scheduler: DeliveryScheduler.Configuration = DeliveryScheduler.Configuration(), clock: any RelayClock = SystemClock(),
         environment: [String: String] = [:], adminToken: String? = nil, idleTimeout: Duration = .seconds(60), bodyTimeout: Duration = .seconds(60),
-        logger: Logger = LiveRelay.defaultLogger()
+        retentionMillis: Int64 = 30 * 86_400_000, logger: Logger = LiveRelay.defaultLogger()
     ) async throws {
         let directory = try TemporaryDirectory()
         self.directory = directory
@@ -28,7 +28,7 @@ public final class LiveRelay: Sendable {
                 configPath: configPath, dataDirectory: directory.path + "/data",
                 listen: .init(host: "127.0.0.1", port: 0), adminListen: .init(host: "127.0.0.1", port: 0),
                 journal: journal?(journalDirectory) ?? JournalConfiguration(directory: journalDirectory),
-                scheduler: scheduler, adminToken: adminToken, idleTimeout: idleTimeout, bodyTimeout: bodyTimeout
+                scheduler: scheduler, adminToken: adminToken, idleTimeout: idleTimeout, bodyTimeout: bodyTimeout, retentionMillis: retentionMillis
             ),
             config: config, clock: clock, logger: logger
         )

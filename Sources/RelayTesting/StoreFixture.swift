@@ -66,3 +66,16 @@ public final class SettableClock: RelayClock {
 
     public func set(_ time: Timestamp) { current.withLock { $0 = time } }
 }
+
+/// A small blocking-I/O pool for tests that build a store directly (shut it down at the end).
+public final class TestBlockingIO: BlockingIO {
+    private let pool = ThreadPoolIO(threads: 2)
+
+    public init() {}
+
+    public func run<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T { try await pool.run(work) }
+
+    public func submit(_ work: @escaping @Sendable () -> Void) { pool.submit(work) }
+
+    public func shutdown() async { await pool.shutdown() }
+}

@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import RelayCore
 import RelayJournal
+import Synchronization
 
 extension JournalTools {
     /// Writes a large, realistic journal quickly: for `scripts/bench` (restart time, memory with
@@ -29,6 +30,9 @@ extension JournalTools {
         @Option(help: "How many of the last events keep their deliveries pending (no outcome recorded).")
         var pending: Int = 0
 
+        @Option(help: "Spread the events' receive times evenly over this long before now, oldest first (e.g. 60d), as if received then; default: now.")
+        var spread: String?
+
         @Argument(help: "The payload file (the raw request body).")
         var payload: String
 
@@ -49,7 +53,17 @@ extension JournalTools {
             } catch {
                 throw fail("journal fill: \(data)/journal: \(error)")
             }
-            let ids = EventIDGenerator(clock: SystemClock())
+            var spreadMillis: Int64 = 0
+            if let spread {
+                guard let millis = Duration.parseMilliseconds(spread) else {
+                    throw fail("journal fill: --spread: invalid duration \"\(spread)\" (a whole number with ms, s, m, h or d, e.g. 60d)", code: 2)
+                }
+                spreadMillis = millis
+            }
+            let start = SystemClock().now().milliseconds - spreadMillis
+            // Ids carry their time: a back-dated event gets an id of its receive time.
+            let receiveClock = FillClock(start)
+            let ids = EventIDGenerator(clock: receiveClock)
             let batch = 2_000
             var written = 0
             do {
@@ -59,9 +73,11 @@ extension JournalTools {
                     var delivered: [(index: Int, event: Event, destinations: [String])] = []
                     for offset in 0..<count {
                         var event = templates[(written + offset) % templates.count].event
+                        let index = Int64(written + offset)
+                        receiveClock.set(start + (events > 1 ? spreadMillis * index / Int64(events - 1) : spreadMillis))
                         event.id = ids.next()
                         event.providerEventID = "fill-\(event.id)"
-                        event.receivedAt = SystemClock().now()
+                        event.receivedAt = receiveClock.now()
                         let decision = loaded.routing.decide(event)
                         entries.append(event.journalEntry)
                         entries.append(decision.journalEntry)
@@ -73,7 +89,7 @@ extension JournalTools {
                         for destination in item.destinations {
                             outcomes.append(DeliveryRecord(
                                 eventSequence: sequences[item.index * 2], eventID: item.event.id, destination: destination, attempt: 1,
-                                time: SystemClock().now(), outcome: .succeeded, status: 200, error: "", durationMillis: 1, nextDue: nil
+                                time: item.event.receivedAt, outcome: .succeeded, status: 200, error: "", durationMillis: 1, nextDue: nil
                             ).journalEntry)
                         }
                     }
@@ -89,4 +105,17 @@ extension JournalTools {
             print("appended \(events) events (\(pending) with pending deliveries); journal ends at sequence \(durable.lastSequence)")
         }
     }
+}
+
+/// The receive time `journal fill` is writing events at.
+final class FillClock: RelayClock {
+    private let millis: Mutex<Int64>
+
+    init(_ start: Int64) {
+        millis = Mutex(start)
+    }
+
+    func set(_ value: Int64) { millis.withLock { $0 = value } }
+
+    func now() -> Timestamp { Timestamp(milliseconds: millis.withLock { $0 }) }
 }

@@ -34,7 +34,15 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "An ingest request's whole body must arrive within this many seconds, else 408 (a client dribbling its body).")
     var bodyTimeout: Int = 60
 
+    @Option(help: "Delete journal segments whose events are all older than this (30d, 72h, …) once nothing in them is unfinished; 0 keeps everything.")
+    var retention: String = "30d"
+
     @OptionGroup var logging: LoggingOptions
+
+    /// `--retention` in milliseconds (0 keeps everything), or nil if malformed.
+    static func retentionMillis(_ text: String) -> Int64? {
+        text == "0" ? 0 : Duration.parseMilliseconds(text)
+    }
 
     func validate() throws {
         guard (1...3600).contains(bodyTimeout) else { throw ValidationError("--body-timeout: must be 1…3600 seconds, not \(bodyTimeout)") }
@@ -48,6 +56,9 @@ struct Serve: AsyncParsableCommand {
         let logger = try logging.bootstrap(label: "relay")
         let curl = ccurl_global_init()
         guard curl == 0 else { throw fail("libcurl failed to initialise (code \(curl))") }
+        guard let retentionMillis = Self.retentionMillis(retention) else {
+            throw fail("serve: --retention: invalid duration \"\(retention)\" (a whole number with ms, s, m, h or d, e.g. 30d; 0 keeps everything)", code: 2)
+        }
         let relayConfig = try loadConfig(config)
         let server: RelayServer
         do {
@@ -56,7 +67,7 @@ struct Serve: AsyncParsableCommand {
                     configPath: config, dataDirectory: data, listen: listen, adminListen: adminListen,
                     scheduler: DeliveryScheduler.Configuration(windowPerDestination: deliveryWindow, checkpointEveryRecords: checkpointRecords),
                     adminToken: ProcessInfo.processInfo.environment["RELAY_ADMIN_TOKEN"],
-                    idleTimeout: .seconds(idleTimeout), bodyTimeout: .seconds(bodyTimeout)
+                    idleTimeout: .seconds(idleTimeout), bodyTimeout: .seconds(bodyTimeout), retentionMillis: retentionMillis
                 ),
                 config: relayConfig,
                 logger: logger

@@ -110,17 +110,29 @@ public final class JournalReader {
     }
 
     /// Opens the segment holding `from` (or the first one after it); false if there is none.
+    /// A segment that retention deleted between the listing and the open is skipped.
     private func openSegment() throws -> Bool {
-        let bases = try JournalRecovery.segmentBases(in: directory)
-        let candidate: UInt64?
-        if let current = segmentBase {
-            candidate = bases.first { $0 > current }
-        } else if let start = startPosition, bases.contains(start.segment) {
-            candidate = start.segment
-        } else {
-            candidate = bases.last { $0 <= from } ?? bases.first
+        var deleted: Set<UInt64> = []
+        while true {
+            let bases = try JournalRecovery.segmentBases(in: directory).filter { !deleted.contains($0) }
+            let candidate: UInt64?
+            if let current = segmentBase {
+                candidate = bases.first { $0 > current }
+            } else if let start = startPosition, bases.contains(start.segment) {
+                candidate = start.segment
+            } else {
+                candidate = bases.last { $0 <= from } ?? bases.first
+            }
+            guard let base = candidate else { return false }
+            do {
+                return try open(base)
+            } catch let error as JournalError where error.errno == ENOENT && base != bases.last {
+                deleted.insert(base)
+            }
         }
-        guard let base = candidate else { return false }
+    }
+
+    private func open(_ base: UInt64) throws -> Bool {
         let path = directory + "/" + JournalFormat.segmentName(base: base)
         let descriptor = try SegmentScanner.openReadOnly(path)
         fd = descriptor

@@ -13,6 +13,9 @@ public struct JournalRecordType: RawRepresentable, Hashable, Sendable, CustomStr
     public static let deliveryAttempt = JournalRecordType(rawValue: 3)
     /// Reserved: a snapshot of delivery state so start-up need not read the whole history.
     public static let checkpoint = JournalRecordType(rawValue: 4)
+    /// No state: appended by retention so that, once it is durable, every record queued before
+    /// it is durable too.
+    public static let barrier = JournalRecordType(rawValue: 5)
 
     public var description: String {
         switch self {
@@ -20,6 +23,7 @@ public struct JournalRecordType: RawRepresentable, Hashable, Sendable, CustomStr
         case .routingDecision: "routing-decision"
         case .deliveryAttempt: "delivery-attempt"
         case .checkpoint: "checkpoint"
+        case .barrier: "barrier"
         default: "type-\(rawValue)"
         }
     }

@@ -72,7 +72,8 @@ public actor DeliveryScheduler: DeliveryEngine {
     private let io: any BlockingIO
     /// Deletes expired journal segments; nil keeps everything.
     private let retention: JournalRetention?
-    private var retentionDueAt = ContinuousClock.now
+    /// The first pass waits a little (at most 10 s): start-up has work enough.
+    private lazy var retentionDueAt = ContinuousClock.now + min(configuration.retentionInterval, .seconds(10))
     private var pruning = false
     private let participants: [any CheckpointParticipant]
     /// The last record a saved checkpoint reflects, and when it was saved.
@@ -449,7 +450,7 @@ public actor DeliveryScheduler: DeliveryEngine {
                 if retryingOutcomes > 0 || outcomeFailures.value.load(ordering: .sequentiallyConsistent) != failuresBefore { plan.deletable = [] }
             }
             let ready = plan
-            try await io.run { try retention.apply(ready) }
+            _ = try await io.run { try retention.apply(ready) }
         } catch {
             logger.warning("journal retention pass failed; will try again", metadata: ["error": "\(error)"])
         }

@@ -33,6 +33,9 @@ extension JournalTools {
         @Option(help: "Spread the events' receive times evenly over this long before now, oldest first (e.g. 60d), as if received then; default: now.")
         var spread: String?
 
+        @Option(help: "With --spread: the newest receive time is this long before now (e.g. 31d); default 0.")
+        var until: String?
+
         @Argument(help: "The payload file (the raw request body).")
         var payload: String
 
@@ -60,7 +63,15 @@ extension JournalTools {
                 }
                 spreadMillis = millis
             }
-            let start = SystemClock().now().milliseconds - spreadMillis
+            var untilMillis: Int64 = 0
+            if let until {
+                guard let millis = Duration.parseMilliseconds(until), millis <= spreadMillis else {
+                    throw fail("journal fill: --until: invalid duration \"\(until)\" (a whole number with ms, s, m, h or d, at most --spread)", code: 2)
+                }
+                untilMillis = millis
+            }
+            spreadMillis -= untilMillis
+            let start = SystemClock().now().milliseconds - untilMillis - spreadMillis
             // Ids carry their time: a back-dated event gets an id of its receive time.
             let receiveClock = FillClock(start)
             let ids = EventIDGenerator(clock: receiveClock)

@@ -13,6 +13,7 @@ EXTRAS_TSV has other measurements, one per line:
     rss <TAB> label <TAB> conns <TAB> VmHWM_kB
     replay <TAB> events <TAB> seconds_to_plan <TAB> seconds_to_finish <TAB> succeeded
     restart <TAB> events <TAB> pending <TAB> cold_seconds <TAB> ready_seconds <TAB> rss_kB <TAB> peak_kB [<TAB> first_start_rss_kB <TAB> first_start_peak_kB]
+    retention <TAB> events <TAB> journal_kB_before <TAB> journal_kB_after <TAB> ready_keeping_all <TAB> ready_after_pruning <TAB> rss_kB_keeping_all <TAB> rss_kB_after_pruning
 
 Exit status: 0 when every run produced numbers (whatever they are), 1 when a
 run's output could not be parsed or it completed no requests at all.
@@ -84,7 +85,7 @@ def main():
                 problems.append(f"{label} c={conns}: wrk completed no requests (see {path})")
             runs.append({"key": key, "label": label, "baseline": baseline, "conns": int(conns), **numbers})
 
-    fdatasync, rss, routing, e2e, replay, restart = [], [], None, None, None, None
+    fdatasync, rss, routing, e2e, replay, restart, retention = [], [], None, None, None, None, None
     with open(extras_path, encoding="utf-8") as f:
         for line in f:
             fields = line.rstrip("\n").split("\t")
@@ -97,6 +98,8 @@ def main():
             elif fields[0] == "restart":
                 restart = (int(fields[1]), int(fields[2]), float(fields[3]), float(fields[4]), int(fields[5] or 0), int(fields[6] or 0),
                            int(fields[7] or 0) if len(fields) > 7 else 0, int(fields[8] or 0) if len(fields) > 8 else 0)
+            elif fields[0] == "retention":
+                retention = (int(fields[1]), int(fields[2]), int(fields[3]), float(fields[4]), float(fields[5]), int(fields[6] or 0), int(fields[7] or 0))
             elif fields[0] == "replay":
                 replay = (int(fields[1]), float(fields[2]), float(fields[3]), int(fields[4]))
             elif fields[0] == "rss":
@@ -173,6 +176,15 @@ def main():
         rows.append([f"relay RSS after restart, {events} events, {pending} pending (peak)", "-",
                      f"{rss_kb / 1024:.0f} MiB ({peak_kb / 1024:.0f})", "-", "-", "-", "-"])
 
+    if retention is not None:
+        events, before_kb, after_kb, keep_ready, prune_ready, keep_rss, prune_rss = retention
+        rows.append([f"retention 30d, {events} events over 60 days: journal on disk before → after (ratio)", "-",
+                     f"{before_kb / 1024:.0f} → {after_kb / 1024:.0f} MiB", f"{after_kb / before_kb:.2f}" if before_kb else "-", "-", "-", "-"])
+        rows.append([f"restart from checkpoint, keeping everything → after pruning (seconds to ready)", "-",
+                     f"{keep_ready:.2f} → {prune_ready:.2f} s", "-", "-", "-", "-"])
+        rows.append([f"relay RSS, keeping everything → after pruning", "-",
+                     f"{keep_rss / 1024:.0f} → {prune_rss / 1024:.0f} MiB", "-", "-", "-", "-"])
+
     widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]
     left = {0}  # scenario left-aligned, numbers right-aligned
 
@@ -222,6 +234,12 @@ def main():
         events, pending, cold, ready, rss_kb, peak_kb, _, _ = restart
         print(f"target: restart-to-ready < 2 s with {events} journaled events — measured {ready:.2f} s ({'met' if ready < 2 else 'NOT met'})")
         print(f"target: relay RSS < 150 MB with {events} journaled events and {pending} pending deliveries — measured {rss_kb * 1024 / 1e6:.0f} MB, peak {peak_kb * 1024 / 1e6:.0f} MB ({'met' if peak_kb * 1024 < 150e6 else 'NOT met'})")
+    if retention is not None:
+        events, before_kb, after_kb, keep_ready, prune_ready, keep_rss, prune_rss = retention
+        share = after_kb / before_kb if before_kb else 1
+        print(f"target: retention 30d of 60 days leaves about half the journal — measured {share:.2f} ({'met' if 0.35 <= share <= 0.65 else 'NOT met'}); "
+              f"ready {keep_ready:.2f} → {prune_ready:.2f} s, RSS {keep_rss / 1024:.0f} → {prune_rss / 1024:.0f} MiB "
+              f"({'not higher' if prune_ready <= keep_ready * 1.2 and prune_rss <= keep_rss * 1.1 else 'HIGHER'} with retention)")
     if replay_read is not None:
         print(f"target: replay ≥ 50000 events/s read from the journal — measured {replay_read:.0f} ({'met' if replay_read >= 50000 else 'NOT met'})")
     return 1 if problems else 0

@@ -61,6 +61,13 @@ public final class LiveRelay: Sendable {
         return (response.status, try? JSONParser.parse(response.body))
     }
 
+    /// `GET /metrics`: the Prometheus text (empty if the answer was not a 200).
+    public func metrics(token: String? = nil) async throws -> String {
+        let headers = token.map { [("Authorization", "Bearer \($0)")] } ?? []
+        let response = try await TestHTTPClient.send(port: adminPort, path: "/metrics", headers: headers)
+        return response.status == 200 ? String(decoding: response.body, as: UTF8.self) : ""
+    }
+
     /// POSTs `body` to `/webhooks/{source}`.
     public func post(_ source: String, body: [UInt8], headers: [(String, String)] = [("Content-Type", "application/json")]) async throws -> TestHTTPClient.Response {
         try await TestHTTPClient.send(port: ingestPort, method: "POST", path: "/webhooks/\(source)", headers: headers, body: body)

@@ -54,6 +54,22 @@ public enum StoreKind: String, CaseIterable, Sendable, CustomStringConvertible {
     }
 }
 
+/// The system clock moved by an offset the test sets: events can be made old without waiting,
+/// while the relay's timers keep running in real time.
+public final class OffsetClock: RelayClock {
+    private let offset: Mutex<Int64>
+
+    public init(milliseconds: Int64 = 0) {
+        offset = Mutex(milliseconds)
+    }
+
+    public func now() -> Timestamp { Timestamp(milliseconds: SystemClock().now().milliseconds + offset.withLock { $0 }) }
+
+    public func set(milliseconds: Int64) { offset.withLock { $0 = milliseconds } }
+
+    public func advance(milliseconds: Int64) { offset.withLock { $0 += milliseconds } }
+}
+
 /// A clock a test sets.
 public final class SettableClock: RelayClock {
     private let current: Mutex<Timestamp>

@@ -31,11 +31,7 @@ func sample(_ text: String, _ name: String, _ labels: [String] = []) -> Double? 
         """
         let relay = try await LiveRelay(routes: routes)
         defer { Task { await relay.stop(); await downstream.stop() } }
-        func scrape() async throws -> String {
-            let response = try await TestHTTPClient.send(port: relay.adminPort, path: "/metrics")
-            #expect(response.status == 200)
-            return String(decoding: response.body, as: UTF8.self)
-        }
+        func scrape() async throws -> String { try await relay.metrics() }
         let empty = try await scrape()
         #expect(sample(empty, "relay_events_ingested_total") == nil)
 

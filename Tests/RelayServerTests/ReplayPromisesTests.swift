@@ -58,14 +58,6 @@ private func cli(_ arguments: [String]) async throws -> (status: Int32, out: Str
     try await runOffPool("relay-cli") { try runRelay(arguments) }
 }
 
-/// The system clock moved by an offset the test sets: events can be made old without waiting,
-/// while the relay's timers keep running in real time.
-private final class ShiftedClock: RelayClock {
-    private let offset = Mutex<Int64>(0)
-    func now() -> Timestamp { Timestamp(milliseconds: SystemClock().now().milliseconds + offset.withLock { $0 }) }
-    func advance(milliseconds: Int64) { offset.withLock { $0 += milliseconds } }
-}
-
 /// Requests the replay lane sent (marked `x-relay-replay: 1`).
 private func replayed(_ requests: [TestDownstream.Received]) -> [TestDownstream.Received] {
     requests.filter { $0.header("x-relay-replay") == "1" }
@@ -83,7 +75,7 @@ private func replayed(_ requests: [TestDownstream.Received]) -> [TestDownstream.
     func anOldDeadDeliveryIsReplayedAndRetriedByTheDestinationsPolicy() async throws {
         let downstream = TestDownstream()
         let port = try await downstream.start()
-        let clock = ShiftedClock()
+        let clock = OffsetClock()
         let routes = """
         { "sources": { "shop": { "provider": "generic", "fields": { "id": "/id", "type": "/type" } } },
           "destinations": { "down": { "url": "http://127.0.0.1:\(port)/status/503",
@@ -155,7 +147,7 @@ private func replayed(_ requests: [TestDownstream.Received]) -> [TestDownstream.
     func maxAgeCountsFromTheReplaysStartNotTheEventsReceipt() async throws {
         let downstream = TestDownstream()
         let port = try await downstream.start()
-        let clock = ShiftedClock()
+        let clock = OffsetClock()
         let routes = """
         { "sources": { "shop": { "provider": "generic", "fields": { "id": "/id" } } },
           "destinations": { "up": { "url": "http://127.0.0.1:\(port)/up" },
@@ -396,11 +388,7 @@ private func replayed(_ requests: [TestDownstream.Received]) -> [TestDownstream.
         """
         let relay = try await LiveRelay(routes: routes)
         defer { Task { await relay.stop(); await downstream.stop() } }
-        func scrape() async throws -> String {
-            let response = try await TestHTTPClient.send(port: relay.adminPort, path: "/metrics")
-            #expect(response.status == 200)
-            return String(decoding: response.body, as: UTF8.self)
-        }
+        func scrape() async throws -> String { try await relay.metrics() }
         for i in 0..<4 { _ = try await relay.post("shop", body: json("{\"id\":\"g\(i)\"}")) }
         #expect(await downstream.wait { $0.count == 4 })
         let idle = try await scrape()

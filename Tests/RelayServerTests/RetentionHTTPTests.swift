@@ -7,14 +7,6 @@ import RelayTesting
 import Synchronization
 import Testing
 
-/// The system clock moved by an offset the test sets.
-private final class OffsetClock: RelayClock {
-    private let offset: Mutex<Int64>
-    init(_ offset: Int64) { self.offset = Mutex(offset) }
-    func now() -> Timestamp { Timestamp(milliseconds: SystemClock().now().milliseconds + offset.withLock { $0 }) }
-    func set(_ value: Int64) { offset.withLock { $0 = value } }
-}
-
 /// Retention inside a running relay: expired segments go while it ingests and delivers, a
 /// segment a pending delivery needs is held (and reported) until that delivery finishes.
 @Suite struct RetentionHTTPTests {
@@ -32,7 +24,7 @@ private final class OffsetClock: RelayClock {
           "routes": [ { "name": "ok", "match": { "status": "OK" }, "to": ["up"] }, { "name": "failed", "match": { "status": "FAILED" }, "to": ["down"] } ] }
         """
         // Forty days ago, by the relay's clock.
-        let clock = OffsetClock(-40 * Self.day)
+        let clock = OffsetClock(milliseconds: -40 * Self.day)
         var scheduler = DeliveryScheduler.Configuration()
         scheduler.retentionInterval = .milliseconds(100)
         let relay = try await LiveRelay(
@@ -57,7 +49,7 @@ private final class OffsetClock: RelayClock {
         #expect(try relay.storedEvents().count == 121)
 
         // Forty days later: all those events are past the 30-day retention.
-        clock.set(0)
+        clock.set(milliseconds: 0)
         for i in 0..<30 { try await post("new-\(i)", "OK") }
         #expect(await sink.wait(timeout: .seconds(30)) { $0.count == 150 })
         // The segments before the stuck event's go; the rest of the old ones are held for it.
@@ -70,7 +62,7 @@ private final class OffsetClock: RelayClock {
         #expect(events.contains { String(decoding: $0.body, as: UTF8.self).contains("\"stuck\"") }, "the event a pending delivery needs is kept")
         #expect(!events.contains { String(decoding: $0.body, as: UTF8.self).contains("\"old-0\"") }, "older events went")
         #expect(events.filter { String(decoding: $0.body, as: UTF8.self).contains("\"new-") }.count == 30)
-        let metrics = String(decoding: try await TestHTTPClient.send(port: relay.adminPort, path: "/metrics").body, as: UTF8.self)
+        let metrics = try await relay.metrics()
         #expect((sample(metrics, "relay_journal_segments_held") ?? 0) > 0, "the held segments are a gauge")
 
         // The destination comes back: the stuck delivery finishes, and its segments go too.

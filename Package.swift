@@ -42,6 +42,10 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "RelayAdminAPI",
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "RelayJournal",
             dependencies: [
                 "RelayCore",
@@ -67,6 +71,7 @@ let package = Package(
             name: "RelayServer",
             dependencies: [
                 .product(name: "Crypto", package: "swift-crypto"),
+                "RelayAdminAPI",
                 "RelayCore",
                 "RelayJournal",
                 "RelayForwarder",
@@ -101,6 +106,7 @@ let package = Package(
         .executableTarget(
             name: "relay",
             dependencies: [
+                "RelayAdminAPI",
                 "RelayCore",
                 "RelayJournal",
                 "RelayForwarder",
@@ -124,7 +130,7 @@ let package = Package(
         .testTarget(
             name: "RelayServerTests",
             dependencies: [
-                "RelayCore", "RelayJournal", "RelayServer", "RelayTesting",
+                "RelayAdminAPI", "RelayCore", "RelayJournal", "RelayServer", "RelayTesting",
                 .product(name: "Hummingbird", package: "hummingbird"),
             ],
             swiftSettings: swiftSettings

@@ -1,66 +1,64 @@
+import RelayAdminAPI
 import RelayCore
-import RelayForwarder
 
-/// The admin API's JSON shapes for events and deliveries.
+/// The admin API's bodies made from the store's and the engine's values.
 enum AdminJSON {
-    static func summary(_ summary: EventSummary) -> String {
+    static func summary(_ summary: EventSummary) -> EventSummaryBody {
         let event = summary.event
-        let deliveries = summary.deliveries.map { "{\"destination\":\(JSONWriter.quote($0.destination)),\"state\":\"\($0.state.rawValue)\"}" }
-        return "{\"id\":\(JSONWriter.quote(event.id)),\"sequence\":\(summary.sequence),\"source\":\(JSONWriter.quote(event.source)),"
-            + "\"provider\":\(JSONWriter.quote(event.provider)),\"type\":\(JSONWriter.quote(event.type)),\"status\":\(JSONWriter.quote(event.status)),"
-            + "\"products\":\(JSONWriter.array(event.products)),\"order_id\":\(JSONWriter.quote(event.orderID)),"
-            + "\"provider_event_id\":\(JSONWriter.quote(event.providerEventID)),\"received_at\":\(JSONWriter.quote(event.receivedAt.rfc3339)),"
-            + "\"delivery_state\":\(summary.deliveryState.map { "\"\($0.rawValue)\"" } ?? "null"),"
-            + "\"deliveries\":[\(deliveries.joined(separator: ","))]}"
+        return EventSummaryBody(
+            id: event.id, sequence: summary.sequence, source: event.source, provider: event.provider, type: event.type, status: event.status,
+            products: event.products, orderID: event.orderID, providerEventID: event.providerEventID, receivedAt: event.receivedAt.rfc3339,
+            deliveryState: summary.deliveryState?.rawValue,
+            deliveries: summary.deliveries.map { DeliveryStateItem(destination: $0.destination, state: $0.state.rawValue) }
+        )
     }
 
-    static func page(_ page: EventPage) -> String {
-        "{\"events\":[\(page.events.map(summary).joined(separator: ","))],\"next_cursor\":\(page.nextCursor.map(JSONWriter.quote) ?? "null")}"
+    static func page(_ page: EventPage) -> EventPageBody {
+        EventPageBody(events: page.events.map(summary), nextCursor: page.nextCursor)
     }
 
-    static func detail(_ detail: EventDetail) -> String {
+    static func detail(_ detail: EventDetail) -> EventDetailBody {
         let event = detail.summary.event
-        var fields = summary(detail.summary)
-        fields.removeLast()  // reopen the object
-        let headers = event.headers.map { "{\"name\":\(JSONWriter.quote($0.name)),\"value\":\(JSONWriter.quote($0.value))}" }
-        let body: String
-        if let text = String(validating: event.body, as: UTF8.self) {
-            body = "\"body_encoding\":\"utf8\",\"body\":\(JSONWriter.quote(text))"
-        } else {
-            body = "\"body_encoding\":\"base64\",\"body\":\(JSONWriter.quote(Signatures.base64Encode(event.body)))"
-        }
-        let routing = detail.summary.decision.map {
-            "{\"config_version\":\(JSONWriter.quote($0.configVersion)),\"routes\":\(JSONWriter.array($0.routes)),\"destinations\":\(JSONWriter.array($0.destinations))}"
-        } ?? "null"
-        fields += ",\"headers\":[\(headers.joined(separator: ","))],\(body),\"routing\":\(routing),"
-            + "\"attempts\":[\(detail.attempts.map(attempt).joined(separator: ","))]}"
-        return fields
+        let text = String(validating: event.body, as: UTF8.self)
+        return EventDetailBody(
+            summary: summary(detail.summary),
+            headers: event.headers.map { HeaderBody(name: $0.name, value: $0.value) },
+            body: text ?? Signatures.base64Encode(event.body), bodyEncoding: text == nil ? "base64" : "utf8",
+            routing: detail.summary.decision.map { RoutingBody(configVersion: $0.configVersion, routes: $0.routes, destinations: $0.destinations) },
+            attempts: detail.attempts.map(attempt)
+        )
     }
 
-    static func attempt(_ record: DeliveryRecord) -> String {
+    static func attempt(_ record: DeliveryRecord) -> AttemptBody {
         let outcome: String = switch record.outcome {
         case .succeeded: "succeeded"
         case .retry: "retry"
         case .dead: "dead"
         }
-        return "{\"destination\":\(JSONWriter.quote(record.destination)),\"attempt\":\(record.attempt),\"time\":\(JSONWriter.quote(record.time.rfc3339)),"
-            + "\"outcome\":\"\(outcome)\",\"status\":\(record.status),\"error\":\(JSONWriter.quote(record.error)),\"duration_ms\":\(record.durationMillis),"
-            + "\"next_due\":\(record.nextDue.map { JSONWriter.quote($0.rfc3339) } ?? "null"),\"paused_destination\":\(record.pausedDestination)}"
+        return AttemptBody(
+            destination: record.destination, attempt: record.attempt, time: record.time.rfc3339, outcome: outcome, status: record.status,
+            error: record.error, durationMs: record.durationMillis, nextDue: record.nextDue?.rfc3339, pausedDestination: record.pausedDestination
+        )
     }
 
-    static func delivery(_ delivery: DeliveryListing) -> String {
-        "{\"id\":\(JSONWriter.quote(delivery.eventID + ":" + delivery.destination)),\"event_id\":\(JSONWriter.quote(delivery.eventID)),\"sequence\":\(delivery.event.sequence),"
-            + "\"destination\":\(JSONWriter.quote(delivery.destination)),\"state\":\"\(delivery.state.rawValue)\",\"received_at\":\(JSONWriter.quote(delivery.receivedAt.rfc3339))}"
+    static func deliveries(_ page: DeliveryPage) -> DeliveryPageBody {
+        DeliveryPageBody(
+            deliveries: page.deliveries.map {
+                DeliveryBody(id: $0.eventID + ":" + $0.destination, eventID: $0.eventID, sequence: $0.event.sequence, destination: $0.destination, state: $0.state.rawValue, receivedAt: $0.receivedAt.rfc3339)
+            },
+            nextCursor: page.nextCursor
+        )
     }
 
-    static func deliveries(_ page: DeliveryPage) -> String {
-        "{\"deliveries\":[\(page.deliveries.map(delivery).joined(separator: ","))],\"next_cursor\":\(page.nextCursor.map(JSONWriter.quote) ?? "null")}"
+    static func replay(_ status: ReplayStatus) -> ReplayStatusBody {
+        ReplayStatusBody(
+            replayID: status.id, state: status.running ? "running" : "finished", matchedEvents: status.matchedEvents, deliveries: status.deliveries,
+            started: status.started, succeeded: status.succeeded, dead: status.dead, skipped: status.skipped, retrying: status.retrying,
+            inFlight: status.inFlight, attempts: status.attempts, startedAt: status.startedAt.rfc3339, finishedAt: status.finishedAt?.rfc3339
+        )
     }
 
-    static func replay(_ status: ReplayStatus) -> String {
-        "{\"replay_id\":\(JSONWriter.quote(status.id)),\"state\":\"\(status.running ? "running" : "finished")\",\"matched_events\":\(status.matchedEvents),"
-            + "\"deliveries\":\(status.deliveries),\"started\":\(status.started),\"succeeded\":\(status.succeeded),\"dead\":\(status.dead),"
-            + "\"skipped\":\(status.skipped),\"retrying\":\(status.retrying),\"in_flight\":\(status.inFlight),\"attempts\":\(status.attempts),"
-            + "\"started_at\":\(JSONWriter.quote(status.startedAt.rfc3339)),\"finished_at\":\(status.finishedAt.map { JSONWriter.quote($0.rfc3339) } ?? "null")}"
+    static func routes(_ config: RelayConfig) -> RoutesBody {
+        RoutesBody(version: config.version, sources: config.sources.keys.sorted(), destinations: config.destinations.keys.sorted(), routes: config.routing.routes.map(\.name))
     }
 }

@@ -1,6 +1,7 @@
 import Hummingbird
 import Logging
 import NIOCore
+import RelayAdminAPI
 import RelayCore
 import RelayJournal
 import RelayForwarder
@@ -39,16 +40,13 @@ struct AdminRoutes {
             headers[.contentType] = "text/plain; version=0.0.4; charset=utf-8"
             return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: text)))
         }
+        router.get("/admin/openapi.json") { _, _ in JSONResponse.ok(AdminOpenAPI.document) }
         router.get("/admin/journal") { _, _ in
             let durable = journal.durable
-            return JSONResponse.ok("{\"last_sequence\":\(durable.lastSequence),\"segment\":\(durable.end.segment),\"offset\":\(durable.end.offset)}")
+            return JSONResponse.encoded(JournalBody(lastSequence: durable.lastSequence, segment: durable.end.segment, offset: durable.end.offset))
         }
         router.get("/admin/routes") { _, _ in
-            let config = server.pipeline.currentConfig
-            return JSONResponse.ok(
-                "{\"version\":\(JSONWriter.quote(config.version)),\"sources\":\(JSONWriter.array(config.sources.keys.sorted())),"
-                    + "\"destinations\":\(JSONWriter.array(config.destinations.keys.sorted())),\"routes\":\(JSONWriter.array(config.routing.routes.map(\.name)))}"
-            )
+            JSONResponse.encoded(AdminJSON.routes(server.pipeline.currentConfig))
         }
         router.get("/admin/events") { request, _ in
             let query = request.uri.queryParameters.map { (name: String($0.key), value: String($0.value)) }
@@ -63,7 +61,7 @@ struct AdminRoutes {
             let cursor = query.last { $0.name == "cursor" }?.value
             do {
                 let page = try await server.events.page(filter: filter, cursor: cursor, limit: limit)
-                return JSONResponse.ok(AdminJSON.page(page))
+                return JSONResponse.encoded(AdminJSON.page(page))
             } catch let error as FilterError {
                 return JSONResponse.error(.badRequest, "\(error)")
             }
@@ -73,7 +71,7 @@ struct AdminRoutes {
             guard let detail = try await server.events.detail(id: id) else {
                 return JSONResponse.error(.notFound, "no event \(JSONWriter.quote(id))")
             }
-            return JSONResponse.ok(AdminJSON.detail(detail))
+            return JSONResponse.encoded(AdminJSON.detail(detail))
         }
         router.post("/admin/replay") { request, _ in
             guard let body = await Self.readBody(request, limit: 4 << 20) else {
@@ -93,20 +91,20 @@ struct AdminRoutes {
             let store = server.events
             let through = try await store.mark()
             let plan = try await ReplayPlan.make(replay, store: store, routing: config.routing, through: through, keepItems: !replay.dryRun)
-            let counts = "{" + plan.perDestination.keys.sorted().map { "\(JSONWriter.quote($0)):\(plan.perDestination[$0] ?? 0)" }.joined(separator: ",") + "}"
             let total = plan.perDestination.values.reduce(0, +)
             if replay.dryRun {
-                let sample = plan.sample.map { "{\"id\":\(JSONWriter.quote($0.id)),\"destinations\":\(JSONWriter.array($0.destinations))}" }
-                return JSONResponse.ok(
-                    "{\"replay_id\":null,\"dry_run\":true,\"routing\":\"\(replay.routing.rawValue)\",\"matched_events\":\(plan.matchedEvents),"
-                        + "\"deliveries\":\(counts),\"total_deliveries\":\(total),\"sample\":[\(sample.joined(separator: ","))]}"
-                )
+                return JSONResponse.encoded(ReplayAnswerBody(
+                    replayID: nil, dryRun: true, routing: replay.routing.rawValue, matchedEvents: plan.matchedEvents, deliveries: plan.perDestination,
+                    totalDeliveries: total, sample: plan.sample.map { ReplaySampleBody(id: $0.id, destinations: $0.destinations) }
+                ))
             }
             let id = server.newReplayID()
             await server.deliveries.startReplay(id: id, items: plan.items, matchedEvents: plan.matchedEvents, concurrency: replay.concurrency, ratePerSecond: replay.ratePerSecond)
-            return JSONResponse.ok(
-                "{\"replay_id\":\(JSONWriter.quote(id)),\"dry_run\":false,\"routing\":\"\(replay.routing.rawValue)\",\"matched_events\":\(plan.matchedEvents),"
-                    + "\"deliveries\":\(counts),\"total_deliveries\":\(total)}",
+            return JSONResponse.encoded(
+                ReplayAnswerBody(
+                    replayID: id, dryRun: false, routing: replay.routing.rawValue, matchedEvents: plan.matchedEvents, deliveries: plan.perDestination,
+                    totalDeliveries: total, sample: nil
+                ),
                 status: .accepted
             )
         }
@@ -115,7 +113,7 @@ struct AdminRoutes {
             guard let status = await server.deliveries.replayStatus(id) else {
                 return JSONResponse.error(.notFound, "no replay \(JSONWriter.quote(id)) (progress is kept for the last 100 replays until a restart)")
             }
-            return JSONResponse.ok(AdminJSON.replay(status))
+            return JSONResponse.encoded(AdminJSON.replay(status))
         }
         router.get("/admin/deliveries") { request, _ in
             let query = request.uri.queryParameters.map { (name: String($0.key), value: String($0.value)) }
@@ -136,7 +134,7 @@ struct AdminRoutes {
             let cursor = query.last { $0.name == "cursor" }?.value
             do {
                 let page = try await server.events.deliveries(filter: filter, state: state, destinations: destinations, cursor: cursor, limit: limit)
-                return JSONResponse.ok(AdminJSON.deliveries(page))
+                return JSONResponse.encoded(AdminJSON.deliveries(page))
             } catch let error as FilterError {
                 return JSONResponse.error(.badRequest, "\(error)")
             }
@@ -160,20 +158,18 @@ struct AdminRoutes {
             let replayID = server.newReplayID()
             let item = ReplayItem(event: detail.summary.reference, eventID: eventID, destination: destination)
             await server.deliveries.startReplay(id: replayID, items: [item], matchedEvents: 1, concurrency: 1, ratePerSecond: nil)
-            return JSONResponse.ok("{\"replay_id\":\(JSONWriter.quote(replayID)),\"delivery\":\(JSONWriter.quote(id))}", status: .accepted)
+            return JSONResponse.encoded(RetryAnswerBody(replayID: replayID, delivery: id), status: .accepted)
         }
         router.post("/admin/routes/reload") { _, _ in
             switch server.reload() {
             case .success(let config):
-                return JSONResponse.ok(
-                    "{\"reloaded\":true,\"version\":\(JSONWriter.quote(config.version)),\"sources\":\(config.sources.count),"
-                        + "\"destinations\":\(config.destinations.count),\"routes\":\(config.routing.routes.count)}"
-                )
+                return JSONResponse.encoded(ReloadBody(version: config.version, sources: config.sources.count, destinations: config.destinations.count, routes: config.routing.routes.count))
             case .failure(let error):
-                let errors = JSONWriter.array(error.issues.map(\.description))
-                let version = JSONWriter.quote(server.pipeline.currentConfig.version)
-                return JSONResponse.ok(
-                    "{\"error\":\"the routes file is invalid; the previous rules stay in force\",\"version\":\(version),\"errors\":\(errors)}",
+                return JSONResponse.encoded(
+                    ReloadRejectedBody(
+                        error: "the routes file is invalid; the previous rules stay in force", version: server.pipeline.currentConfig.version,
+                        errors: error.issues.map(\.description)
+                    ),
                     status: .unprocessableContent
                 )
             }

@@ -1,5 +1,7 @@
+import Foundation
 import Hummingbird
 import NIOCore
+import RelayAdminAPI
 import RelayCore
 
 /// Responses with a JSON body; errors are always `{"error":"..."}`.
@@ -8,6 +10,20 @@ enum JSONResponse {
         var headers = HTTPFields()
         headers[.contentType] = "application/json"
         return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(string: json)))
+    }
+
+    /// `value` as JSON (the admin API's typed bodies).
+    static func encoded(_ value: some Encodable, status: HTTPResponse.Status = .ok) -> Response {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        do {
+            let data = try encoder.encode(value)
+            var headers = HTTPFields()
+            headers[.contentType] = "application/json"
+            return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
+        } catch {
+            return Self.error(.internalServerError, "cannot encode the answer: \(error)")
+        }
     }
 
     static func error(_ status: HTTPResponse.Status, _ message: String, retryAfter: Int? = nil) -> Response {

@@ -239,7 +239,7 @@ def main():
         share = after_kb / before_kb if before_kb else 1
         print(f"target: retention 30d of 60 days leaves about half the journal — measured {share:.2f} ({'met' if 0.35 <= share <= 0.65 else 'NOT met'}); "
               f"ready {keep_ready:.2f} → {prune_ready:.2f} s, RSS {keep_rss / 1024:.0f} → {prune_rss / 1024:.0f} MiB "
-              f"({'not higher' if prune_ready <= keep_ready * 1.2 and prune_rss <= keep_rss * 1.1 else 'HIGHER'} with retention)")
+              f"({'not higher' if prune_ready <= keep_ready * 1.2 + 0.05 and prune_rss <= keep_rss * 1.1 else 'HIGHER'} with retention, 50 ms and 10% allowed for noise)")
     if replay_read is not None:
         print(f"target: replay ≥ 50000 events/s read from the journal — measured {replay_read:.0f} ({'met' if replay_read >= 50000 else 'NOT met'})")
     return 1 if problems else 0

@@ -132,6 +132,7 @@ let package = Package(
             dependencies: [
                 "RelayAdminAPI", "RelayCore", "RelayJournal", "RelayServer", "RelayTesting",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
         ),

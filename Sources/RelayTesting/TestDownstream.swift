@@ -46,6 +46,7 @@ public final class TestDownstream: Sendable {
 
     /// Starts listening on `127.0.0.1:port` (0 = any free port) and returns the port.
     public func start(port requested: Int = 0) async throws -> Int {
+        if requested != 0 { releaseReservedPort(requested) }
         let router = Router()
         router.on("**", method: .post) { [self] request, context -> Response in
             var body: [UInt8] = []

@@ -1,3 +1,4 @@
+import Synchronization
 import Dispatch
 import Foundation
 
@@ -148,12 +149,23 @@ public enum TestHTTPClient {
 /// connections, or a fixed port for a server started later).
 public func unusedLoopbackPort() -> Int {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(fd) }
     var address = sockaddr_in()
     address.sin_family = sa_family_t(AF_INET)
     address.sin_addr.s_addr = inet_addr("127.0.0.1")
     var length = socklen_t(MemoryLayout<sockaddr_in>.size)
     _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
     _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
-    return Int(UInt16(bigEndian: address.sin_port))
+    let port = Int(UInt16(bigEndian: address.sin_port))
+    // Kept bound but never listening: connections to it are refused, and no other server of
+    // this test process (tests run in parallel) can take the port meanwhile. A test that later
+    // starts its own server there releases it first (`TestDownstream.start(port:)`).
+    reservedPorts.withLock { $0[port] = fd }
+    return port
+}
+
+private let reservedPorts = Mutex<[Int: Int32]>([:])
+
+/// Frees a port `unusedLoopbackPort()` holds, so a server can bind it.
+public func releaseReservedPort(_ port: Int) {
+    if let fd = reservedPorts.withLock({ $0.removeValue(forKey: port) }) { close(fd) }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import RelayCore
 import RelayForwarder
 import RelayJournal
@@ -27,9 +28,10 @@ import Testing
         let clock = OffsetClock(milliseconds: -40 * Self.day)
         var scheduler = DeliveryScheduler.Configuration()
         scheduler.retentionInterval = .milliseconds(100)
+        let (logger, logs) = makeLogger()
         let relay = try await LiveRelay(
             routes: routes, journal: { JournalConfiguration(directory: $0, segmentSize: 4096) }, scheduler: scheduler, clock: clock,
-            retentionMillis: 30 * Self.day
+            retentionMillis: 30 * Self.day, logger: logger
         )
         defer { Task { await relay.stop(); await sink.stop() } }
         let journalDirectory = relay.directory.path + "/data/journal"
@@ -74,7 +76,9 @@ import Testing
             return relay.server.retention?.heldSegments == 0 && !kept
         }
         let finalSegments = try segments()
-        #expect(released, "segments: \(finalSegments), held: \(relay.server.retention?.heldSegments ?? -1)")
+        let lanes = await relay.server.scheduler.laneStatuses()
+        let outcomes = try relay.storedDeliveries().filter { $0.destination == "down" }.map { "\($0.attempt):\($0.outcome):\($0.status)" }
+        #expect(released, "segments: \(finalSegments), held: \(relay.server.retention?.heldSegments ?? -1), lanes: \(lanes), down got \(down.requests.count), its outcomes: \(outcomes.suffix(5)), warnings: \(logs.messages.filter { $0.level >= .warning }.suffix(5).map { "\($0.message) \($0.metadata)" })")
         // What remains is one intact journal, and the listing of events ends cleanly.
         #expect(try JournalVerifier.verify(directory: journalDirectory).isIntact)
         var cursor: String?

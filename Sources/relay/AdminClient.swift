@@ -64,6 +64,17 @@ struct AdminClient {
         return parsed
     }
 
+    /// Like `request`, decoding the answer as the admin API's typed body; also returns the JSON
+    /// as sent (for `--json`).
+    func request<Body: Decodable>(_ type: Body.Type, _ path: String, body: [UInt8]? = nil) throws -> (body: Body, json: JSONValue) {
+        let json = try request(path, body: body)
+        do {
+            return (try JSONDecoder().decode(Body.self, from: Data(JSONWriter.serialize(json).utf8)), json)
+        } catch {
+            throw fail("\(command): the relay's answer does not match the admin API (\(Body.self)): \(error)")
+        }
+    }
+
     /// A value for a query string or a path segment (`&`, `=`, `+`, `?` and `#` escaped too).
     static func percentEncode(_ text: String) -> String {
         text.addingPercentEncoding(withAllowedCharacters: .urlQueryAllowed.subtracting(CharacterSet(charactersIn: "&=+?#"))) ?? text

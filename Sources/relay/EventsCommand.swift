@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import RelayAdminAPI
 import RelayCore
 
 /// The SPEC §3 filters, shared by `relay events list` and `relay replay`.
@@ -56,23 +57,20 @@ struct Events: ParsableCommand {
             query.append(("limit", String(limit)))
             if let cursor { query.append(("cursor", cursor)) }
             let path = "/admin/events?" + query.map { "\($0.name)=\(AdminClient.percentEncode($0.value))" }.joined(separator: "&")
-            let page = try AdminClient(options, command: "events list").request(path)
+            let (page, json) = try AdminClient(options, command: "events list").request(EventPageBody.self, path)
             if options.json {
-                print(JSONWriter.serialize(page))
+                print(JSONWriter.serialize(json))
                 return
             }
-            let events = page["events"]?.arrayValue ?? []
             var rows = [["ID", "RECEIVED", "SOURCE", "TYPE", "STATUS", "DELIVERY", "DESTINATIONS"]]
-            for event in events {
-                let deliveries = (event["deliveries"]?.arrayValue ?? []).map { "\($0["destination"]?.stringValue ?? ""):\($0["state"]?.stringValue ?? "")" }
+            for event in page.events {
                 rows.append([
-                    event["id"]?.stringValue ?? "", event["received_at"]?.stringValue ?? "", event["source"]?.stringValue ?? "",
-                    event["type"]?.stringValue ?? "", event["status"]?.stringValue ?? "",
-                    event["delivery_state"]?.stringValue ?? "unrouted", deliveries.joined(separator: " "),
+                    event.id, event.receivedAt, event.source, event.type, event.status, event.deliveryState ?? "unrouted",
+                    event.deliveries.map { "\($0.destination):\($0.state)" }.joined(separator: " "),
                 ])
             }
             printTable(rows)
-            print("\(events.count) event\(events.count == 1 ? "" : "s")" + (page["next_cursor"]?.stringValue.map { "; next page: --cursor \($0)" } ?? ""))
+            print("\(page.events.count) event\(page.events.count == 1 ? "" : "s")" + (page.nextCursor.map { "; next page: --cursor \($0)" } ?? ""))
         }
     }
 
@@ -83,38 +81,29 @@ struct Events: ParsableCommand {
         @OptionGroup var options: AdminOptions
 
         func run() throws {
-            let event = try AdminClient(options, command: "events show").request("/admin/events/" + AdminClient.percentEncode(id))
+            let (detail, json) = try AdminClient(options, command: "events show").request(EventDetailBody.self, "/admin/events/" + AdminClient.percentEncode(id))
             if options.json {
-                print(JSONWriter.serialize(event))
+                print(JSONWriter.serialize(json))
                 return
             }
-            func text(_ key: String) -> String { event[key]?.stringValue ?? "" }
-            var rows: [[String]] = []
-            for key in ["id", "received_at", "source", "provider", "type", "status", "order_id", "provider_event_id"] { rows.append([key, text(key)]) }
-            rows.append(["products", (event["products"]?.arrayValue ?? []).compactMap(\.stringValue).joined(separator: ", ")])
-            rows.append(["delivery_state", event["delivery_state"]?.stringValue ?? "unrouted"])
-            if let routing = event["routing"], routing.objectValue != nil {
-                rows.append(["routes", (routing["routes"]?.arrayValue ?? []).compactMap(\.stringValue).joined(separator: ", ")])
-                rows.append(["config_version", routing["config_version"]?.stringValue ?? ""])
+            let event = detail.summary
+            var rows: [[String]] = [
+                ["id", event.id], ["received_at", event.receivedAt], ["source", event.source], ["provider", event.provider], ["type", event.type],
+                ["status", event.status], ["order_id", event.orderID], ["provider_event_id", event.providerEventID],
+                ["products", event.products.joined(separator: ", ")], ["delivery_state", event.deliveryState ?? "unrouted"],
+            ]
+            if let routing = detail.routing {
+                rows.append(["routes", routing.routes.joined(separator: ", ")])
+                rows.append(["config_version", routing.configVersion])
             }
             printTable(rows)
             print("\ndeliveries:")
-            var deliveries = [["DESTINATION", "STATE"]]
-            for delivery in event["deliveries"]?.arrayValue ?? [] {
-                deliveries.append([delivery["destination"]?.stringValue ?? "", delivery["state"]?.stringValue ?? ""])
-            }
-            printTable(deliveries)
+            printTable([["DESTINATION", "STATE"]] + event.deliveries.map { [$0.destination, $0.state] })
             print("\nattempts:")
-            var attempts = [["DESTINATION", "#", "TIME", "OUTCOME", "STATUS", "MS", "NEXT", "ERROR"]]
-            for attempt in event["attempts"]?.arrayValue ?? [] {
-                attempts.append([
-                    attempt["destination"]?.stringValue ?? "", attempt["attempt"].map { JSONWriter.serialize($0) } ?? "",
-                    attempt["time"]?.stringValue ?? "", attempt["outcome"]?.stringValue ?? "", attempt["status"].map { JSONWriter.serialize($0) } ?? "",
-                    attempt["duration_ms"].map { JSONWriter.serialize($0) } ?? "", attempt["next_due"]?.stringValue ?? "-", attempt["error"]?.stringValue ?? "",
-                ])
-            }
-            printTable(attempts)
-            print("\nbody (\(text("body_encoding"))):\n\(text("body"))")
+            printTable([["DESTINATION", "#", "TIME", "OUTCOME", "STATUS", "MS", "NEXT", "ERROR"]] + detail.attempts.map {
+                [$0.destination, String($0.attempt), $0.time, $0.outcome, String($0.status), String($0.durationMs), $0.nextDue ?? "-", $0.error]
+            })
+            print("\nbody (\(detail.bodyEncoding)):\n\(detail.body)")
         }
     }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import RelayAdminAPI
 import RelayCore
 
 struct Replay: ParsableCommand {
@@ -51,39 +52,39 @@ struct Replay: ParsableCommand {
             fields.append("\"config\":\(text)")
         }
         let client = AdminClient(options, command: "replay")
-        let answer = try client.request("/admin/replay", body: Array(("{" + fields.joined(separator: ",") + "}").utf8))
+        let (answer, json) = try client.request(ReplayAnswerBody.self, "/admin/replay", body: Array(("{" + fields.joined(separator: ",") + "}").utf8))
         if options.json && !wait {
-            print(JSONWriter.serialize(answer))
+            print(JSONWriter.serialize(json))
             return
         }
-        let matched = Int(answer["matched_events"]?.doubleValue ?? 0)
-        let counts = (answer["deliveries"]?.objectValue ?? []).map { ($0.key, Int($0.value.doubleValue ?? 0)) }
+        let matched = answer.matchedEvents
+        let counts = answer.deliveries.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
         let total = counts.reduce(0) { $0 + $1.1 }
         if dryRun {
             print("dry run (routing \(routing)\(config.map { ", routes from \($0)" } ?? "")): \(matched) event\(matched == 1 ? "" : "s") matched, \(total) deliver\(total == 1 ? "y" : "ies"); nothing was sent")
             if !counts.isEmpty { printTable([["DESTINATION", "DELIVERIES"]] + counts.map { [$0.0, String($0.1)] }) }
-            let sample = answer["sample"]?.arrayValue ?? []
+            let sample = answer.sample ?? []
             if !sample.isEmpty {
                 print("sample (oldest first):")
-                printTable(sample.map { [$0["id"]?.stringValue ?? "", ($0["destinations"]?.arrayValue ?? []).compactMap(\.stringValue).joined(separator: ", ")] })
+                printTable(sample.map { [$0.id, $0.destinations.joined(separator: ", ")] })
             }
             return
         }
-        let id = answer["replay_id"]?.stringValue ?? ""
+        let id = answer.replayID ?? ""
         print("replay \(id): \(matched) event\(matched == 1 ? "" : "s") matched, \(total) deliver\(total == 1 ? "y" : "ies") scheduled" + (counts.isEmpty ? "" : " (" + counts.map { "\($0.0) \($0.1)" }.joined(separator: ", ") + ")"))
         guard wait else { return }
-        var status = answer
+        var status: (body: ReplayStatusBody, json: JSONValue)
         while true {
-            status = try client.request("/admin/replays/" + AdminClient.percentEncode(id))
-            if status["state"]?.stringValue == "finished" { break }
+            status = try client.request(ReplayStatusBody.self, "/admin/replays/" + AdminClient.percentEncode(id))
+            if status.body.state == "finished" { break }
             Thread.sleep(forTimeInterval: 0.25)
         }
         if options.json {
-            print(JSONWriter.serialize(status))
+            print(JSONWriter.serialize(status.json))
         } else {
-            func count(_ key: String) -> Int { Int(status[key]?.doubleValue ?? 0) }
-            print("finished: \(count("succeeded")) succeeded, \(count("dead")) dead, \(count("skipped")) skipped, \(count("attempts")) attempts")
+            let progress = status.body
+            print("finished: \(progress.succeeded) succeeded, \(progress.dead) dead, \(progress.skipped) skipped, \(progress.attempts) attempts")
         }
-        if (status["dead"]?.doubleValue ?? 0) > 0 { throw ExitCode(1) }
+        if status.body.dead > 0 { throw ExitCode(1) }
     }
 }

@@ -15,6 +15,12 @@ struct JournalTools: ParsableCommand {
         @Option(help: "The data directory (the journal is DATA/journal).")
         var data: String
 
+        @Option(help: "Only events of this source.")
+        var source: String?
+
+        @Flag(help: "Only the events' own deliveries, not replays of them.")
+        var liveOnly = false
+
         func run() throws {
             let reader = JournalReader(directory: data + "/journal")
             var received: [UInt64: Int64] = [:]
@@ -25,11 +31,12 @@ struct JournalTools: ParsableCommand {
                     switch record.type {
                     case .event:
                         let event = try Event(decoding: record.payload)
+                        if let source, event.source != source { continue }
                         received[record.sequence] = event.receivedAt.milliseconds
                         first = min(first, event.receivedAt.milliseconds)
                     case .deliveryAttempt:
                         let delivery = try DeliveryRecord(decoding: record.payload)
-                        guard delivery.outcome == .succeeded, let start = received[delivery.eventSequence] else { continue }
+                        guard delivery.outcome == .succeeded, !(liveOnly && !delivery.replayID.isEmpty), let start = received[delivery.eventSequence] else { continue }
                         latencies.append(delivery.time.milliseconds - start)
                         last = max(last, delivery.time.milliseconds)
                     default:

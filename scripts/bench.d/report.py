@@ -13,6 +13,7 @@ EXTRAS_TSV has other measurements, one per line:
     rss <TAB> label <TAB> conns <TAB> VmHWM_kB
     replay <TAB> events <TAB> seconds_to_plan <TAB> seconds_to_finish <TAB> succeeded
     restart <TAB> events <TAB> pending <TAB> cold_seconds <TAB> ready_seconds <TAB> rss_kB <TAB> peak_kB [<TAB> first_start_rss_kB <TAB> first_start_peak_kB]
+    replay_live <TAB> live_events_sent <TAB> `relay journal latency --live-only` line
     retention <TAB> events <TAB> journal_kB_before <TAB> journal_kB_after <TAB> ready_keeping_all <TAB> ready_after_pruning <TAB> rss_kB_keeping_all <TAB> rss_kB_after_pruning
 
 Exit status: 0 when every run produced numbers (whatever they are), 1 when a
@@ -85,7 +86,7 @@ def main():
                 problems.append(f"{label} c={conns}: wrk completed no requests (see {path})")
             runs.append({"key": key, "label": label, "baseline": baseline, "conns": int(conns), **numbers})
 
-    fdatasync, rss, routing, e2e, replay, restart, retention = [], [], None, None, None, None, None
+    fdatasync, rss, routing, e2e, replay, restart, retention, replay_live = [], [], None, None, None, None, None, None
     with open(extras_path, encoding="utf-8") as f:
         for line in f:
             fields = line.rstrip("\n").split("\t")
@@ -98,6 +99,8 @@ def main():
             elif fields[0] == "restart":
                 restart = (int(fields[1]), int(fields[2]), float(fields[3]), float(fields[4]), int(fields[5] or 0), int(fields[6] or 0),
                            int(fields[7] or 0) if len(fields) > 7 else 0, int(fields[8] or 0) if len(fields) > 8 else 0)
+            elif fields[0] == "replay_live":
+                replay_live = (int(fields[1] or 0), dict(kv.split("=", 1) for kv in fields[2].split()) if len(fields) > 2 else {})
             elif fields[0] == "retention":
                 retention = (int(fields[1]), int(fields[2]), int(fields[3]), float(fields[4]), float(fields[5]), int(fields[6] or 0), int(fields[7] or 0))
             elif fields[0] == "replay":
@@ -165,6 +168,11 @@ def main():
                      f"{events / finish_s:.0f}" if finish_s > 0 else "-", "-", "-", "-", "-"])
         if succeeded < events:
             problems.append(f"replay: only {succeeded} of {events} deliveries succeeded")
+
+    if replay_live is not None:
+        sent, figures = replay_live
+        rows.append([f"live events during the replay, same destination ({figures.get('delivered', 0)}/{sent} delivered; receive → 2xx)", "-", "-",
+                     figures.get("p50_ms", "-"), figures.get("p99_ms", "-"), "-", "-"])
 
     if restart is not None:
         events, pending, cold, ready, rss_kb, peak_kb, first_rss_kb, first_peak_kb = restart

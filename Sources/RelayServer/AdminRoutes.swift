@@ -3,10 +3,9 @@ import Logging
 import NIOCore
 import RelayAdminAPI
 import RelayCore
-import RelayJournal
-import RelayForwarder
 
-/// The admin listener (never the public one).
+/// The admin listener (never the public one). It sees the stores and the engine through their
+/// ports and the rest through a few functions, never the server itself.
 struct AdminRoutes {
     /// The `limit` query parameter: 1…1000, `default` when absent.
     static func limit(_ query: [(name: String, value: String)], default fallback: Int) throws(FilterError) -> Int {
@@ -29,24 +28,34 @@ struct AdminRoutes {
         return body
     }
 
-    let journal: Journal
-    let server: RelayServer
+    /// Stored events.
+    let events: any EventStore
+    /// The delivery engine (lanes, replays).
+    let deliveries: any DeliveryEngine
+    /// The routes file in force.
+    let config: @Sendable () -> RelayConfig
+    /// Reloads the routes file (as SIGHUP).
+    let reload: @Sendable () -> Result<RelayConfig, ConfigError>
+    let newReplayID: @Sendable () -> String
+    /// The Prometheus text.
+    let metrics: @Sendable () async -> [UInt8]
+    /// Where the store ends (`GET /admin/journal`).
+    let journalEnd: @Sendable () -> JournalBody
 
     func register(on router: Router<BasicRequestContext>) {
         router.get("/healthz") { _, _ in JSONResponse.ok("{\"status\":\"ok\"}") }
         router.get("/metrics") { _, _ in
-            let text = await server.metrics.render(engine: server.deliveries, heldSegments: server.retention?.heldSegments ?? 0)
+            let text = await metrics()
             var headers = HTTPFields()
             headers[.contentType] = "text/plain; version=0.0.4; charset=utf-8"
             return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: text)))
         }
         router.get("/admin/openapi.json") { _, _ in JSONResponse.ok(AdminOpenAPI.document) }
         router.get("/admin/journal") { _, _ in
-            let durable = journal.durable
-            return JSONResponse.encoded(JournalBody(lastSequence: durable.lastSequence, segment: durable.end.segment, offset: durable.end.offset))
+            JSONResponse.encoded(journalEnd())
         }
         router.get("/admin/routes") { _, _ in
-            JSONResponse.encoded(AdminJSON.routes(server.pipeline.currentConfig))
+            JSONResponse.encoded(AdminJSON.routes(config()))
         }
         router.get("/admin/events") { request, _ in
             let query = request.uri.queryParameters.map { (name: String($0.key), value: String($0.value)) }
@@ -60,7 +69,7 @@ struct AdminRoutes {
             }
             let cursor = query.last { $0.name == "cursor" }?.value
             do {
-                let page = try await server.events.page(filter: filter, cursor: cursor, limit: limit)
+                let page = try await events.page(filter: filter, cursor: cursor, limit: limit)
                 return JSONResponse.encoded(AdminJSON.page(page))
             } catch let error as FilterError {
                 return JSONResponse.error(.badRequest, "\(error)")
@@ -68,7 +77,7 @@ struct AdminRoutes {
         }
         router.get("/admin/events/{id}") { _, context in
             let id = context.parameters.get("id") ?? ""
-            guard let detail = try await server.events.detail(id: id) else {
+            guard let detail = try await events.detail(id: id) else {
                 return JSONResponse.error(.notFound, "no event \(JSONWriter.quote(id))")
             }
             return JSONResponse.encoded(AdminJSON.detail(detail))
@@ -83,12 +92,12 @@ struct AdminRoutes {
             } catch {
                 return JSONResponse.error(.badRequest, "\(error)")
             }
-            let config = server.pipeline.currentConfig
+            let config = config()
             let known = replay.config?.destinations ?? config.destinations
             if let unknown = replay.destinations.first(where: { known[$0] == nil }) {
                 return JSONResponse.error(.badRequest, "destinations: unknown destination \(JSONWriter.quote(unknown)) (known: \(known.keys.sorted().joined(separator: ", ")))")
             }
-            let store = server.events
+            let store = events
             let through = try await store.mark()
             let plan = try await ReplayPlan.make(replay, store: store, routing: config.routing, through: through, keepItems: !replay.dryRun)
             let total = plan.perDestination.values.reduce(0, +)
@@ -98,8 +107,8 @@ struct AdminRoutes {
                     totalDeliveries: total, sample: plan.sample.map { ReplaySampleBody(id: $0.id, destinations: $0.destinations) }
                 ))
             }
-            let id = server.newReplayID()
-            await server.deliveries.startReplay(id: id, items: plan.items, matchedEvents: plan.matchedEvents, concurrency: replay.concurrency, ratePerSecond: replay.ratePerSecond)
+            let id = newReplayID()
+            await deliveries.startReplay(id: id, items: plan.items, matchedEvents: plan.matchedEvents, concurrency: replay.concurrency, ratePerSecond: replay.ratePerSecond)
             return JSONResponse.encoded(
                 ReplayAnswerBody(
                     replayID: id, dryRun: false, routing: replay.routing.rawValue, matchedEvents: plan.matchedEvents, deliveries: plan.perDestination,
@@ -110,7 +119,7 @@ struct AdminRoutes {
         }
         router.get("/admin/replays/{id}") { _, context in
             let id = context.parameters.get("id") ?? ""
-            guard let status = await server.deliveries.replayStatus(id) else {
+            guard let status = await deliveries.replayStatus(id) else {
                 return JSONResponse.error(.notFound, "no replay \(JSONWriter.quote(id)) (progress is kept for the last 100 replays until a restart)")
             }
             return JSONResponse.encoded(AdminJSON.replay(status))
@@ -133,7 +142,7 @@ struct AdminRoutes {
             let destinations = Set(query.filter { $0.name == "destination" }.flatMap { $0.value.split(separator: ",").map(String.init) })
             let cursor = query.last { $0.name == "cursor" }?.value
             do {
-                let page = try await server.events.deliveries(filter: filter, state: state, destinations: destinations, cursor: cursor, limit: limit)
+                let page = try await events.deliveries(filter: filter, state: state, destinations: destinations, cursor: cursor, limit: limit)
                 return JSONResponse.encoded(AdminJSON.deliveries(page))
             } catch let error as FilterError {
                 return JSONResponse.error(.badRequest, "\(error)")
@@ -146,28 +155,28 @@ struct AdminRoutes {
             }
             let eventID = String(id[..<colon])
             let destination = String(id[id.index(after: colon)...])
-            guard let detail = try await server.events.detail(id: eventID) else {
+            guard let detail = try await events.detail(id: eventID) else {
                 return JSONResponse.error(.notFound, "no event \(JSONWriter.quote(eventID))")
             }
             guard detail.summary.deliveries.contains(where: { $0.destination == destination }) else {
                 return JSONResponse.error(.notFound, "event \(JSONWriter.quote(eventID)) has no delivery to \(JSONWriter.quote(destination))")
             }
-            guard server.pipeline.currentConfig.destinations[destination] != nil else {
+            guard config().destinations[destination] != nil else {
                 return JSONResponse.error(.conflict, "destination \(JSONWriter.quote(destination)) is not in the routes file in force")
             }
-            let replayID = server.newReplayID()
+            let replayID = newReplayID()
             let item = ReplayItem(event: detail.summary.reference, eventID: eventID, destination: destination)
-            await server.deliveries.startReplay(id: replayID, items: [item], matchedEvents: 1, concurrency: 1, ratePerSecond: nil)
+            await deliveries.startReplay(id: replayID, items: [item], matchedEvents: 1, concurrency: 1, ratePerSecond: nil)
             return JSONResponse.encoded(RetryAnswerBody(replayID: replayID, delivery: id), status: .accepted)
         }
         router.post("/admin/routes/reload") { _, _ in
-            switch server.reload() {
+            switch reload() {
             case .success(let config):
                 return JSONResponse.encoded(ReloadBody(version: config.version, sources: config.sources.count, destinations: config.destinations.count, routes: config.routing.routes.count))
             case .failure(let error):
                 return JSONResponse.encoded(
                     ReloadRejectedBody(
-                        error: "the routes file is invalid; the previous rules stay in force", version: server.pipeline.currentConfig.version,
+                        error: "the routes file is invalid; the previous rules stay in force", version: config().version,
                         errors: error.issues.map(\.description)
                     ),
                     status: .unprocessableContent

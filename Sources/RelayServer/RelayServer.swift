@@ -1,4 +1,5 @@
 import Hummingbird
+import RelayAdminAPI
 import Logging
 import NIOCore
 import RelayCore
@@ -150,7 +151,16 @@ public final class RelayServer: Sendable {
         let adminRouter = Router(context: BasicRequestContext.self)
         adminRouter.add(middleware: JSONNotFoundMiddleware())
         if let token = configuration.adminToken { adminRouter.add(middleware: BearerTokenMiddleware(token: token)) }
-        AdminRoutes(journal: journal, server: self).register(on: adminRouter)
+        let (metrics, deliveries, retention, journal, pipeline) = (self.metrics, self.deliveries, self.retention, self.journal, self.pipeline)
+        AdminRoutes(
+            events: events, deliveries: deliveries, config: { pipeline.currentConfig }, reload: { [self] in self.reload() },
+            newReplayID: { [self] in self.newReplayID() },
+            metrics: { await metrics.render(engine: deliveries, heldSegments: retention?.heldSegments ?? 0) },
+            journalEnd: {
+                let durable = journal.durable
+                return JournalBody(lastSequence: durable.lastSequence, segment: durable.end.segment, offset: durable.end.offset)
+            }
+        ).register(on: adminRouter)
         let admin = Application(
             router: adminRouter,
             server: .http1(configuration: .init(additionalChannelHandlers: [CloseAfterResponseHandler()], idleTimeout: TimeAmount(configuration.idleTimeout))),

@@ -426,6 +426,25 @@ public actor DeliveryScheduler: DeliveryEngine {
         duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
     }
 
+    /// The oldest event sequence still needed: by an unfinished delivery, a running replay, or
+    /// because the tail has not read it yet (its deliveries are not known yet).
+    private func retentionKeepFrom() -> UInt64 {
+        [ledger.oldestNeededSequence(), oldestReplayedSequence(), ledger.lastSequence + 1].compactMap { $0 }.min() ?? ledger.lastSequence + 1
+    }
+
+    /// Replays being planned: while any is, retention deletes nothing (their events are not
+    /// known until the plan is handed over).
+    private var retentionHolds = 0
+
+    /// Keeps retention from deleting anything until `releaseRetention()` (a replay is being planned).
+    public func holdRetention() {
+        retentionHolds += 1
+    }
+
+    public func releaseRetention() {
+        retentionHolds = max(0, retentionHolds - 1)
+    }
+
     private func startRetentionIfDue() {
         guard let retention, !pruning, ContinuousClock.now >= retentionDueAt else { return }
         pruning = true
@@ -437,17 +456,27 @@ public actor DeliveryScheduler: DeliveryEngine {
     /// before deleting, a barrier record makes every outcome queued so far durable (an outcome
     /// that finished a delivery must be on disk before the event it finished can go).
     private func prune(_ retention: JournalRetention) async {
-        defer { pruning = false }
-        let needed = [ledger.oldestNeededSequence(), oldestReplayedSequence()].compactMap { $0 }.min()
+        defer {
+            pruning = false
+            wake()  // so the dispatch loop sets the timer for the next pass
+        }
         let now = clock.now()
         let failuresBefore = outcomeFailures.value.load(ordering: .sequentiallyConsistent)
         do {
+            let needed = retentionKeepFrom()
             var plan = try await io.run { try retention.plan(now: now, keepFrom: needed) }
             if !plan.deletable.isEmpty {
                 _ = try await journal.append([JournalEntry(type: .barrier, payload: [])])
                 // An outcome that failed to be written: its delivery may be unfinished after a
                 // restart, so delete nothing this time.
-                if retryingOutcomes > 0 || outcomeFailures.value.load(ordering: .sequentiallyConsistent) != failuresBefore { plan.deletable = [] }
+                if retryingOutcomes > 0 || outcomeFailures.value.load(ordering: .sequentiallyConsistent) != failuresBefore || retentionHolds > 0 {
+                    plan.deletable = []
+                }
+                // What is needed may have grown while the plan was made (a replay started, the
+                // tail fell behind): keep those segments too.
+                let neededNow = retentionKeepFrom()
+                let planned = plan
+                plan = try await io.run { try retention.trimmed(planned, keepFrom: neededNow) }
             }
             let ready = plan
             _ = try await io.run { try retention.apply(ready) }

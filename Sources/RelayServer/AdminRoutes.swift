@@ -98,10 +98,19 @@ struct AdminRoutes {
                 return JSONResponse.error(.badRequest, "destinations: unknown destination \(JSONWriter.quote(unknown)) (known: \(known.keys.sorted().joined(separator: ", ")))")
             }
             let store = events
-            let through = try await store.mark()
-            let plan = try await ReplayPlan.make(replay, store: store, routing: config.routing, through: through, keepItems: !replay.dryRun)
+            // Retention must not delete what the replay selects before it has started.
+            await deliveries.holdRetention()
+            let plan: ReplayPlan
+            do {
+                let through = try await store.mark()
+                plan = try await ReplayPlan.make(replay, store: store, routing: config.routing, through: through, keepItems: !replay.dryRun)
+            } catch {
+                await deliveries.releaseRetention()
+                throw error
+            }
             let total = plan.perDestination.values.reduce(0, +)
             if replay.dryRun {
+                await deliveries.releaseRetention()
                 return JSONResponse.encoded(ReplayAnswerBody(
                     replayID: nil, dryRun: true, routing: replay.routing.rawValue, matchedEvents: plan.matchedEvents, deliveries: plan.perDestination,
                     totalDeliveries: total, sample: plan.sample.map { ReplaySampleBody(id: $0.id, destinations: $0.destinations) }
@@ -109,6 +118,7 @@ struct AdminRoutes {
             }
             let id = newReplayID()
             await deliveries.startReplay(id: id, items: plan.items, matchedEvents: plan.matchedEvents, concurrency: replay.concurrency, ratePerSecond: replay.ratePerSecond)
+            await deliveries.releaseRetention()
             return JSONResponse.encoded(
                 ReplayAnswerBody(
                     replayID: id, dryRun: false, routing: replay.routing.rawValue, matchedEvents: plan.matchedEvents, deliveries: plan.perDestination,

@@ -115,6 +115,23 @@ import Testing
         #expect(try JournalVerifier.verify(directory: journal.configuration.directory).isIntact)
     }
 
+    /// A plan made before a replay started (or before the tail caught up) is trimmed to what is
+    /// still not needed once the caller knows more.
+    @Test func aPlanIsTrimmedToWhatIsStillNotNeeded() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let (logger, _) = makeLogger()
+        let (journal, sequences) = try await filledJournal(days: 60, in: directory, logger: logger)
+        let retention = JournalRetention(journal: journal, retentionMillis: 30 * Self.day, logger: logger)
+        let everything = try retention.plan(now: Self.now, keepFrom: nil)
+        let needed = sequences[10 * 24]
+        let trimmed = try retention.trimmed(everything, keepFrom: needed)
+        #expect(trimmed == (try retention.plan(now: Self.now, keepFrom: needed)), "the same as planning with the need known")
+        #expect(trimmed.deletable.count < everything.deletable.count && !trimmed.held.isEmpty)
+        #expect(try retention.trimmed(everything, keepFrom: nil) == everything)
+        await journal.close()
+    }
+
     @Test func zeroKeepsEverythingAndNothingYoungGoes() async throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }

@@ -17,6 +17,10 @@ public protocol DeliveryEngine: Sendable {
     func replayStatus(_ id: String) async -> ReplayStatus?
     /// Running replays, and the deliveries they have not finished.
     func replaySummary() async -> (running: Int, remaining: Int)
+    /// Keeps stored events from being deleted by retention while a replay is planned, until
+    /// `releaseRetention()` (the plan's events are protected once the replay has started).
+    func holdRetention() async
+    func releaseRetention() async
 }
 
 /// What one destination's lane looks like, for the admin API, metrics and tests.

@@ -60,6 +60,23 @@ public final class JournalRetention: Sendable {
         return plan
     }
 
+    /// `plan` with only the deletable segments that end before `keepFrom` (nil: all of them);
+    /// the others become held. For a caller whose needs grew while the plan was made.
+    public func trimmed(_ plan: Plan, keepFrom: UInt64?) throws -> Plan {
+        guard let keepFrom, !plan.deletable.isEmpty else { return plan }
+        let bases = try JournalRecovery.segmentBases(in: journal.configuration.directory)
+        var result = Plan(deletable: [], held: plan.held)
+        for base in plan.deletable {
+            let next = bases.first { $0 > base } ?? UInt64.max
+            if next <= keepFrom && result.held.count == plan.held.count {
+                result.deletable.append(base)
+            } else {
+                result.held.insert(base, at: result.held.count - plan.held.count)
+            }
+        }
+        return result
+    }
+
     /// Deletes `plan.deletable` (the caller has made every record queued before it durable),
     /// records and logs what is held; returns the bytes freed.
     @discardableResult

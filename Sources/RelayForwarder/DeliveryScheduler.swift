@@ -419,11 +419,15 @@ public actor DeliveryScheduler: DeliveryEngine {
 
     private func retentionDue() -> Timestamp? {
         guard retention != nil, !pruning else { return nil }
-        return Timestamp(milliseconds: clock.now().milliseconds + max(0, Self.millis(retentionDueAt - ContinuousClock.now)) + 1)
+        return timestamp(at: retentionDueAt)
     }
 
-    static func millis(_ duration: Duration) -> Int64 {
-        duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
+    /// The relay-clock time at which the monotonic `instant` falls (now, if it is past), for
+    /// `sleep(until:)`: timers are kept on the monotonic clock, sleeps on the relay's.
+    private func timestamp(at instant: ContinuousClock.Instant) -> Timestamp {
+        let wait = instant - ContinuousClock.now
+        let millis = wait.components.seconds * 1000 + wait.components.attoseconds / 1_000_000_000_000_000
+        return Timestamp(milliseconds: clock.now().milliseconds + max(0, millis) + 1)
     }
 
     /// The oldest event sequence still needed: by an unfinished delivery, a running replay, or
@@ -488,9 +492,7 @@ public actor DeliveryScheduler: DeliveryEngine {
     /// When the interval checkpoint falls due, if anything is not yet saved (and no save runs).
     private func checkpointDue() -> Timestamp? {
         guard checkpoints != nil, !checkpointing, ledger.lastSequence > checkpointedSequence else { return nil }
-        let wait = max(checkpointedAt + configuration.checkpointInterval, checkpointRetryAfter) - ContinuousClock.now
-        let millis = max(0, wait.components.seconds * 1000 + wait.components.attoseconds / 1_000_000_000_000_000) + 1
-        return Timestamp(milliseconds: clock.now().milliseconds + millis)
+        return timestamp(at: max(checkpointedAt + configuration.checkpointInterval, checkpointRetryAfter))
     }
 
     /// Waits for a checkpoint being saved, then saves one as of now if anything is newer (at shutdown).

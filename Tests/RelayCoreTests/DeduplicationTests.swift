@@ -6,13 +6,6 @@ import Synchronization
 import Testing
 
 /// A clock tests can move.
-final class ManualClock: RelayClock {
-    private let time: Mutex<Timestamp>
-    init(_ start: Timestamp) { time = Mutex(start) }
-    func now() -> Timestamp { time.withLock { $0 } }
-    func advance(millis: Int64) { time.withLock { $0.milliseconds += millis } }
-}
-
 func fastSpringBody(ids: [String]) -> [UInt8] {
     let events = ids.map { "{\"id\":\"\($0)\",\"type\":\"order.completed\",\"data\":{\"id\":\"o-\($0)\",\"items\":[{\"product\":\"p\"}]}}" }
     return Array("{\"events\":[\(events.joined(separator: ","))]}".utf8)

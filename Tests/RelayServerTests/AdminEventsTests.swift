@@ -7,13 +7,6 @@ import Synchronization
 import Testing
 
 /// A clock tests move by hand (events get the receive times the test chooses).
-final class ManualClock: RelayClock {
-    private let time: Mutex<Timestamp>
-    init(_ start: Timestamp) { time = Mutex(start) }
-    func now() -> Timestamp { time.withLock { $0 } }
-    func set(_ value: Timestamp) { time.withLock { $0 = value } }
-}
-
 private func ids(_ json: JSONValue?) -> [String] {
     (json?["events"]?.arrayValue ?? []).compactMap { $0["id"]?.stringValue }
 }
@@ -65,7 +58,7 @@ private func ids(_ json: JSONValue?) -> [String] {
     @Test func everyFilterSelectsExactlyItsEvents() async throws {
         let downstream = TestDownstream()
         let up = try await downstream.start()
-        let clock = ManualClock(Timestamp(seconds: 1_800_000_000))
+        let clock = SettableClock(Timestamp(seconds: 1_800_000_000))
         let relay = try await LiveRelay(routes: Self.routes(up: up, dead: unusedLoopbackPort(), later: unusedLoopbackPort()), clock: clock)
         defer { Task { await relay.stop(); await downstream.stop() } }
         // name: (source, body, receive time offset in seconds)

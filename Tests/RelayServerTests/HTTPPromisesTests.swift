@@ -101,15 +101,6 @@ private func checkpointMarkers(_ relay: LiveRelay) throws -> [UInt64] {
     }
 }
 
-/// Waits (bounded) until `condition` holds, checking every 20 ms; returns whether it did.
-private func eventually(within timeout: Duration = .seconds(30), _ condition: () throws -> Bool) async rethrows -> Bool {
-    let deadline = ContinuousClock.now + timeout
-    while ContinuousClock.now < deadline {
-        if try condition() { return true }
-        try? await Task.sleep(for: .milliseconds(20))
-    }
-    return try condition()
-}
 
 @Suite struct JournalRefusalHTTPTests {
     /// README "Bounded write queue": past the queue limit a request gets 503 + Retry-After: 1 at
@@ -123,7 +114,7 @@ private func eventually(within timeout: Duration = .seconds(30), _ condition: ()
         faults.delaySyncs(.seconds(5))
         let syncsBefore = faults.syncsStarted
         let first = Task { try await relay.post("shop", body: body(#"{"id":"slow-1"}"#)) }
-        #expect(try await eventually { faults.syncsStarted > syncsBefore }, "the first request's commit never started")
+        #expect(await eventually(timeout: .seconds(30)) { faults.syncsStarted > syncsBefore }, "the first request's commit never started")
         // The first request's records wait on a 5 s sync: this one finds the queue full.
         let refused = try await relay.post("shop", body: body(#"{"id":"refused-2"}"#))
         #expect(refused.status == 503)
@@ -397,7 +388,7 @@ private func eventually(within timeout: Duration = .seconds(30), _ condition: ()
     @Test func keysAreKeptSevenDaysByDefault() async throws {
         let day: Int64 = 86_400
         let t0 = Timestamp(seconds: 1_800_000_000)
-        let clock = ManualClock(t0)
+        let clock = SettableClock(t0)
         let relay = try await LiveRelay(routes: plainRoutes, clock: clock)
         defer { Task { await relay.stop() } }
         let configuration = relay.server.ingestStore.deduplication.configuration
@@ -455,12 +446,12 @@ private func eventually(within timeout: Duration = .seconds(30), _ condition: ()
         defer { Task { await relay.stop() } }
         let store = CheckpointStore(directory: relay.directory.path + "/data/journal")
         for i in 0..<5 { #expect(try await relay.post("shop", body: body("{\"id\":\"a\(i)\"}")).status == 200) }
-        #expect(try await eventually { try store.load()?.sequence == 10 }, "no checkpoint at record 10")
+        #expect(try await eventually(timeout: .seconds(30)) { try store.load()?.sequence == 10 }, "no checkpoint at record 10")
         #expect(try checkpointMarkers(relay) == [10], "one checkpoint, as of record 10")
         // The marker is record 11; ten records later (21) the next one is due.
         for i in 0..<4 { #expect(try await relay.post("shop", body: body("{\"id\":\"b\(i)\"}")).status == 200) }
         #expect(try await relay.post("shop", body: body(#"{"id":"b4"}"#)).status == 200)
-        #expect(try await eventually { try store.load()?.sequence == 21 }, "no checkpoint at record 21")
+        #expect(try await eventually(timeout: .seconds(30)) { try store.load()?.sequence == 21 }, "no checkpoint at record 21")
         #expect(try checkpointMarkers(relay) == [10, 21])
         await relay.stop()
     }

@@ -20,17 +20,6 @@ private func eventID(_ response: TestHTTPClient.Response) throws -> String {
     try #require(try JSONParser.parse(response.body)["ids"]?.arrayValue?.first?.stringValue)
 }
 
-/// Waits (bounded) for a replay to finish and returns its progress.
-private func finished(_ relay: LiveRelay, _ id: String, timeout: Duration = .seconds(60)) async throws -> JSONValue? {
-    let deadline = ContinuousClock.now + timeout
-    while ContinuousClock.now < deadline {
-        let status = try await relay.admin("/admin/replays/\(id)").json
-        if status?["state"]?.stringValue == "finished" { return status }
-        try await Task.sleep(for: .milliseconds(25))
-    }
-    return nil
-}
-
 /// `GET /admin/events/{id}`: each routed destination's delivery state.
 private func deliveryStates(_ relay: LiveRelay, _ id: String) async throws -> [String: String] {
     let deliveries = try await relay.admin("/admin/events/\(id)").json?["deliveries"]?.arrayValue ?? []

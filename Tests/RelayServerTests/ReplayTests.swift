@@ -13,9 +13,9 @@ private func json(_ text: String) -> [UInt8] { Array(text.utf8) }
 private func replayID(_ answer: (status: Int, json: JSONValue?)) -> String? { answer.json?["replay_id"]?.stringValue }
 
 /// Waits (bounded) for a replay to finish and returns its progress.
-private func finished(_ relay: LiveRelay, _ id: String) async throws -> JSONValue? {
+func finished(_ relay: LiveRelay, _ id: String, timeout: Duration = .seconds(60)) async throws -> JSONValue? {
     var status: JSONValue?
-    let done = try await eventually(timeout: .seconds(60)) {
+    let done = try await eventually(timeout: timeout) {
         status = try await relay.admin("/admin/replays/\(id)").json
         return status?["state"]?.stringValue == "finished"
     }

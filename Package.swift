@@ -60,9 +60,7 @@ let package = Package(
             name: "RelayForwarder",
             dependencies: [
                 "RelayCore",
-                "RelayJournal",
                 "CCurlShim",
-                "CRelayMemory",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings

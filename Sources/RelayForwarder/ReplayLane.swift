@@ -1,6 +1,5 @@
 import Logging
 import RelayCore
-import RelayJournal
 
 /// One replay in progress: its deliveries in order, its own concurrency and rate, and the
 /// failed ones waiting for their retry. Owned by the scheduler actor.
@@ -66,8 +65,8 @@ extension DeliveryScheduler {
     /// Starts sending `items` in a replay lane of their own (live deliveries keep their slots):
     /// at most `concurrency` at once and `ratePerSecond` starts per second. Each keeps its
     /// event's `webhook-id`, carries `x-relay-replay: 1`, retries by its destination's policy
-    /// (its max_age counted from its own first attempt in the replay) and is journaled with the replay id.
-    public func startReplay(id: String, items: [ReplayItem], matchedEvents: Int, concurrency: Int, ratePerSecond: Double?) {
+    /// (its max_age counted from its own first attempt in the replay) and is recorded with the replay id.
+    public func startReplay(id: String, items: [ReplayItem], matchedEvents: Int, concurrency: Int, ratePerSecond: Double?) async {
         let run = ReplayRun(id: id, items: items, matchedEvents: matchedEvents, concurrency: concurrency, ratePerSecond: ratePerSecond, startedAt: clock.now())
         replays[id] = run
         replayOrder.append(id)
@@ -78,6 +77,7 @@ extension DeliveryScheduler {
         }
         replayOrder.removeAll { replays[$0] == nil }
         logger.info("replay started", metadata: ["replay_id": "\(id)", "events": "\(matchedEvents)", "deliveries": "\(items.count)"])
+        replaysNeed.set(oldestReplayedSequence())
         if run.isDone { finishIfDone(run) }
         wake()
     }
@@ -96,8 +96,21 @@ extension DeliveryScheduler {
         )
     }
 
-    /// Starts what the running replays may start now; returns when one may start next.
-    func dispatchReplays(now: Timestamp) -> Timestamp? {
+    /// One replay attempt to start: which item of which replay, its attempt count so far, and
+    /// when its first attempt was (its `max_age` counts from there).
+    struct ReplayStart: Sendable {
+        let replayID: String
+        let index: Int
+        let item: ReplayItem
+        let attempts: Int
+        let firstAttempt: Timestamp
+        let destination: DestinationConfig
+        let template: BodyTemplate?
+    }
+
+    /// What the running replays may start now, and when one may start next.
+    func dispatchReplays(now: Timestamp) -> (starts: [ReplayStart], next: Timestamp?) {
+        var starts: [ReplayStart] = []
         var earliest: Timestamp?
         let nowMicros = Double(now.milliseconds) * 1000
         for run in replays.values where run.finishedAt == nil {
@@ -124,64 +137,55 @@ extension DeliveryScheduler {
                 // No saving up: an idle moment does not allow a burst later.
                 if let interval = run.interval { run.nextStartMicros = max(run.nextStartMicros, nowMicros) + interval }
                 let item = run.items[index]
-                guard let lane = ledger.lanes[item.destination], let destination = lane.destination else {
+                guard let destination = destinations[item.destination] else {
                     run.skipped += 1
                     finishIfDone(run)
                     continue
                 }
-                startReplayAttempt(run, index: index, attempts: attempts, firstAttempt: firstAttempt, destination: destination, template: lane.template)
+                run.inFlight += 1
+                run.attempts += 1
+                starts.append(ReplayStart(
+                    replayID: run.id, index: index, item: item, attempts: attempts, firstAttempt: firstAttempt,
+                    destination: destination, template: destination.bodyTemplate.flatMap { try? BodyTemplate($0) }
+                ))
             }
         }
-        return earliest
+        return (starts, earliest)
     }
 
-    /// `firstAttempt` stands in for the receive time in the retry policy: a replayed delivery's
-    /// `max_age` counts from its own first attempt.
-    private func startReplayAttempt(_ run: ReplayRun, index: Int, attempts: Int, firstAttempt: Timestamp, destination: DestinationConfig, template: BodyTemplate?) {
-        let item = run.items[index]
-        run.inFlight += 1
-        run.attempts += 1
-        nextAttemptID += 1
-        let id = nextAttemptID
-        let delivery = PendingDelivery(
-            eventSequence: item.eventSequence, eventPosition: JournalPosition(item.event.locator), eventID: item.eventID,
-            receivedAt: firstAttempt, attempts: attempts, due: clock.now()
-        )
-        self.attempts[id] = Task {
-            let result = await self.send(delivery, destination: destination, template: template, replay: true)
-            self.finishReplayAttempt(id: id, run: run, index: index, delivery: delivery, policy: destination.retry, result: result)
-        }
+    /// One replay attempt: send, then resolve it. `firstAttempt` stands in for the receive time
+    /// in the retry policy: a replayed delivery's `max_age` counts from its own first attempt.
+    nonisolated func replayAttempt(_ start: ReplayStart) async {
+        let result = await send(start.item.event, attempt: start.attempts + 1, destination: start.destination, template: start.template, replay: true)
+        await finishReplayAttempt(start, result: result)
     }
 
-    private func finishReplayAttempt(id: UInt64, run: ReplayRun, index: Int, delivery: PendingDelivery, policy: RetryPolicy, result: Result<TransportResponse, TransportFailure>) {
-        attempts[id] = nil
+    private func finishReplayAttempt(_ start: ReplayStart, result: Result<TransportResponse, TransportFailure>) async {
+        running -= 1
+        guard let run = replays[start.replayID] else { return }
         run.inFlight -= 1
-        defer {
-            finishIfDone(run)
-            wake()
-        }
+        defer { wake() }
+        // Shutdown. A replay is not resumed after a restart; its recorded outcomes show how far it got.
+        if case .failure(let failure) = result, failure.kind == .cancelled { return finishIfDone(run) }
         let now = clock.now()
-        if case .failure(let failure) = result, failure.kind == .cancelled {
-            // Shutdown. A replay is not resumed after a restart; its journaled outcomes show how far it got.
-            return
-        }
-        let item = run.items[index]
+        let item = start.item
         let resolution = AttemptResolution.resolve(
             Self.facts(of: result), eventSequence: item.eventSequence, eventID: item.eventID, destination: item.destination,
-            attempt: delivery.attempts + 1, since: delivery.receivedAt, now: now, policy: policy, replayID: run.id, random: random
+            attempt: start.attempts + 1, since: start.firstAttempt, now: now, policy: start.destination.retry, replayID: run.id, random: random
         )
         let record = resolution.record
         switch resolution.next {
         case .succeeded:
             run.succeeded += 1
         case .retry(let due):
-            run.retries.push(due: due.milliseconds, index: index, attempts: record.attempt, firstAttempt: delivery.receivedAt)
+            run.retries.push(due: due.milliseconds, index: start.index, attempts: record.attempt, firstAttempt: start.firstAttempt)
         case .dead:
             run.dead += 1
         }
         Self.log(record, logger: logger)
         observer?.attempted(destination: item.destination, outcome: record.outcome, duration: .milliseconds(record.durationMillis), replay: true)
-        journalOutcome(record)
+        await store.recordReplayAttempt(record)
+        finishIfDone(run)
     }
 
     private func finishIfDone(_ run: ReplayRun) {
@@ -191,5 +195,6 @@ extension DeliveryScheduler {
         logger.info("replay finished", metadata: [
             "replay_id": "\(run.id)", "succeeded": "\(run.succeeded)", "dead": "\(run.dead)", "skipped": "\(run.skipped)",
         ])
+        replaysNeed.set(oldestReplayedSequence())
     }
 }

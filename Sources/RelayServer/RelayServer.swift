@@ -20,6 +20,8 @@ public final class RelayServer: Sendable {
     /// Sends deliveries: libcurl unless a test injects another transport.
     public let engine: CurlEngine?
     public let scheduler: DeliveryScheduler
+    /// The journal as the delivery store (pending deliveries, checkpoints, retention).
+    public let deliveryStore: JournalDeliveryStore
     /// The delivery engine, as the admin API and metrics use it.
     public var deliveries: any DeliveryEngine { scheduler }
     /// Counters, histograms and gauges served at `GET /metrics`.
@@ -63,9 +65,18 @@ public final class RelayServer: Sendable {
         self.engine = engine
         // One pass over the journal (after the last checkpoint) rebuilds deliveries and the
         // de-duplication index, before either listener starts.
-        self.scheduler = try DeliveryScheduler(
-            journal: journal, transport: engine, destinations: config.destinations, configuration: configuration.scheduler,
+        let settings = configuration.scheduler
+        self.deliveryStore = try JournalDeliveryStore(
+            journal: journal, destinations: config.destinations,
+            configuration: JournalDeliveryStore.Configuration(
+                window: settings.windowPerDestination, breaker: settings.breaker, checkpointEveryRecords: settings.checkpointEveryRecords,
+                checkpointInterval: settings.checkpointInterval, retentionInterval: settings.retentionInterval
+            ),
             checkpoints: CheckpointStore(directory: configuration.journal.directory), participants: [ingestStore.deduplication], io: io, retention: retention,
+            clock: clock, logger: logger
+        )
+        self.scheduler = DeliveryScheduler(
+            store: deliveryStore, transport: engine, destinations: config.destinations, configuration: settings,
             clock: clock, observer: metrics, logger: logger
         )
     }

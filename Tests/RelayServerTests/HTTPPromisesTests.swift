@@ -501,8 +501,8 @@ private func checkpointMarkers(_ relay: LiveRelay) throws -> [UInt64] {
         #expect(try store.load()?.sequence == 6, "the shutdown checkpoint covers all 3 events and their decisions")
 
         let restarted = try await RestartableRelay(directory: directory, routes: plainRoutes)
-        #expect(restarted.server.scheduler.recoveredFromCheckpoint == 6)
-        #expect(restarted.server.scheduler.recoveredRecords == 1, "only the checkpoint's marker record is read after it")
+        #expect(restarted.server.deliveryStore.recoveredFromCheckpoint == 6)
+        #expect(restarted.server.deliveryStore.recoveredRecords == 1, "only the checkpoint's marker record is read after it")
         let again = try JSONParser.parse(try await restarted.post("shop", #"{"id":"s0"}"#).body)
         #expect(again["duplicates"]?.doubleValue == 1 && again["ids"]?.arrayValue?.first?.stringValue == first, "de-duplication keys came back from the checkpoint")
         await restarted.stop()

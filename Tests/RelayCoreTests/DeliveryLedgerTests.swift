@@ -1,8 +1,7 @@
 import Foundation
 import Logging
 import RelayCore
-import RelayJournal
-@testable import RelayForwarder
+@testable import RelayJournal
 import RelayTesting
 import Testing
 
@@ -68,7 +67,7 @@ func pendingSummary(_ state: DeliveryLedger, _ lane: String, readingBack journal
     if let journal {
         state.refill("d", lane, journal: journal, now: Timestamp(milliseconds: 3_000_000), logger: makeTestLogger())
     }
-    return lane.queue.pending.mapValues { ($0.attempts, $0.due.milliseconds) }
+    return lane.state.queue.pending.mapValues { ($0.attempts, $0.due.milliseconds) }
 }
 
 @Suite struct DeliveryLedgerTests {
@@ -119,8 +118,8 @@ func pendingSummary(_ state: DeliveryLedger, _ lane: String, readingBack journal
             let a = pendingSummary(fromCheckpoint, lane, readingBack: nil)
             let b = pendingSummary(full, lane, readingBack: nil)
             #expect(a.mapValues { "\($0.attempts)@\($0.due)" } == b.mapValues { "\($0.attempts)@\($0.due)" }, "lane \(lane)")
-            #expect(fromCheckpoint.lanes[lane]?.succeeded == full.lanes[lane]?.succeeded)
-            #expect(fromCheckpoint.lanes[lane]?.dead == full.lanes[lane]?.dead)
+            #expect(fromCheckpoint.lanes[lane]?.state.succeeded == full.lanes[lane]?.state.succeeded)
+            #expect(fromCheckpoint.lanes[lane]?.state.dead == full.lanes[lane]?.state.dead)
             #expect(fromCheckpoint.lanes[lane]?.overflowFrom == full.lanes[lane]?.overflowFrom)
         }
         #expect(pendingSummary(fromCheckpoint, "d")[first[1]]?.attempts == 2)
@@ -148,7 +147,7 @@ func pendingSummary(_ state: DeliveryLedger, _ lane: String, readingBack journal
             let (rebuilt, recovery) = try fixture.recover(window: 10, checkpoints: fixture.checkpoints, logger: logger)
             #expect(recovery.checkpoint == nil, "\(label): the checkpoint was used")
             #expect(Set(pendingSummary(rebuilt, "d").keys) == Set(sequences[1...]), "\(label): pending not rebuilt")
-            #expect(rebuilt.lanes["d"]?.succeeded == 1, "\(label): the success was not rebuilt")
+            #expect(rebuilt.lanes["d"]?.state.succeeded == 1, "\(label): the success was not rebuilt")
             #expect(rebuilt.lastSequence == state.lastSequence, "\(label): not read to the end")
             let warnings = logs.messages.filter { $0.level == .warning }
             #expect(warnings.count == 1 && warnings.first?.message == "checkpoint not used; rebuilding from the whole journal", "\(label): \(warnings.map(\.message))")

@@ -1,13 +1,15 @@
 /// A binary min-heap of payloads by due time (milliseconds), for the delivery queue and the
 /// replay lane's retries.
-struct DueHeap<Payload> {
-    private(set) var items: [(due: Int64, payload: Payload)] = []
+public struct DueHeap<Payload> {
+    public private(set) var items: [(due: Int64, payload: Payload)] = []
 
-    var isEmpty: Bool { items.isEmpty }
-    var count: Int { items.count }
-    var first: (due: Int64, payload: Payload)? { items.first }
+    public init() {}
 
-    mutating func push(_ due: Int64, _ payload: Payload) {
+    public var isEmpty: Bool { items.isEmpty }
+    public var count: Int { items.count }
+    public var first: (due: Int64, payload: Payload)? { items.first }
+
+    public mutating func push(_ due: Int64, _ payload: Payload) {
         items.append((due, payload))
         var child = items.count - 1
         while child > 0 {
@@ -19,7 +21,7 @@ struct DueHeap<Payload> {
     }
 
     /// Removes the earliest entry.
-    mutating func removeFirst() {
+    public mutating func removeFirst() {
         guard !items.isEmpty else { return }
         items.swapAt(0, items.count - 1)
         items.removeLast()
@@ -35,3 +37,5 @@ struct DueHeap<Payload> {
         }
     }
 }
+
+extension DueHeap: Sendable where Payload: Sendable {}

@@ -1,6 +1,5 @@
 import Logging
 import RelayCore
-import RelayJournal
 
 /// Every destination's pending deliveries, as far as the journal has been read: the part of the
 /// scheduler that is rebuilt from the journal (at start-up, from the last checkpoint) and saved
@@ -14,14 +13,8 @@ final class DeliveryLedger {
     }
 
     final class Lane {
-        var destination: DestinationConfig?
-        var template: BodyTemplate?
-        var queue = DeliveryQueue()
-        var inFlight = 0
-        var breaker: CircuitBreaker
-        var paused = false
-        var succeeded = 0
-        var dead = 0
+        /// The queue, in-flight count, breaker, pause and totals (the rules every store shares).
+        var state: LaneState
         /// The sequence of the first routing decision for this destination not loaded into
         /// memory (the window was full); nil when everything is loaded.
         var overflowFrom: UInt64?
@@ -32,17 +25,14 @@ final class DeliveryLedger {
         var beyondWindow: [UInt64: Recorded] = [:]
 
         init(breaker: CircuitBreaker) {
-            self.breaker = breaker
+            state = LaneState(breaker: breaker)
         }
 
-        func configure(_ destination: DestinationConfig?) {
-            self.destination = destination
-            template = destination?.bodyTemplate.flatMap { try? BodyTemplate($0) }
-        }
+        var status: DestinationStatus { state.status(overflowing: overflowFrom != nil) }
     }
 
     /// What a delivery needs of its event, kept while reading the journal.
-    struct EventReference {
+    struct ReadEvent {
         let sequence: UInt64
         let position: JournalPosition
         let id: String
@@ -53,7 +43,7 @@ final class DeliveryLedger {
         }
 
         func pending(due: Timestamp, attempts: Int = 0) -> PendingDelivery {
-            PendingDelivery(eventSequence: sequence, eventPosition: position, eventID: id, receivedAt: receivedAt, attempts: attempts, due: due)
+            PendingDelivery(event: EventReference(sequence: sequence, locator: position.locator), eventID: id, receivedAt: receivedAt, attempts: attempts, due: due)
         }
     }
 
@@ -62,7 +52,7 @@ final class DeliveryLedger {
     /// The last record applied, and where it starts.
     private(set) var lastSequence: UInt64 = 0
     private(set) var lastPosition: JournalPosition?
-    private var lastEvent: EventReference?
+    private var lastEvent: ReadEvent?
     /// Deliveries created from decisions so far (only to tell whether reading added work).
     private(set) var created = 0
 
@@ -72,7 +62,7 @@ final class DeliveryLedger {
     init(window: Int, destinations: [String: DestinationConfig], breaker: CircuitBreaker.Configuration = .init()) {
         self.window = window
         self.breakerConfiguration = breaker
-        for (name, destination) in destinations { lane(name).configure(destination) }
+        for (name, destination) in destinations { lane(name).state.destination = destination }
     }
 
     func lane(_ name: String) -> Lane {
@@ -82,7 +72,7 @@ final class DeliveryLedger {
         return lane
     }
 
-    var pendingCount: Int { lanes.values.reduce(0) { $0 + $1.queue.count } }
+    var pendingCount: Int { lanes.values.reduce(0) { $0 + $1.state.queue.count } }
 
     /// The oldest event sequence an unfinished delivery still needs (in memory, or beyond the
     /// window in the journal), nil if none: retention keeps every segment from there on.
@@ -91,7 +81,7 @@ final class DeliveryLedger {
         for lane in lanes.values {
             // The overflow starts at a routing decision; its event is the record before it.
             if let from = lane.overflowFrom { oldest = min(oldest ?? from - 1, from - 1) }
-            if let first = lane.queue.pending.keys.min() { oldest = min(oldest ?? first, first) }
+            if let first = lane.state.queue.pending.keys.min() { oldest = min(oldest ?? first, first) }
             if let first = lane.beyondWindow.keys.min() { oldest = min(oldest ?? first, first) }
         }
         return oldest
@@ -101,7 +91,7 @@ final class DeliveryLedger {
 
     /// The routing decision in `record`, if it belongs to `event`: the ingest pipeline writes each
     /// decision right after its event, in one commit.
-    static func decision(in record: JournalRecord, of event: EventReference?) -> (RoutingDecision, EventReference)? {
+    static func decision(in record: JournalRecord, of event: ReadEvent?) -> (RoutingDecision, ReadEvent)? {
         guard let decision = try? RoutingDecision(decoding: record.payload), let event,
               event.sequence == record.sequence - 1, event.id == decision.eventID
         else { return nil }
@@ -121,7 +111,7 @@ final class DeliveryLedger {
                 lastEvent = nil
                 return nil
             }
-            lastEvent = EventReference(record, event)
+            lastEvent = ReadEvent(record, event)
             return event
         case .routingDecision:
             guard let (decision, event) = Self.decision(in: record, of: lastEvent) else { return nil }
@@ -130,14 +120,14 @@ final class DeliveryLedger {
                 let lane = lane(name)
                 // A full window, or older deliveries still in the journal: leave this one there too
                 // (deliveries load in journal order), to be read back as the window drains.
-                if lane.overflowFrom != nil || lane.queue.count >= window {
+                if lane.overflowFrom != nil || lane.state.queue.count >= window {
                     if lane.overflowFrom == nil {
                         lane.overflowFrom = record.sequence
                         lane.overflowEventPosition = event.position
                     }
                     continue
                 }
-                lane.queue.insert(event.pending(due: event.receivedAt))
+                lane.state.queue.insert(event.pending(due: event.receivedAt))
             }
         case .deliveryAttempt:
             // Replays run beside the event's own deliveries and never change them.
@@ -152,33 +142,17 @@ final class DeliveryLedger {
     private func applyRecovered(_ outcome: DeliveryRecord) {
         let lane = lane(outcome.destination)
         let sequence = outcome.eventSequence
-        guard let current = lane.queue.pending[sequence] else {
-            // Beyond this run's window (an earlier run's window held it): remember the outcome
-            // for the read-back. Otherwise the delivery already finished: nothing to do.
-            if let from = lane.overflowFrom, sequence + 1 >= from {
-                switch outcome.outcome {
-                case .succeeded, .dead:
-                    lane.beyondWindow[sequence] = .finished
-                case .retry:
-                    if case .finished? = lane.beyondWindow[sequence] { return }
-                    if case .retry(let attempts, _)? = lane.beyondWindow[sequence], attempts >= outcome.attempt { return }
-                    lane.beyondWindow[sequence] = .retry(attempts: outcome.attempt, due: outcome.nextDue ?? outcome.time)
-                }
-            }
-            return
-        }
+        if lane.state.applyRecovered(outcome) { return }
+        // Beyond this run's window (an earlier run's window held it): remember the outcome
+        // for the read-back. Otherwise the delivery already finished: nothing to do.
+        guard let from = lane.overflowFrom, sequence + 1 >= from else { return }
         switch outcome.outcome {
-        case .succeeded:
-            lane.queue.remove(sequence)
-            lane.succeeded += 1
-        case .dead:
-            lane.queue.remove(sequence)
-            lane.dead += 1
-            if outcome.pausedDestination { lane.paused = true }
+        case .succeeded, .dead:
+            lane.beyondWindow[sequence] = .finished
         case .retry:
-            // A checkpoint may already reflect this attempt (or a later one).
-            guard outcome.attempt > current.attempts else { return }
-            lane.queue.reschedule(sequence, attempts: outcome.attempt, due: outcome.nextDue ?? outcome.time)
+            if case .finished? = lane.beyondWindow[sequence] { return }
+            if case .retry(let attempts, _)? = lane.beyondWindow[sequence], attempts >= outcome.attempt { return }
+            lane.beyondWindow[sequence] = .retry(attempts: outcome.attempt, due: outcome.nextDue ?? outcome.time)
         }
     }
 
@@ -188,23 +162,23 @@ final class DeliveryLedger {
         guard let from = lane.overflowFrom else { return }
         // The event record comes just before its decision.
         let reader = lane.overflowEventPosition.map { journal.reader(at: $0, sequence: from - 1) } ?? journal.reader(from: from - 1)
-        var lastRead: EventReference?
+        var lastRead: ReadEvent?
         do {
             while let record = try reader.next(), record.sequence <= lastSequence {
                 switch record.type {
                 case .event:
-                    lastRead = (try? EventHeader(decoding: record.payload)).map { EventReference(record, $0) }
+                    lastRead = (try? EventHeader(decoding: record.payload)).map { ReadEvent(record, $0) }
                 case .routingDecision where record.sequence >= from:
                     guard let (decision, event) = Self.decision(in: record, of: lastRead), decision.destinations.contains(name) else { continue }
-                    if lane.queue.count >= window {
+                    if lane.state.queue.count >= window {
                         lane.overflowFrom = record.sequence
                         lane.overflowEventPosition = event.position
                         return
                     }
                     switch lane.beyondWindow.removeValue(forKey: event.sequence) {
                     case .finished?: continue
-                    case .retry(let attempts, let due)?: lane.queue.insert(event.pending(due: due, attempts: attempts))
-                    case nil: lane.queue.insert(event.pending(due: now))
+                    case .retry(let attempts, let due)?: lane.state.queue.insert(event.pending(due: due, attempts: attempts))
+                    case nil: lane.state.queue.insert(event.pending(due: now))
                     }
                 default:
                     continue
@@ -241,10 +215,10 @@ extension DeliveryLedger {
         writer.write(UInt32(lanes.count))
         for (name, lane) in lanes.sorted(by: { $0.key < $1.key }) {
             writer.write(name)
-            writer.write(lane.paused)
-            writer.write(UInt64(lane.succeeded))
-            writer.write(UInt64(lane.dead))
-            writer.write(UInt32(clamping: lane.breaker.consecutiveFailures))
+            writer.write(lane.state.paused)
+            writer.write(UInt64(lane.state.succeeded))
+            writer.write(UInt64(lane.state.dead))
+            writer.write(UInt32(clamping: lane.state.breaker.consecutiveFailures))
             writer.write(lane.overflowFrom ?? 0)
             writer.write(lane.overflowEventPosition ?? JournalPosition(segment: 0, offset: 0))
             writer.write(UInt32(lane.beyondWindow.count))
@@ -259,10 +233,10 @@ extension DeliveryLedger {
                     writer.write(due.milliseconds)
                 }
             }
-            writer.write(UInt32(lane.queue.count))
-            for delivery in lane.queue.pending.values {
+            writer.write(UInt32(lane.state.queue.count))
+            for delivery in lane.state.queue.pending.values {
                 writer.write(delivery.eventSequence)
-                writer.write(delivery.eventPosition)
+                writer.write(JournalPosition(delivery.event.locator))
                 writer.write(delivery.eventID)
                 writer.write(delivery.receivedAt.milliseconds)
                 writer.write(UInt32(clamping: delivery.attempts))
@@ -278,9 +252,9 @@ extension DeliveryLedger {
         var reader = ByteReader(bytes)
         let version: UInt8 = try reader.read()
         guard version == Self.encodingVersion else { throw CheckpointError("deliveries: unknown version \(version)") }
-        var lastEvent: EventReference?
+        var lastEvent: ReadEvent?
         if try reader.readBool() {
-            lastEvent = EventReference(
+            lastEvent = ReadEvent(
                 sequence: try reader.read(), position: try reader.readPosition(), id: try reader.readString(),
                 receivedAt: Timestamp(milliseconds: try reader.read())
             )
@@ -290,12 +264,11 @@ extension DeliveryLedger {
         for _ in 0..<Int(try reader.read(UInt32.self)) {
             let name = try reader.readString()
             let lane = Lane(breaker: CircuitBreaker(configuration: breakerConfiguration))
-            lane.destination = lanes[name]?.destination
-            lane.template = lanes[name]?.template
-            lane.paused = try reader.readBool()
-            lane.succeeded = Int(clamping: try reader.read(UInt64.self))
-            lane.dead = Int(clamping: try reader.read(UInt64.self))
-            lane.breaker = CircuitBreaker(configuration: breakerConfiguration, consecutiveFailures: Int(try reader.read(UInt32.self)))
+            lane.state.destination = lanes[name]?.state.destination
+            lane.state.paused = try reader.readBool()
+            lane.state.succeeded = Int(clamping: try reader.read(UInt64.self))
+            lane.state.dead = Int(clamping: try reader.read(UInt64.self))
+            lane.state.breaker = CircuitBreaker(configuration: breakerConfiguration, consecutiveFailures: Int(try reader.read(UInt32.self)))
             let overflowFrom: UInt64 = try reader.read()
             let overflowPosition = try reader.readPosition()
             lane.overflowFrom = overflowFrom == 0 ? nil : overflowFrom
@@ -309,14 +282,15 @@ extension DeliveryLedger {
                 }
             }
             for _ in 0..<Int(try reader.read(UInt32.self)) {
+                let sequence: UInt64 = try reader.read()
                 let delivery = PendingDelivery(
-                    eventSequence: try reader.read(), eventPosition: try reader.readPosition(), eventID: try reader.readString(),
+                    event: EventReference(sequence: sequence, locator: try reader.readPosition().locator), eventID: try reader.readString(),
                     receivedAt: Timestamp(milliseconds: try reader.read()), attempts: Int(try reader.read(UInt32.self)),
                     due: Timestamp(milliseconds: try reader.read())
                 )
-                lane.queue.insert(delivery)
+                lane.state.queue.insert(delivery)
             }
-            created += lane.queue.count
+            created += lane.state.queue.count
             restored[name] = lane
         }
         guard reader.isAtEnd else { throw CheckpointError("deliveries: trailing bytes") }
@@ -329,7 +303,7 @@ extension DeliveryLedger {
     }
 }
 
-extension DeliveryLedger.EventReference {
+extension DeliveryLedger.ReadEvent {
     init(sequence: UInt64, position: JournalPosition, id: String, receivedAt: Timestamp) {
         (self.sequence, self.position, self.id, self.receivedAt) = (sequence, position, id, receivedAt)
     }

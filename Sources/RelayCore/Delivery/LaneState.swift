@@ -1,0 +1,97 @@
+/// One destination's deliveries as a store keeps them: the pending queue, what is in flight,
+/// the circuit breaker, the 410 pause and the running totals. Pure: a store decides where it
+/// lives (the journal in memory, rebuilt from its records; another store in its rows) and the
+/// same rules then hold for every store.
+public struct LaneState: Sendable {
+    public var destination: DestinationConfig?
+    public var queue = DeliveryQueue()
+    public var inFlight = 0
+    public var breaker: CircuitBreaker
+    /// Paused by a 410 until the config is reloaded.
+    public var paused = false
+    public var succeeded = 0
+    public var dead = 0
+
+    public init(breaker: CircuitBreaker) {
+        self.breaker = breaker
+    }
+
+    /// Takes every delivery that may start at `now`: none while paused or unconfigured, one
+    /// probe per cool-down while the breaker is open (a dead destination that refuses at once is
+    /// not tried in a tight loop), else due ones up to `max_in_flight`. Also returns when more
+    /// may start (nil: when something changes).
+    public mutating func claim(now: Timestamp) -> (deliveries: [PendingDelivery], nextDue: Timestamp?) {
+        guard let destination, !paused else { return ([], nil) }
+        let limit: Int
+        switch breaker.admission(now: now, maxInFlight: destination.maxInFlight) {
+        case .wait(let notBefore):
+            // With an attempt in flight its answer decides; the cool-down starts after it.
+            return ([], inFlight == 0 ? notBefore : nil)
+        case .allow(let maxInFlight):
+            limit = maxInFlight
+        }
+        var taken: [PendingDelivery] = []
+        while inFlight < limit, let delivery = queue.takeDue(now: now) {
+            inFlight += 1
+            breaker.started()
+            taken.append(delivery)
+        }
+        var next: Timestamp?
+        if inFlight < limit, let due = queue.nextDue(), due > now { next = due }
+        return (taken, next)
+    }
+
+    /// Applies an attempt's resolution to the delivery of event `sequence` taken by `claim`.
+    public mutating func complete(_ sequence: UInt64, _ resolution: AttemptResolution, now: Timestamp, maxBackoffMillis: Int64) {
+        inFlight -= 1
+        switch resolution.next {
+        case .succeeded:
+            queue.remove(sequence)
+            succeeded += 1
+        case .retry(let due):
+            queue.reschedule(sequence, attempts: resolution.record.attempt, due: due)
+        case .dead(let pausesDestination):
+            queue.remove(sequence)
+            dead += 1
+            if pausesDestination { paused = true }
+        }
+        breaker.record(resolution.breaker, now: now, maxBackoffMillis: maxBackoffMillis)
+        queue.release(sequence)
+    }
+
+    /// Gives back a delivery taken by `claim` without an attempt (shutdown cut it): it is tried
+    /// again, as if never taken.
+    public mutating func release(_ sequence: UInt64) {
+        inFlight -= 1
+        queue.release(sequence)
+    }
+
+    /// Applies an outcome read back from the store (after a restart). Applying one twice, or one
+    /// a checkpoint already reflects, changes nothing. Returns false when the delivery is not in
+    /// the queue.
+    @discardableResult
+    public mutating func applyRecovered(_ outcome: DeliveryRecord) -> Bool {
+        let sequence = outcome.eventSequence
+        guard let current = queue.pending[sequence] else { return false }
+        switch outcome.outcome {
+        case .succeeded:
+            queue.remove(sequence)
+            succeeded += 1
+        case .dead:
+            queue.remove(sequence)
+            dead += 1
+            if outcome.pausedDestination { paused = true }
+        case .retry:
+            guard outcome.attempt > current.attempts else { return true }
+            queue.reschedule(sequence, attempts: outcome.attempt, due: outcome.nextDue ?? outcome.time)
+        }
+        return true
+    }
+
+    public func status(overflowing: Bool) -> DestinationStatus {
+        DestinationStatus(
+            pending: queue.count, inFlight: inFlight, succeeded: succeeded, dead: dead, paused: paused,
+            breakerOpen: breaker.isOpen, overflowing: overflowing
+        )
+    }
+}

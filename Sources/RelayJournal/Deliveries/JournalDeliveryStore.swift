@@ -1,0 +1,395 @@
+import CRelayMemory
+import Logging
+import RelayCore
+import Synchronization
+
+/// The journal as the delivery store. The journal is the queue: this store tails it (durable
+/// records only), so a routing decision is picked up exactly once and in order; at start it
+/// reads the journal back (from the last checkpoint when there is a usable one), applying
+/// recorded attempt outcomes, so every unfinished delivery resumes at its due time. Every
+/// attempt's outcome is journaled. Event bodies are read back from the journal when sent.
+///
+/// Pending deliveries are kept in memory up to a window per destination; beyond it they stay in
+/// the journal and are read back as the window drains. Checkpoints (with the de-duplication
+/// index's state) and retention run here too.
+public actor JournalDeliveryStore: DeliveryStore {
+    public struct Configuration: Sendable {
+        /// Pending deliveries kept in memory per destination.
+        public var window: Int
+        public var breaker: CircuitBreaker.Configuration
+        /// A checkpoint is written after this many new journal records…
+        public var checkpointEveryRecords: Int
+        /// …or after this long with any new record, and at shutdown.
+        public var checkpointInterval: Duration
+        /// How often retention looks for journal segments to delete.
+        public var retentionInterval: Duration
+
+        public init(
+            window: Int = 10_000, breaker: CircuitBreaker.Configuration = .init(), checkpointEveryRecords: Int = 200_000,
+            checkpointInterval: Duration = .seconds(600), retentionInterval: Duration = .seconds(60)
+        ) {
+            self.window = max(2, window)
+            self.breaker = breaker
+            self.checkpointEveryRecords = max(1, checkpointEveryRecords)
+            self.checkpointInterval = checkpointInterval
+            self.retentionInterval = retentionInterval
+        }
+    }
+
+    let journal: Journal
+    private let configuration: Configuration
+    let ledger: DeliveryLedger
+    private let logger: Logger
+    private let checkpoints: CheckpointStore?
+    private let participants: [any CheckpointParticipant]
+    /// Where checkpoint saves and retention passes run.
+    private let io: any BlockingIO
+    /// Deletes expired journal segments; nil keeps everything.
+    private let retention: JournalRetention?
+    private let clock: any RelayClock
+    /// Journal records read at start-up (after the checkpoint, if one was used).
+    public nonisolated let recoveredRecords: Int
+    /// The sequence of the checkpoint start-up began from, nil if it read the whole journal.
+    public nonisolated let recoveredFromCheckpoint: UInt64?
+
+    /// The last record a saved checkpoint reflects, and when it was saved.
+    private var checkpointedSequence: UInt64
+    private var checkpointedAt = ContinuousClock.now
+    private var checkpointing = false
+    private var checkpointTask: Task<Void, Never>?
+    /// After a failed save, no new attempt before this.
+    private var checkpointRetryAfter = ContinuousClock.now
+    /// Outcome records the journal failed to write, ever (counted on the writer thread), and
+    /// those waiting to be written again.
+    private let outcomeFailures = FailureCount()
+    private var retryingOutcomes = 0
+    /// The first retention pass waits a little (at most 10 s): start-up has work enough.
+    private var retentionDueAt: ContinuousClock.Instant
+    private var pruning = false
+    /// Replays being planned: while any is, retention deletes nothing.
+    private var retentionHolds = 0
+    /// The oldest event sequence running replays still send.
+    private var replaysNeed = ReplayFloor()
+    private var closing = false
+    private var tailWaiter: Task<Void, Never>?
+    private var housekeeping: Task<Void, Never>?
+
+    /// Rebuilds every unfinished delivery from the journal (from the last checkpoint in
+    /// `checkpoints` when there is a usable one), feeding each event read to `participants`
+    /// (the de-duplication index), whose state checkpoints save too. Blocking: it reads files.
+    public init(
+        journal: Journal, destinations: [String: DestinationConfig], configuration: Configuration = Configuration(),
+        checkpoints: CheckpointStore? = nil, participants: [any CheckpointParticipant] = [], io: any BlockingIO,
+        retention: JournalRetention? = nil, clock: any RelayClock = SystemClock(), logger: Logger
+    ) throws {
+        self.journal = journal
+        self.configuration = configuration
+        self.checkpoints = checkpoints
+        self.participants = participants
+        self.io = io
+        self.retention = retention
+        self.clock = clock
+        self.logger = logger
+        let (ledger, recovery) = try DeliveryLedger.recover(
+            journal: journal, checkpoints: checkpoints, participants: participants,
+            window: configuration.window, destinations: destinations, breaker: configuration.breaker, now: clock.now(), logger: logger
+        )
+        self.ledger = ledger
+        self.recoveredRecords = recovery.records
+        self.recoveredFromCheckpoint = recovery.checkpoint
+        // Counted from the checkpoint on disk: a long replay at start-up is saved at once, so the
+        // next start does not repeat it.
+        self.checkpointedSequence = recovery.checkpoint ?? 0
+        self.retentionDueAt = ContinuousClock.now + min(configuration.retentionInterval, .seconds(10))
+        logger.info("deliveries recovered from the journal", metadata: [
+            "checkpoint": "\(recovery.checkpoint.map(String.init) ?? "none")", "records": "\(recovery.records)", "pending": "\(ledger.pendingCount)",
+        ])
+        returnFreedMemory()
+    }
+
+    // MARK: - Following the journal
+
+    public func run(newWork: @escaping @Sendable () -> Void, replaysNeed: ReplayFloor) async {
+        self.replaysNeed = replaysNeed
+        housekeeping = Task { await self.keepHouse() }
+        await tail(newWork: newWork)
+    }
+
+    public func close() async {
+        closing = true
+        tailWaiter?.cancel()
+        housekeeping?.cancel()
+        await housekeeping?.value
+        await saveFinalCheckpoint()
+    }
+
+    /// Follows the journal as it grows, picking up new routing decisions.
+    private func tail(newWork: @Sendable () -> Void) async {
+        let reader = ledger.lastPosition.map { journal.reader(at: $0, sequence: ledger.lastSequence + 1) } ?? journal.reader(from: ledger.lastSequence + 1)
+        while !closing {
+            do {
+                let before = ledger.created
+                let now = clock.now()
+                while let record = try reader.next() {
+                    if let event = ledger.apply(record, recovering: false) {
+                        for participant in participants { participant.observe(event, now: now) }
+                    }
+                }
+                startCheckpointIfDue()
+                if ledger.created != before { newWork() }
+            } catch {
+                logger.error("cannot read the journal for deliveries; retrying", metadata: ["error": "\(error)"])
+                try? await Task.sleep(for: .seconds(1))
+            }
+            // A closing journal answers every wait at once: stop instead of spinning.
+            if journal.isClosing || Task.isCancelled || closing { break }
+            let seen = ledger.lastSequence
+            let waiter = Task { await journal.waitForDurable(after: seen) }
+            tailWaiter = waiter
+            await waiter.value
+            tailWaiter = nil
+        }
+    }
+
+    /// Starts checkpoints and retention passes when due (by time; by record count the tail
+    /// starts them), until closed.
+    private func keepHouse() async {
+        while !closing && !Task.isCancelled {
+            startCheckpointIfDue()
+            startRetentionIfDue()
+            var next = ContinuousClock.now + .seconds(1)
+            if let due = checkpointDue() { next = min(next, due) }
+            if retention != nil && !pruning { next = min(next, retentionDueAt) }
+            do { try await Task.sleep(until: max(next, ContinuousClock.now + .milliseconds(5)), clock: .continuous) } catch { return }
+        }
+    }
+
+    // MARK: - Deliveries
+
+    public func configure(_ destinations: [String: DestinationConfig]) {
+        for (name, lane) in ledger.lanes where destinations[name] == nil { lane.state.destination = nil }
+        for (name, destination) in destinations {
+            let lane = ledger.lane(name)
+            lane.state.destination = destination
+            lane.state.paused = false
+        }
+    }
+
+    public func claim(now: Timestamp) -> ClaimBatch {
+        var claims: [DeliveryClaim] = []
+        var earliest: Timestamp?
+        for (name, lane) in ledger.lanes {
+            if lane.overflowFrom != nil && lane.state.queue.count <= configuration.window / 2 {
+                ledger.refill(name, lane, journal: journal, now: now, logger: logger)
+            }
+            let (taken, next) = lane.state.claim(now: now)
+            claims += taken.map { DeliveryClaim($0, destination: name) }
+            if let next { earliest = min(earliest ?? next, next) }
+        }
+        return ClaimBatch(claims: claims, nextDue: earliest)
+    }
+
+    public func complete(_ claim: DeliveryClaim, _ resolution: AttemptResolution, now: Timestamp, maxBackoffMillis: Int64) {
+        ledger.lane(claim.destination).state.complete(claim.event.sequence, resolution, now: now, maxBackoffMillis: maxBackoffMillis)
+        journalOutcome(resolution.record)
+    }
+
+    public func release(_ claim: DeliveryClaim) {
+        ledger.lane(claim.destination).state.release(claim.event.sequence)
+    }
+
+    public func recordReplayAttempt(_ record: DeliveryRecord) {
+        journalOutcome(record)
+    }
+
+    public nonisolated func event(_ reference: EventReference) async throws -> Event {
+        try Event(decoding: try journal.read(at: JournalPosition(reference.locator)).payload)
+    }
+
+    public func statuses() -> [String: DestinationStatus] {
+        ledger.lanes.mapValues(\.status)
+    }
+
+    /// Journals an outcome without waiting: it is already applied in memory, and if a crash
+    /// loses the record the attempt is only made again after the restart (at-least-once). One
+    /// that cannot be written is written again a second later; a checkpoint is saved only when
+    /// every outcome it reflects is in the journal (see `saveCheckpoint`).
+    private func journalOutcome(_ record: DeliveryRecord) {
+        let failures = outcomeFailures
+        journal.append([record.journalEntry]) { result in
+            guard case .failure(let error) = result else { return }
+            failures.value.add(1, ordering: .sequentiallyConsistent)  // before any later completion runs
+            Task { await self.outcomeFailed(record, error) }
+        }
+    }
+
+    private func outcomeFailed(_ record: DeliveryRecord, _ error: any Error) async {
+        logger.error("cannot journal a delivery outcome; will try again", metadata: ["destination": "\(record.destination)", "event_id": "\(record.eventID)", "error": "\(error)"])
+        if journal.isClosing { return }  // the delivery is attempted again after the restart
+        retryingOutcomes += 1
+        try? await Task.sleep(for: .seconds(1))
+        retryingOutcomes -= 1
+        journalOutcome(record)
+    }
+
+    final class FailureCount: Sendable {
+        let value = Atomic<Int>(0)
+    }
+
+    // MARK: - Retention
+
+    public func holdRetention() {
+        retentionHolds += 1
+    }
+
+    public func releaseRetention() {
+        retentionHolds = max(0, retentionHolds - 1)
+    }
+
+    /// The oldest event sequence still needed: by an unfinished delivery, a running replay, or
+    /// because the tail has not read it yet (its deliveries are not known yet).
+    private func retentionKeepFrom() -> UInt64 {
+        [ledger.oldestNeededSequence(), replaysNeed.sequence, ledger.lastSequence + 1].compactMap { $0 }.min() ?? ledger.lastSequence + 1
+    }
+
+    private func startRetentionIfDue() {
+        guard let retention, !pruning, ContinuousClock.now >= retentionDueAt else { return }
+        pruning = true
+        retentionDueAt = ContinuousClock.now + configuration.retentionInterval
+        Task { await self.prune(retention) }
+    }
+
+    /// One retention pass: which segments may go given what deliveries and replays still need;
+    /// before deleting, a barrier record makes every outcome queued so far durable (an outcome
+    /// that finished a delivery must be on disk before the event it finished can go).
+    private func prune(_ retention: JournalRetention) async {
+        defer { pruning = false }
+        let now = clock.now()
+        let failuresBefore = outcomeFailures.value.load(ordering: .sequentiallyConsistent)
+        do {
+            let needed = retentionKeepFrom()
+            var plan = try await io.run { try retention.plan(now: now, keepFrom: needed) }
+            if !plan.deletable.isEmpty {
+                _ = try await journal.append([JournalEntry(type: .barrier, payload: [])])
+                // An outcome that failed to be written: its delivery may be unfinished after a
+                // restart, so delete nothing this time.
+                if retryingOutcomes > 0 || outcomeFailures.value.load(ordering: .sequentiallyConsistent) != failuresBefore || retentionHolds > 0 {
+                    plan.deletable = []
+                }
+                // What is needed may have grown while the plan was made (a replay started, the
+                // tail fell behind): keep those segments too.
+                let neededNow = retentionKeepFrom()
+                let planned = plan
+                plan = try await io.run { try retention.trimmed(planned, keepFrom: neededNow) }
+            }
+            let ready = plan
+            _ = try await io.run { try retention.apply(ready) }
+        } catch {
+            logger.warning("journal retention pass failed; will try again", metadata: ["error": "\(error)"])
+        }
+    }
+
+    // MARK: - Checkpoints
+
+    private func startCheckpointIfDue() {
+        guard checkpoints != nil, !checkpointing, !closing, ledger.lastSequence > checkpointedSequence, ContinuousClock.now >= checkpointRetryAfter else { return }
+        let records = ledger.lastSequence - checkpointedSequence
+        guard records >= UInt64(configuration.checkpointEveryRecords) || ContinuousClock.now - checkpointedAt >= configuration.checkpointInterval else { return }
+        checkpointing = true
+        checkpointTask = Task { await self.saveCheckpoint() }
+    }
+
+    /// When the interval checkpoint falls due, if anything is not yet saved (and no save runs).
+    private func checkpointDue() -> ContinuousClock.Instant? {
+        guard checkpoints != nil, !checkpointing, ledger.lastSequence > checkpointedSequence else { return nil }
+        return max(checkpointedAt + configuration.checkpointInterval, checkpointRetryAfter)
+    }
+
+    /// Waits for a checkpoint being saved, then saves one as of now if anything is newer (at shutdown).
+    private func saveFinalCheckpoint() async {
+        await checkpointTask?.value
+        guard !checkpointing else { return }
+        checkpointing = true
+        await saveCheckpoint()
+    }
+
+    /// What one checkpoint save needs, taken exactly once by the thread that saves it.
+    final class CheckpointInputs: Sendable {
+        typealias Value = (deliveries: [UInt8], snapshots: [(String, @Sendable () -> [UInt8])])
+        private let value: Mutex<Value?>
+
+        init(deliveries: [UInt8], snapshots: [(String, @Sendable () -> [UInt8])]) {
+            value = Mutex((deliveries, snapshots))
+        }
+
+        func take() -> Value? {
+            value.withLock { value in
+                defer { value = nil }
+                return value
+            }
+        }
+    }
+
+    /// Saves the state as of the last record read, with every participant's, on the blocking-I/O
+    /// pool (it writes and syncs a file); returns when it is saved or has failed. The caller has
+    /// set `checkpointing`, so only one save runs at a time.
+    private func saveCheckpoint() async {
+        defer { checkpointing = false }
+        guard let checkpoints, let position = ledger.lastPosition, ledger.lastSequence > checkpointedSequence, retryingOutcomes == 0 else { return }
+        let sequence = ledger.lastSequence
+        // Handed to the saving thread in a box it empties, so that every buffer of this
+        // checkpoint is gone before it returns freed memory to the system.
+        let inputs = CheckpointInputs(deliveries: ledger.encoded(), snapshots: participants.map { ($0.checkpointSection, $0.checkpointSnapshot()) })
+        let started = ContinuousClock.now
+        // The snapshot may reflect outcomes whose records are still queued. A marker record
+        // appended now is durable only after them (the journal writes in order); if any of them
+        // failed meanwhile, this checkpoint would claim what the journal lacks: skip it.
+        let failuresBefore = outcomeFailures.value.load(ordering: .sequentiallyConsistent)
+        let markerSequence: UInt64
+        do {
+            var marker = ByteWriter(capacity: 16)
+            marker.write(UInt8(1))
+            marker.write(sequence)
+            markerSequence = try await journal.append(JournalEntry(type: .checkpoint, payload: marker.bytes))
+        } catch {
+            checkpointRetryAfter = ContinuousClock.now + .seconds(30)
+            logger.warning("cannot save a checkpoint now; will try again", metadata: ["error": "\(error)"])
+            return
+        }
+        guard outcomeFailures.value.load(ordering: .sequentiallyConsistent) == failuresBefore else {
+            checkpointRetryAfter = ContinuousClock.now + .seconds(30)
+            return
+        }
+        let result: Result<Int, any Error>
+        do {
+            result = .success(try await io.run {
+                defer { returnFreedMemory() }
+                guard let (deliveries, snapshots) = inputs.take() else { throw CheckpointError("checkpoint inputs already taken") }
+                var sections = [DeliveryLedger.checkpointSection: deliveries]
+                for (name, encode) in snapshots { sections[name] = encode() }
+                return try checkpoints.save(Checkpoint(sequence: sequence, position: position, sections: sections))
+            })
+        } catch {
+            result = .failure(error)
+        }
+        switch result {
+        case .success(let bytes):
+            // The marker changes no state: an idle relay does not save again because of it.
+            checkpointedSequence = max(sequence, markerSequence)
+            checkpointedAt = ContinuousClock.now
+            logger.debug("checkpoint saved", metadata: ["sequence": "\(sequence)", "bytes": "\(bytes)", "duration": "\(ContinuousClock.now - started)"])
+        case .failure(let error):
+            // Start-up then reads more of the journal; nothing is lost. Not again at once: a full
+            // disk would otherwise cost a snapshot of everything on every commit.
+            checkpointRetryAfter = ContinuousClock.now + .seconds(30)
+            logger.warning("cannot save a checkpoint; will try again", metadata: ["path": "\(checkpoints.path)", "error": "\(error)"])
+        }
+    }
+}
+
+/// Hands memory freed after a burst of allocation (start-up's replay, a checkpoint's tens of
+/// megabytes of buffers) back to the system. glibc keeps freed heap memory for reuse otherwise,
+/// and the relay's resident size would stay at its peak.
+func returnFreedMemory() {
+    _ = relay_malloc_trim()
+}

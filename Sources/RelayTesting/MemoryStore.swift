@@ -5,7 +5,7 @@ import Synchronization
 /// way Hummingbird pairs `PersistDriver` with `MemoryPersistDriver`), for tests and for the
 /// conformance suite every store must pass. Nothing is durable, so nothing here may back a
 /// relay that acknowledges webhooks.
-public final class MemoryStore: IngestStore, EventStore, AttemptRecorder {
+public final class MemoryStore: IngestStore, EventStore, AttemptRecorder, DeliveryStore {
     struct Stored {
         var event: Event
         var decision: RoutingDecision
@@ -18,11 +18,19 @@ public final class MemoryStore: IngestStore, EventStore, AttemptRecorder {
         var events: [Stored] = []
         var byID: [String: Int] = [:]
         var byProviderKey: [String: String] = [:]
+        /// Each destination's deliveries, by the rules every store shares.
+        var lanes: [String: LaneState] = [:]
+        var newWork: (@Sendable () -> Void)?
+        var closed: CheckedContinuation<Void, Never>?
+        var isClosed = false
     }
 
     private let state = Mutex(State())
+    private let breaker: CircuitBreaker.Configuration
 
-    public init() {}
+    public init(breaker: CircuitBreaker.Configuration = .init()) {
+        self.breaker = breaker
+    }
 
     private static func key(_ event: Event) -> String? {
         event.providerEventID.isEmpty ? nil : event.source + "\u{0}" + event.providerEventID
@@ -38,12 +46,18 @@ public final class MemoryStore: IngestStore, EventStore, AttemptRecorder {
                     state.byProviderKey[key] = candidate.event.id
                 }
                 var stored = Stored(event: candidate.event, decision: candidate.decision)
-                for destination in candidate.decision.destinations { stored.states[destination] = .pending }
+                let reference = EventReference(sequence: UInt64(state.events.count + 1))
+                for destination in candidate.decision.destinations {
+                    stored.states[destination] = .pending
+                    let pending = PendingDelivery(event: reference, eventID: candidate.event.id, receivedAt: candidate.event.receivedAt, attempts: 0, due: candidate.event.receivedAt)
+                    state.lanes[destination, default: LaneState(breaker: CircuitBreaker(configuration: breaker))].queue.insert(pending)
+                }
                 state.events.append(stored)
                 state.byID[candidate.event.id] = state.events.count - 1
                 return .stored(id: candidate.event.id)
             }
         }
+        state.withLock { $0.newWork }?()
         completion(.success(outcomes))
     }
 
@@ -140,4 +154,73 @@ public final class MemoryStore: IngestStore, EventStore, AttemptRecorder {
     }
 
     public func mark() async throws -> UInt64 { UInt64(state.withLock { $0.events.count }) }
+
+    // MARK: - DeliveryStore
+
+    public func run(newWork: @escaping @Sendable () -> Void, replaysNeed: ReplayFloor) async {
+        await withCheckedContinuation { continuation in
+            let closed = state.withLock { state in
+                state.newWork = newWork
+                if !state.isClosed { state.closed = continuation }
+                return state.isClosed
+            }
+            if closed { continuation.resume() }
+        }
+    }
+
+    public func close() async {
+        let waiter = state.withLock { state in
+            state.isClosed = true
+            state.newWork = nil
+            defer { state.closed = nil }
+            return state.closed
+        }
+        waiter?.resume()
+    }
+
+    public func configure(_ destinations: [String: DestinationConfig]) async {
+        state.withLock { state in
+            for name in state.lanes.keys where destinations[name] == nil { state.lanes[name]?.destination = nil }
+            for (name, destination) in destinations {
+                state.lanes[name, default: LaneState(breaker: CircuitBreaker(configuration: breaker))].destination = destination
+                state.lanes[name]?.paused = false
+            }
+        }
+    }
+
+    public func claim(now: Timestamp) async -> ClaimBatch {
+        state.withLock { state in
+            var batch = ClaimBatch(claims: [], nextDue: nil)
+            for name in state.lanes.keys.sorted() {
+                guard let (taken, next) = state.lanes[name]?.claim(now: now) else { continue }
+                batch.claims += taken.map { DeliveryClaim($0, destination: name) }
+                if let next { batch.nextDue = min(batch.nextDue ?? next, next) }
+            }
+            return batch
+        }
+    }
+
+    public func complete(_ claim: DeliveryClaim, _ resolution: AttemptResolution, now: Timestamp, maxBackoffMillis: Int64) async {
+        state.withLock { state in
+            state.lanes[claim.destination]?.complete(claim.event.sequence, resolution, now: now, maxBackoffMillis: maxBackoffMillis)
+        }
+        try? await record([resolution.record])
+    }
+
+    public func release(_ claim: DeliveryClaim) async {
+        state.withLock { state in state.lanes[claim.destination]?.release(claim.event.sequence) }
+    }
+
+    public func recordReplayAttempt(_ record: DeliveryRecord) async {
+        try? await self.record([record])
+    }
+
+    public func statuses() async -> [String: DestinationStatus] {
+        state.withLock { state in state.lanes.mapValues { $0.status(overflowing: false) } }
+    }
+
+    /// Nothing is ever deleted from memory.
+    public func holdRetention() async {}
+
+    public func releaseRetention() async {}
 }

@@ -9,12 +9,18 @@ public struct StoreUnderTest: Sendable {
     public let ingest: any IngestStore
     public let events: any EventStore
     public let recorder: any AttemptRecorder
+    /// The store's deliveries, already following the store (`run`), closed by `close()`.
+    public let deliveries: any DeliveryStore
     private let dispose: @Sendable () async -> Void
 
-    public init(ingest: any IngestStore, events: any EventStore, recorder: any AttemptRecorder, dispose: @escaping @Sendable () async -> Void) {
+    public init(
+        ingest: any IngestStore, events: any EventStore, recorder: any AttemptRecorder, deliveries: any DeliveryStore,
+        dispose: @escaping @Sendable () async -> Void
+    ) {
         self.ingest = ingest
         self.events = events
         self.recorder = recorder
+        self.deliveries = deliveries
         self.dispose = dispose
     }
 
@@ -30,21 +36,31 @@ public enum StoreKind: String, CaseIterable, Sendable, CustomStringConvertible {
 
     public var description: String { rawValue }
 
-    public func make() async throws -> StoreUnderTest {
+    /// A new, empty store of this kind; its lanes run `breaker`.
+    public func make(breaker: CircuitBreaker.Configuration = .init()) async throws -> StoreUnderTest {
         switch self {
         case .memory:
-            let store = MemoryStore()
-            return StoreUnderTest(ingest: store, events: store, recorder: store, dispose: {})
+            let store = MemoryStore(breaker: breaker)
+            let following = Task { await store.run(newWork: {}, replaysNeed: ReplayFloor()) }
+            return StoreUnderTest(ingest: store, events: store, recorder: store, deliveries: store, dispose: {
+                await store.close()
+                await following.value
+            })
         case .journal:
             let directory = try TemporaryDirectory()
             let logger = Logger(label: "store-under-test", factory: { _ in SwiftLogNoOpLogHandler() })
             let journal = try Journal.open(JournalConfiguration(directory: directory.path + "/journal"), logger: logger)
             let io = ThreadPoolIO(threads: 2)
+            let deliveries = try JournalDeliveryStore(journal: journal, destinations: [:], configuration: .init(breaker: breaker), io: io, logger: logger)
+            let following = Task { await deliveries.run(newWork: {}, replaysNeed: ReplayFloor()) }
             return StoreUnderTest(
                 ingest: JournalIngestStore(journal: journal, logger: logger),
                 events: JournalEventStore(journal: journal, io: io),
                 recorder: JournalAttemptRecorder(journal: journal),
+                deliveries: deliveries,
                 dispose: {
+                    await deliveries.close()
+                    await following.value
                     await journal.close()
                     await io.shutdown()
                     directory.remove()

@@ -10,27 +10,7 @@ import Testing
 @Suite struct StoreConformanceTests {
     static let t0 = Timestamp(milliseconds: 1_800_000_000_000)
 
-    /// Builds events with real relay ids (their time is the receive time) and routes them.
-    final class Events: Sendable {
-        let clock = SettableClock(StoreConformanceTests.t0)
-        let ids: EventIDGenerator
-
-        init() { ids = EventIDGenerator(clock: clock) }
-
-        func candidate(
-            _ providerID: String, source: String = "shop", type: String = "order.paid", status: String = "COMPLETED",
-            products: [String] = [], at offset: Int64 = 0, to destinations: [String] = ["a"]
-        ) -> IngestCandidate {
-            let time = Timestamp(milliseconds: StoreConformanceTests.t0.milliseconds + offset)
-            clock.set(time)
-            let event = Event(
-                id: ids.next(), source: source, provider: "generic", type: type, status: status, products: products,
-                orderID: "o-" + providerID, providerEventID: providerID, receivedAt: time,
-                headers: [("content-type", "application/json")], body: Array("{\"id\":\"\(providerID)\"}".utf8)
-            )
-            return IngestCandidate(event: event, decision: RoutingDecision(eventID: event.id, configVersion: "v1", routes: destinations.isEmpty ? [] : ["r"], destinations: destinations))
-        }
-    }
+    typealias Events = TestEvents
 
     func attempt(_ id: String, _ sequence: UInt64, _ destination: String, _ number: Int, _ outcome: DeliveryRecord.Outcome, replay: String = "") -> DeliveryRecord {
         DeliveryRecord(

@@ -191,9 +191,13 @@ public actor DeliveryScheduler: DeliveryEngine {
         ))
     }
 
+    /// Resolves an attempt and hands the result to the store; only then is the attempt over
+    /// (shutdown waits for it, so its outcome is recorded before the store closes).
     private func finish(_ claim: DeliveryClaim, policy: RetryPolicy, result: Result<TransportResponse, TransportFailure>) async {
-        running -= 1
-        defer { wake() }
+        defer {
+            running -= 1
+            wake()
+        }
         if case .failure(let failure) = result, failure.kind == .cancelled {
             await store.release(claim)  // shutdown: the next start retries it
             return

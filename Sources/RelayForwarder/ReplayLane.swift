@@ -161,10 +161,12 @@ extension DeliveryScheduler {
     }
 
     private func finishReplayAttempt(_ start: ReplayStart, result: Result<TransportResponse, TransportFailure>) async {
-        running -= 1
+        defer {
+            running -= 1
+            wake()
+        }
         guard let run = replays[start.replayID] else { return }
         run.inFlight -= 1
-        defer { wake() }
         // Shutdown. A replay is not resumed after a restart; its recorded outcomes show how far it got.
         if case .failure(let failure) = result, failure.kind == .cancelled { return finishIfDone(run) }
         let now = clock.now()

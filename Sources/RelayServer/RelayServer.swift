@@ -44,7 +44,12 @@ public final class RelayServer: Sendable {
     private let reloading = Mutex(())
 
     /// Loads the config and opens (recovering) the journal. Throws `ConfigError` or `JournalError`.
-    public init(configuration: RelayServerConfiguration, config: RelayConfig, clock: any RelayClock = SystemClock(), logger: Logger) throws {
+    /// `clock` is the wall time events and attempts are stamped with; the delivery timers sleep
+    /// on `timer` (a test may move both by hand).
+    public init(
+        configuration: RelayServerConfiguration, config: RelayConfig, clock: any RelayClock = SystemClock(), timer: any Clock<Duration> = ContinuousClock(),
+        logger: Logger
+    ) throws {
         try configuration.validate()
         self.configuration = configuration
         self.logger = logger
@@ -77,7 +82,7 @@ public final class RelayServer: Sendable {
         )
         self.scheduler = DeliveryScheduler(
             store: deliveryStore, transport: engine, destinations: config.destinations, configuration: settings,
-            clock: clock, observer: metrics, logger: logger
+            clock: clock, timer: timer, observer: metrics, logger: logger
         )
     }
 

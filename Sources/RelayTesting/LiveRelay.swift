@@ -14,7 +14,7 @@ public final class LiveRelay: Sendable {
 
     public init(
         routes: String, journal: ((String) -> JournalConfiguration)? = nil,
-        scheduler: DeliveryScheduler.Configuration = DeliveryScheduler.Configuration(), clock: any RelayClock = SystemClock(),
+        scheduler: DeliveryScheduler.Configuration = DeliveryScheduler.Configuration(), clock: any RelayClock = SystemClock(), timer: any Clock<Duration> = ContinuousClock(),
         environment: [String: String] = [:], adminToken: String? = nil, idleTimeout: Duration = .seconds(60), bodyTimeout: Duration = .seconds(60),
         retentionMillis: Int64 = 30 * 86_400_000, logger: Logger = LiveRelay.defaultLogger()
     ) async throws {
@@ -30,7 +30,7 @@ public final class LiveRelay: Sendable {
                 journal: journal?(journalDirectory) ?? JournalConfiguration(directory: journalDirectory),
                 scheduler: scheduler, adminToken: adminToken, idleTimeout: idleTimeout, bodyTimeout: bodyTimeout, retentionMillis: retentionMillis
             ),
-            config: config, clock: clock, logger: logger
+            config: config, clock: clock, timer: timer, logger: logger
         )
         self.server = server
         task = Task { try await server.run(handleSignals: false) }

@@ -25,8 +25,7 @@ final class ScriptedTransport: HTTPTransport {
     func send(_ request: OutboundRequest) async -> Result<TransportResponse, TransportFailure> {
         requests.withLock { $0.append(request) }
         if hang {
-            let (stream, _) = AsyncStream<Void>.makeStream()
-            for await _ in stream {}  // returns when the attempt's task is cancelled
+            try? await Task.sleep(for: .seconds(3_600))  // ends when the attempt's task is cancelled
             return .failure(TransportFailure(kind: .cancelled, message: "cancelled"))
         }
         return script.withLock { $0.isEmpty ? fallback : $0.removeFirst() }

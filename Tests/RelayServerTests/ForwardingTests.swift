@@ -191,33 +191,65 @@ func fastRetry(_ url: String, attempts: Int = 10, extra: String = "") -> String 
         await downstream.stop()
     }
 
-    /// A dead destination that refuses connections at once is probed once per cool-down (1 s,
-    /// doubling), not in a tight loop over its many due deliveries; when it returns, the first
-    /// successful probe closes the breaker and everything flows.
+    /// A dead destination that refuses connections at once is probed once per cool-down (1 s
+    /// here), not in a tight loop over its many due deliveries; when it returns, the first
+    /// successful probe closes the breaker and everything flows. The relay runs on a clock the
+    /// test moves: every wait is read off what the scheduler sleeps until, none is real time.
     @Test(.timeLimit(.minutes(1)))
     func anOpenBreakerProbesOncePerCooldownNotInATightLoop() async throws {
         let port = unusedLoopbackPort()
+        let clock = ManualClock(start: SystemClock().now())
+        let start = clock.start.milliseconds
         let relay = try await LiveRelay(
             routes: forwardingRoutes(
                 ["down": "{ \"url\": \"http://127.0.0.1:\(port)/down\", \"max_in_flight\": 4, \"retry\": { \"max_attempts\": 1000, \"initial_backoff_ms\": 10, \"max_backoff_ms\": 20 } }"],
                 routes: #"[{"name": "all", "to": ["down"]}]"#
-            )
+            ),
+            clock: clock.wall, timer: clock
         )
         var ids: Set<String> = []
         for i in 0..<40 {
             let response = try await relay.post("shop", body: Array("{\"id\":\"b\(i)\"}".utf8))
             ids.formUnion(try JSONParser.parse(response.body)["ids"]?.arrayValue?.compactMap(\.stringValue) ?? [])
         }
-        try await Task.sleep(for: .milliseconds(2500))
-        let attempts = try relay.storedDeliveries().count
-        // The burst that opens the breaker (the threshold, plus what was in flight), then a
-        // probe at about 1 s (the next would be 2 s after that). Without the cool-down, 40 deliveries retried every 10–20 ms would
-        // make thousands of attempts in 2.5 s.
-        #expect(attempts >= 6 && attempts <= 20, "attempts in 2.5 s: \(attempts)")
-        #expect(await relay.server.scheduler.status(of: "down")?.breakerOpen == true)
+        /// Attempts made so far (counted before the lane shows them finished).
+        func attempts() async throws -> Int {
+            try await relay.metrics().split(separator: "\n")
+                .filter { $0.hasPrefix("relay_deliveries_total{") && $0.contains("destination=\"down\"") }
+                .reduce(0) { $0 + (Int(Double($1.split(separator: " ").last ?? "") ?? 0)) }
+        }
+        /// Moves the clock through the scheduler's wake-ups until it sleeps until `millis` after
+        /// the start, idle, with the breaker open (false if it sleeps past it).
+        func idle(until millis: Int64) async throws -> Bool {
+            let target = Timestamp(milliseconds: start + millis)
+            for _ in 0..<100 {
+                var next: Timestamp?
+                let settled = try await eventually(timeout: .seconds(30)) {
+                    guard let lane = await relay.server.scheduler.status(of: "down"), lane.breakerOpen, lane.inFlight == 0 else { return false }
+                    next = clock.deadlines.first
+                    return next != nil
+                }
+                guard settled, let next, next <= target else { return false }
+                if next == target { return true }
+                clock.advance(to: next)
+            }
+            return false
+        }
+        // The burst that opens the breaker (the threshold, plus what was in flight); then no
+        // attempt until the probe 1 s later, though every retry (10–20 ms backoff) is due long before.
+        #expect(try await idle(until: 1_000))
+        let burst = try await attempts()
+        #expect(burst >= 5 && burst <= 8, "attempts that opened the breaker: \(burst)")
+        // One probe; it fails, and the next waits another second (the cool-down doubles only up
+        // to the destination's max_backoff_ms, here 20 ms, and is never under 1 s).
+        clock.advance(to: Timestamp(milliseconds: start + 1_000))
+        #expect(try await idle(until: 2_000))
+        let afterProbe = try await attempts()
+        #expect(afterProbe == burst + 1, "one probe: \(burst) then \(afterProbe)")
 
         let downstream = TestDownstream()
         _ = try await downstream.start(port: port)
+        clock.advance(to: Timestamp(milliseconds: start + 2_000))
         let delivered = await downstream.wait(timeout: .seconds(15)) { Set($0.compactMap { $0.header("webhook-id") }).isSuperset(of: ids) }
         #expect(delivered)
         #expect(await relay.server.scheduler.status(of: "down")?.breakerOpen == false)

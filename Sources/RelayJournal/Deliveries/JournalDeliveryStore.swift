@@ -123,16 +123,22 @@ public actor JournalDeliveryStore: DeliveryStore {
         await saveFinalCheckpoint()
     }
 
-    /// Follows the journal as it grows, picking up new routing decisions.
+    /// Follows the journal as it grows, picking up new routing decisions. Records are read on
+    /// the blocking-I/O pool, a batch at a time, and applied here.
     private func tail(newWork: @Sendable () -> Void) async {
-        let reader = ledger.lastPosition.map { journal.reader(at: $0, sequence: ledger.lastSequence + 1) } ?? journal.reader(from: ledger.lastSequence + 1)
+        let reader = TailReader(ledger.lastPosition.map { journal.reader(at: $0, sequence: ledger.lastSequence + 1) } ?? journal.reader(from: ledger.lastSequence + 1))
         while !closing {
             do {
                 let before = ledger.created
-                let now = clock.now()
-                while let record = try reader.next() {
-                    if let event = ledger.apply(record, recovering: false) {
-                        for participant in participants { participant.observe(event, now: now) }
+                var caughtUp = false
+                while !caughtUp && !closing {
+                    let batch = try await io.run { try reader.next(upTo: 4_096) }
+                    caughtUp = batch.count < 4_096
+                    let now = clock.now()
+                    for record in batch {
+                        if let event = ledger.apply(record, recovering: false) {
+                            for participant in participants { participant.observe(event, now: now) }
+                        }
                     }
                 }
                 startCheckpointIfDue()
@@ -148,6 +154,22 @@ public actor JournalDeliveryStore: DeliveryStore {
             tailWaiter = waiter
             await waiter.value
             tailWaiter = nil
+        }
+    }
+
+    /// The tail's reader, handed to a pool thread for each batch. Only the tail uses it, one
+    /// batch at a time, so it is never used by two threads at once.
+    final class TailReader: @unchecked Sendable {
+        private let reader: JournalReader
+
+        init(_ reader: JournalReader) {
+            self.reader = reader
+        }
+
+        func next(upTo limit: Int) throws -> [JournalRecord] {
+            var records: [JournalRecord] = []
+            while records.count < limit, let record = try reader.next() { records.append(record) }
+            return records
         }
     }
 
@@ -202,8 +224,10 @@ public actor JournalDeliveryStore: DeliveryStore {
         journalOutcome(record)
     }
 
+    /// Read on the blocking-I/O pool.
     public nonisolated func event(_ reference: EventReference) async throws -> Event {
-        try Event(decoding: try journal.read(at: JournalPosition(reference.locator)).payload)
+        let journal = self.journal
+        return try await io.run { try Event(decoding: try journal.read(at: JournalPosition(reference.locator)).payload) }
     }
 
     public func statuses() -> [String: DestinationStatus] {

@@ -218,9 +218,10 @@ public final class Journal: Sendable {
                 if state.queue.isEmpty {
                     if state.closing {
                         state.writerExited = true
-                        let waiters = state.exitWaiters
+                        // Resumed after the lock is released: resuming takes the task's status
+                        // lock, which a cancellation holds while its handler waits for this one.
+                        let waiters = state.exitWaiters + Array(state.durableWaiters.values)
                         state.exitWaiters = []
-                        for waiter in state.durableWaiters.values { waiter.resume() }
                         state.durableWaiters = [:]
                         return .exit(waiters)
                     }

@@ -1,6 +1,5 @@
 import Logging
 import RelayCore
-import Synchronization
 
 /// Turns stored deliveries into HTTP attempts and keeps each one trying until the destination
 /// accepts it, refuses it for good, or its retry policy runs out.
@@ -212,36 +211,6 @@ public actor DeliveryScheduler: DeliveryEngine {
         await store.complete(claim, resolution, now: now, maxBackoffMillis: policy.maxBackoffMillis)
     }
 
-    /// Status (0 without a response), error text, Retry-After and duration of an attempt.
-    static func facts(of result: Result<TransportResponse, TransportFailure>) -> AttemptResolution.Facts {
-        switch result {
-        case .success(let response): AttemptResolution.Facts(status: response.status, retryAfter: response.retryAfter, durationMillis: response.durationMillis)
-        case .failure(let failure): AttemptResolution.Facts(status: 0, error: failure.description, durationMillis: failure.durationMillis)
-        }
-    }
-
-    /// One log line per failed attempt: a warning for a retry, an error for a dead delivery
-    /// (replays add their id).
-    static func log(_ record: DeliveryRecord, logger: Logger) {
-        let prefix = record.replayID.isEmpty ? "" : "replay "
-        var metadata: Logger.Metadata = [
-            "destination": "\(record.destination)", "event_id": "\(record.eventID)", "attempt": "\(record.attempt)", "status": "\(record.status)",
-        ]
-        if !record.replayID.isEmpty { metadata["replay_id"] = "\(record.replayID)" }
-        switch record.outcome {
-        case .succeeded:
-            return
-        case .retry:
-            metadata["error"] = "\(record.error)"
-            metadata["next_attempt"] = "\(record.nextDue?.rfc3339 ?? "")"
-            logger.warning("\(prefix)delivery failed; will retry", metadata: metadata)
-        case .dead:
-            metadata["reason"] = "\(record.error)"
-            if record.replayID.isEmpty { metadata["paused_destination"] = "\(record.pausedDestination)" }
-            logger.error("\(prefix)delivery dead", metadata: metadata)
-        }
-    }
-
     /// Waits (at most the drain timeout, in real time) for the attempts in flight.
     private func drain() async {
         let deadline = ContinuousClock.now + configuration.drainTimeout
@@ -288,37 +257,5 @@ public actor DeliveryScheduler: DeliveryEngine {
             timerTask = nil
         }
         wake()
-    }
-}
-
-/// Wakes the dispatch loop from anywhere (the store's tail, a timer, a finished attempt). A wake
-/// with nobody waiting is kept for the next wait.
-final class WakeSignal: Sendable {
-    private let state = Mutex<(waiter: CheckedContinuation<Void, Never>?, pending: Bool)>((nil, false))
-
-    func wake() {
-        let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
-            guard let waiter = state.waiter else {
-                state.pending = true
-                return nil
-            }
-            state.waiter = nil
-            return waiter
-        }
-        waiter?.resume()
-    }
-
-    func wait() async {
-        await withCheckedContinuation { continuation in
-            let ready = state.withLock { state -> Bool in
-                if state.pending {
-                    state.pending = false
-                    return true
-                }
-                state.waiter = continuation
-                return false
-            }
-            if ready { continuation.resume() }
-        }
     }
 }

@@ -99,33 +99,26 @@ struct AdminRoutes {
             }
             let store = events
             // Retention must not delete what the replay selects before it has started.
-            await deliveries.holdRetention()
-            let plan: ReplayPlan
-            do {
+            return try await deliveries.holdingRetention {
                 let through = try await store.mark()
-                plan = try await ReplayPlan.make(replay, store: store, routing: config.routing, through: through, keepItems: !replay.dryRun)
-            } catch {
-                await deliveries.releaseRetention()
-                throw error
+                let plan = try await ReplayPlan.make(replay, store: store, routing: config.routing, through: through, keepItems: !replay.dryRun)
+                let total = plan.perDestination.values.reduce(0, +)
+                if replay.dryRun {
+                    return JSONResponse.encoded(ReplayAnswerBody(
+                        replayID: nil, dryRun: true, routing: replay.routing.rawValue, matchedEvents: plan.matchedEvents, deliveries: plan.perDestination,
+                        totalDeliveries: total, sample: plan.sample.map { ReplaySampleBody(id: $0.id, destinations: $0.destinations) }
+                    ))
+                }
+                let id = newReplayID()
+                await deliveries.startReplay(id: id, items: plan.items, matchedEvents: plan.matchedEvents, concurrency: replay.concurrency, ratePerSecond: replay.ratePerSecond)
+                return JSONResponse.encoded(
+                    ReplayAnswerBody(
+                        replayID: id, dryRun: false, routing: replay.routing.rawValue, matchedEvents: plan.matchedEvents, deliveries: plan.perDestination,
+                        totalDeliveries: total, sample: nil
+                    ),
+                    status: .accepted
+                )
             }
-            let total = plan.perDestination.values.reduce(0, +)
-            if replay.dryRun {
-                await deliveries.releaseRetention()
-                return JSONResponse.encoded(ReplayAnswerBody(
-                    replayID: nil, dryRun: true, routing: replay.routing.rawValue, matchedEvents: plan.matchedEvents, deliveries: plan.perDestination,
-                    totalDeliveries: total, sample: plan.sample.map { ReplaySampleBody(id: $0.id, destinations: $0.destinations) }
-                ))
-            }
-            let id = newReplayID()
-            await deliveries.startReplay(id: id, items: plan.items, matchedEvents: plan.matchedEvents, concurrency: replay.concurrency, ratePerSecond: replay.ratePerSecond)
-            await deliveries.releaseRetention()
-            return JSONResponse.encoded(
-                ReplayAnswerBody(
-                    replayID: id, dryRun: false, routing: replay.routing.rawValue, matchedEvents: plan.matchedEvents, deliveries: plan.perDestination,
-                    totalDeliveries: total, sample: nil
-                ),
-                status: .accepted
-            )
         }
         router.get("/admin/replays/{id}") { _, context in
             let id = context.parameters.get("id") ?? ""
@@ -165,19 +158,22 @@ struct AdminRoutes {
             }
             let eventID = String(id[..<colon])
             let destination = String(id[id.index(after: colon)...])
-            guard let detail = try await events.detail(id: eventID) else {
-                return JSONResponse.error(.notFound, "no event \(JSONWriter.quote(eventID))")
+            // Held from the lookup until the replay has the event, so retention cannot delete it between.
+            return try await deliveries.holdingRetention {
+                guard let detail = try await events.detail(id: eventID) else {
+                    return JSONResponse.error(.notFound, "no event \(JSONWriter.quote(eventID))")
+                }
+                guard detail.summary.deliveries.contains(where: { $0.destination == destination }) else {
+                    return JSONResponse.error(.notFound, "event \(JSONWriter.quote(eventID)) has no delivery to \(JSONWriter.quote(destination))")
+                }
+                guard config().destinations[destination] != nil else {
+                    return JSONResponse.error(.conflict, "destination \(JSONWriter.quote(destination)) is not in the routes file in force")
+                }
+                let replayID = newReplayID()
+                let item = ReplayItem(event: detail.summary.reference, eventID: eventID, destination: destination)
+                await deliveries.startReplay(id: replayID, items: [item], matchedEvents: 1, concurrency: 1, ratePerSecond: nil)
+                return JSONResponse.encoded(RetryAnswerBody(replayID: replayID, delivery: id), status: .accepted)
             }
-            guard detail.summary.deliveries.contains(where: { $0.destination == destination }) else {
-                return JSONResponse.error(.notFound, "event \(JSONWriter.quote(eventID)) has no delivery to \(JSONWriter.quote(destination))")
-            }
-            guard config().destinations[destination] != nil else {
-                return JSONResponse.error(.conflict, "destination \(JSONWriter.quote(destination)) is not in the routes file in force")
-            }
-            let replayID = newReplayID()
-            let item = ReplayItem(event: detail.summary.reference, eventID: eventID, destination: destination)
-            await deliveries.startReplay(id: replayID, items: [item], matchedEvents: 1, concurrency: 1, ratePerSecond: nil)
-            return JSONResponse.encoded(RetryAnswerBody(replayID: replayID, delivery: id), status: .accepted)
         }
         router.post("/admin/routes/reload") { _, _ in
             switch reload() {

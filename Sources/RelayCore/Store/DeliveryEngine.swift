@@ -72,3 +72,19 @@ public struct ReplayStatus: Sendable {
 public protocol DeliveryObserver: Sendable {
     func attempted(destination: String, outcome: DeliveryRecord.Outcome, duration: Duration, replay: Bool)
 }
+
+extension DeliveryEngine {
+    /// Runs `body` with retention held: what it selects from the store cannot be deleted before
+    /// a replay it starts has taken the events over.
+    public func holdingRetention<T: Sendable>(_ body: () async throws -> T) async rethrows -> T {
+        await holdRetention()
+        do {
+            let result = try await body()
+            await releaseRetention()
+            return result
+        } catch {
+            await releaseRetention()
+            throw error
+        }
+    }
+}

@@ -6,9 +6,11 @@ let swiftSettings: [SwiftSetting] = [
     .enableUpcomingFeature("MemberImportVisibility"),
 ]
 
+// Linux (glibc) only: the journal, the test helpers and the C shims call glibc directly
+// (fdatasync, malloc_trim, Glibc-qualified socket calls), and nothing is built or tested on
+// another platform, so no other platform is declared.
 let package = Package(
     name: "relay",
-    platforms: [.macOS(.v15)],
     products: [
         .executable(name: "relay", targets: ["relay"]),
     ],

@@ -196,7 +196,8 @@ public final class CurlEngine: HTTPTransport, Sendable {
         let opaque = Unmanaged.passUnretained(transfer).toOpaque()
         var code = ccurl_easy_set_defaults(easy)
         if code == 0 { code = ccurl_easy_set_url(easy, request.url) }
-        if code == 0 { code = request.body.withUnsafeBytes { ccurl_easy_set_post_body(easy, $0.baseAddress, $0.count) } }
+        // A pooled handle was reset to GET.
+        if code == 0, request.method == .post { code = request.body.withUnsafeBytes { ccurl_easy_set_post_body(easy, $0.baseAddress, $0.count) } }
         if code == 0 { code = ccurl_easy_set_headers(easy, list) }
         if code == 0 { code = ccurl_easy_set_timeouts(easy, request.timeoutMillis, request.connectTimeoutMillis) }
         if code == 0 { code = ccurl_easy_set_write_callback(easy, curlWriteCallback, opaque) }

@@ -42,10 +42,10 @@ final class CurlTransfer: @unchecked Sendable {
         live.value.subtract(1, ordering: .relaxed)
     }
 
-    /// Keeps the first `TransportResponse.maxBody` bytes; the rest is read and dropped so the
+    /// Keeps the first `request.maxResponseBody` bytes; the rest is read and dropped so the
     /// connection stays reusable.
     func receiveBody(_ data: UnsafeRawBufferPointer) {
-        let room = TransportResponse.maxBody - body.count
+        let room = request.maxResponseBody - body.count
         if room > 0 { body.append(contentsOf: data.prefix(room)) }
     }
 

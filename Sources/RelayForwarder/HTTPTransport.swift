@@ -1,13 +1,27 @@
-/// One forwarded HTTP request (always a POST).
+/// One HTTP request through the transport: a delivery (a POST), or the CLI's call to the
+/// admin API.
 public struct OutboundRequest: Sendable {
+    public enum Method: String, Sendable {
+        case get = "GET"
+        case post = "POST"
+    }
+
+    public var method: Method
     public var url: String
     public var headers: [(name: String, value: String)]
     public var body: [UInt8]
     /// Total time for the attempt, connect included.
     public var timeoutMillis: Int
     public var connectTimeoutMillis: Int
+    /// The response body bytes kept; the rest is read and dropped.
+    public var maxResponseBody: Int
 
-    public init(url: String, headers: [(name: String, value: String)] = [], body: [UInt8] = [], timeoutMillis: Int = 10_000, connectTimeoutMillis: Int = 5_000) {
+    public init(
+        method: Method = .post, url: String, headers: [(name: String, value: String)] = [], body: [UInt8] = [], timeoutMillis: Int = 10_000,
+        connectTimeoutMillis: Int = 5_000, maxResponseBody: Int = TransportResponse.maxBody
+    ) {
+        self.method = method
+        self.maxResponseBody = maxResponseBody
         self.url = url
         self.headers = headers
         self.body = body
@@ -17,7 +31,7 @@ public struct OutboundRequest: Sendable {
 }
 
 /// What a destination answered, captured with bounds: at most `maxHeaders` headers and the
-/// first `maxBody` bytes of the body, however large the real response.
+/// first bytes of the body (a delivery keeps `maxBody`), however large the real response.
 public struct TransportResponse: Sendable {
     public static let maxBody = 4096
     public static let maxHeaders = 64

@@ -1,7 +1,9 @@
 import ArgumentParser
-import CCurlShim
 import Foundation
+import Logging
 import RelayCore
+import RelayForwarder
+import Synchronization
 
 /// Options of the commands that talk to a running relay's admin listener.
 struct AdminOptions: ParsableArguments {
@@ -26,42 +28,51 @@ struct AdminClient {
         self.command = command
     }
 
-    final class Buffer {
-        var bytes: [UInt8] = []
-    }
-
     /// Sends the request and returns the parsed JSON of a 2xx answer; anything else fails with one line.
     func request(_ path: String, body: [UInt8]? = nil) throws -> JSONValue {
-        _ = ccurl_global_init()
-        guard let easy = ccurl_easy_init() else { throw fail("\(command): cannot initialise libcurl") }
-        defer { ccurl_easy_cleanup(easy) }
-        var headers: UnsafeMutableRawPointer?
-        if let token { headers = ccurl_slist_append(headers, "Authorization: Bearer \(token)") }
-        if body != nil { headers = ccurl_slist_append(headers, "Content-Type: application/json") }
-        defer { if let headers { ccurl_slist_free_all(headers) } }
-        let buffer = Buffer()
-        let opaque = Unmanaged.passUnretained(buffer).toOpaque()
-        var code = ccurl_easy_set_defaults(easy)
-        if code == 0 { code = ccurl_easy_set_url(easy, base + path) }
-        if code == 0, let headers { code = ccurl_easy_set_headers(easy, headers) }
-        if code == 0, let body { code = body.withUnsafeBytes { ccurl_easy_set_post_body(easy, $0.baseAddress, $0.count) } }
-        if code == 0 { code = ccurl_easy_set_timeouts(easy, 60_000, 3_000) }
-        if code == 0 { code = ccurl_easy_set_write_callback(easy, adminWriteCallback, opaque) }
-        if code == 0 { code = withExtendedLifetime(buffer) { ccurl_easy_perform(easy) } }
-        guard code == 0 else {
-            throw fail("\(command): cannot reach the relay at \(base): \(String(cString: ccurl_easy_strerror(code)))")
+        var headers: [(name: String, value: String)] = []
+        if let token { headers.append(("Authorization", "Bearer \(token)")) }
+        if body != nil { headers.append(("Content-Type", "application/json")) }
+        let request = OutboundRequest(
+            method: body == nil ? .get : .post, url: base + path, headers: headers, body: body ?? [],
+            timeoutMillis: 60_000, connectTimeoutMillis: 3_000, maxResponseBody: 64 << 20
+        )
+        let response: TransportResponse
+        switch try send(request) {
+        case .success(let answer): response = answer
+        case .failure(let failure): throw fail("\(command): cannot reach the relay at \(base): \(failure.message)")
         }
-        let status = ccurl_easy_get_response_code(easy)
-        let parsed = try? JSONParser.parse(buffer.bytes)
-        guard (200..<300).contains(status) else {
-            let message = parsed?["error"]?.stringValue ?? String(decoding: buffer.bytes.prefix(300), as: UTF8.self)
-            if status == 401 {
+        let parsed = try? JSONParser.parse(response.body)
+        guard (200..<300).contains(response.status) else {
+            let message = parsed?["error"]?.stringValue ?? String(decoding: response.body.prefix(300), as: UTF8.self)
+            if response.status == 401 {
                 throw fail("\(command): the relay refused the admin request (401): \(message)\(token == nil ? " (RELAY_ADMIN_TOKEN is not set)" : "")")
             }
-            throw fail("\(command): the relay answered \(status): \(message)")
+            throw fail("\(command): the relay answered \(response.status): \(message)")
         }
         guard let parsed else { throw fail("\(command): the relay's answer is not JSON") }
         return parsed
+    }
+
+    /// Sends one request with the forwarder's libcurl engine and waits for it (a command runs
+    /// on the main thread, never on Swift's cooperative pool, so it may block).
+    private func send(_ request: OutboundRequest) throws -> Result<TransportResponse, TransportFailure> {
+        let engine: CurlEngine
+        do {
+            engine = try CurlEngine(configuration: CurlEngine.Configuration(maxConnections: 1, handlePoolSize: 1), logger: Logger(label: "relay-cli", factory: { _ in SwiftLogNoOpLogHandler() }))
+        } catch {
+            throw fail("\(command): cannot start libcurl: \(error)")
+        }
+        let answer = Mutex<Result<TransportResponse, TransportFailure>?>(nil)
+        let done = DispatchSemaphore(value: 0)
+        Task {
+            let result = await engine.send(request)
+            await engine.shutdown()
+            answer.withLock { $0 = result }
+            done.signal()
+        }
+        done.wait()
+        return answer.withLock { $0 } ?? .failure(TransportFailure(kind: .other, message: "no answer"))
     }
 
     /// Like `request`, decoding the answer as the admin API's typed body; also returns the JSON
@@ -79,13 +90,4 @@ struct AdminClient {
     static func percentEncode(_ text: String) -> String {
         text.addingPercentEncoding(withAllowedCharacters: .urlQueryAllowed.subtracting(CharacterSet(charactersIn: "&=+?#"))) ?? text
     }
-}
-
-private let adminWriteCallback: ccurl_data_callback = { data, size, count, userdata in
-    let length = size * count
-    if let data, let userdata {
-        let buffer = Unmanaged<AdminClient.Buffer>.fromOpaque(userdata).takeUnretainedValue()
-        buffer.bytes.append(contentsOf: UnsafeRawBufferPointer(start: data, count: length))
-    }
-    return length
 }

@@ -123,6 +123,11 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "RelayJournalTests",
+            dependencies: ["RelayCore", "RelayJournal", "RelayTesting"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "RelayForwarderTests",
             dependencies: ["RelayCore", "RelayJournal", "RelayForwarder", "RelayServer", "RelayTesting"],
             swiftSettings: swiftSettings

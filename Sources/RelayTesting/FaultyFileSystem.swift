@@ -115,3 +115,11 @@ public final class FaultyFileSystem: JournalFileSystem {
         func close() { inner.close() }
     }
 }
+
+/// Every record of the journal in `directory`, from sequence `from` on (read offline).
+public func readAll(_ directory: String, from: UInt64 = 1) throws -> [JournalRecord] {
+    let reader = JournalReader(directory: directory, from: from)
+    var records: [JournalRecord] = []
+    while let record = try reader.next() { records.append(record) }
+    return records
+}

@@ -15,13 +15,6 @@ func payload(_ index: Int, size: Int = 40) -> [UInt8] {
     return bytes
 }
 
-func readAll(_ directory: String, from: UInt64 = 1) throws -> [JournalRecord] {
-    let reader = JournalReader(directory: directory, from: from)
-    var records: [JournalRecord] = []
-    while let record = try reader.next() { records.append(record) }
-    return records
-}
-
 func lastSegmentPath(_ directory: String) throws -> String {
     let names = try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasSuffix(".seg") }.sorted()
     return directory + "/" + names.last!

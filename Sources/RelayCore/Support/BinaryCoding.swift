@@ -1,28 +1,36 @@
 /// A compact little-endian encoding for journal payloads: fixed-width integers, and strings and
 /// byte arrays prefixed with their UInt32 length.
 public struct ByteWriter {
-    public private(set) var bytes: [UInt8] = []
+    @usableFromInline var storage: [UInt8] = []
 
-    public init(capacity: Int = 256) { bytes.reserveCapacity(capacity) }
+    public var bytes: [UInt8] { storage }
 
-    public mutating func write<T: FixedWidthInteger>(_ value: T) { bytes.appendLittleEndian(value) }
-    public mutating func write(_ value: Bool) { bytes.append(value ? 1 : 0) }
+    @inlinable
+    public init(capacity: Int = 256) { storage.reserveCapacity(capacity) }
 
+    @inlinable
+    public mutating func write<T: FixedWidthInteger>(_ value: T) { storage.appendLittleEndian(value) }
+    @inlinable
+    public mutating func write(_ value: Bool) { storage.append(value ? 1 : 0) }
+
+    @inlinable
     public mutating func write(_ value: String) {
         var value = value
         value.withUTF8 { utf8 in
-            bytes.appendLittleEndian(UInt32(utf8.count))
-            bytes.append(contentsOf: utf8)
+            storage.appendLittleEndian(UInt32(utf8.count))
+            storage.append(contentsOf: utf8)
         }
     }
 
+    @inlinable
     public mutating func write(bytes value: some Collection<UInt8>) {
-        bytes.appendLittleEndian(UInt32(value.count))
-        bytes.append(contentsOf: value)
+        storage.appendLittleEndian(UInt32(value.count))
+        storage.append(contentsOf: value)
     }
 
+    @inlinable
     public mutating func write(_ values: [String]) {
-        bytes.appendLittleEndian(UInt32(values.count))
+        storage.appendLittleEndian(UInt32(values.count))
         for value in values { write(value) }
     }
 }
@@ -31,61 +39,78 @@ public struct ByteWriter {
 public struct ByteReader {
     public struct Error: Swift.Error, CustomStringConvertible {
         public var description: String
+
+        @usableFromInline
+        init(description: String) {
+            self.description = description
+        }
     }
 
     /// Offsets are relative to the start of `bytes`, which may be a slice of a larger buffer
     /// (a checkpoint's section is read in place, not copied out of the file's bytes).
-    private let bytes: ArraySlice<UInt8>
-    public private(set) var offset = 0
+    @usableFromInline let bytes: ArraySlice<UInt8>
+    @usableFromInline var position = 0
 
+    public var offset: Int { position }
+
+    @inlinable
     public init(_ bytes: [UInt8]) { self.bytes = bytes[...] }
 
+    @inlinable
     public init(_ bytes: ArraySlice<UInt8>) { self.bytes = bytes }
 
-    public var isAtEnd: Bool { offset >= bytes.count }
+    @inlinable
+    public var isAtEnd: Bool { position >= bytes.count }
 
+    @inlinable
     public mutating func read<T: FixedWidthInteger>(_ type: T.Type = T.self) throws -> T {
         let size = MemoryLayout<T>.size
-        guard bytes.count - offset >= size else { throw Error(description: "truncated record at byte \(offset)") }
-        let value = bytes.withUnsafeBytes { $0.loadLE(T.self, at: offset) }
-        offset += size
+        guard bytes.count - position >= size else { throw Error(description: "truncated record at byte \(position)") }
+        let value = bytes.withUnsafeBytes { $0.loadLE(T.self, at: position) }
+        position += size
         return value
     }
 
+    @inlinable
     public mutating func readBool() throws -> Bool { try read(UInt8.self) != 0 }
 
+    @inlinable
     public mutating func readBytes() throws -> [UInt8] {
         let count = Int(try read(UInt32.self))
-        guard bytes.count - offset >= count else { throw Error(description: "truncated field at byte \(offset)") }
-        defer { offset += count }
-        let start = bytes.startIndex + offset
+        guard bytes.count - position >= count else { throw Error(description: "truncated field at byte \(position)") }
+        defer { position += count }
+        let start = bytes.startIndex + position
         return Array(bytes[start..<(start + count)])
     }
 
     /// Steps over a length-prefixed field (bytes or a string) without reading it.
+    @inlinable
     public mutating func skipField() throws {
         let count = Int(try read(UInt32.self))
-        guard bytes.count - offset >= count else { throw Error(description: "truncated field at byte \(offset)") }
-        offset += count
+        guard bytes.count - position >= count else { throw Error(description: "truncated field at byte \(position)") }
+        position += count
     }
 
     /// A length-prefixed field as a slice of the bytes being read: no copy.
+    @inlinable
     public mutating func readSlice() throws -> ArraySlice<UInt8> {
         let count = Int(try read(UInt32.self))
-        guard bytes.count - offset >= count else { throw Error(description: "truncated field at byte \(offset)") }
-        defer { offset += count }
-        let start = bytes.startIndex + offset
+        guard bytes.count - position >= count else { throw Error(description: "truncated field at byte \(position)") }
+        defer { position += count }
+        let start = bytes.startIndex + position
         return bytes[start..<(start + count)]
     }
 
+    @inlinable
     public mutating func readString() throws -> String {
         let count = Int(try read(UInt32.self))
-        guard bytes.count - offset >= count else { throw Error(description: "truncated string at byte \(offset)") }
-        defer { offset += count }
-        let start = bytes.startIndex + offset
+        guard bytes.count - position >= count else { throw Error(description: "truncated string at byte \(position)") }
+        defer { position += count }
+        let start = bytes.startIndex + position
         return String(decoding: bytes[start..<(start + count)], as: UTF8.self)
     }
 
+    @inlinable
     public mutating func readStrings() throws -> [String] {
         let count = try readListLength()
         var values: [String] = []
@@ -95,13 +120,15 @@ public struct ByteReader {
     }
 
     /// Steps over what `ByteWriter.write(_: [String])` wrote.
+    @inlinable
     public mutating func skipStrings() throws {
         for _ in 0..<(try readListLength()) { try skipField() }
     }
 
-    private mutating func readListLength() throws -> Int {
+    @usableFromInline
+    mutating func readListLength() throws -> Int {
         let count = Int(try read(UInt32.self))
-        guard count <= bytes.count - offset else { throw Error(description: "bad list length at byte \(offset)") }
+        guard count <= bytes.count - position else { throw Error(description: "bad list length at byte \(position)") }
         return count
     }
 }

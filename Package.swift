@@ -26,6 +26,7 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/swift-mustache.git", from: "2.1.1"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
     ],
     targets: [
         .target(
@@ -55,6 +56,16 @@ let package = Package(
                 "CRelayMemory",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "RelayPostgres",
+            dependencies: [
+                "RelayCore",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -93,6 +104,7 @@ let package = Package(
             dependencies: [
                 "RelayCore",
                 "RelayJournal",
+                "RelayPostgres",
                 "RelayForwarder",
                 "RelayServer",
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -120,6 +132,11 @@ let package = Package(
         .testTarget(
             name: "RelayCoreTests",
             dependencies: ["RelayCore", "RelayJournal", "RelayTesting"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "RelayPostgresTests",
+            dependencies: ["RelayCore", "RelayPostgres", "RelayTesting"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

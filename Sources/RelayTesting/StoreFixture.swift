@@ -1,6 +1,8 @@
+import Foundation
 import Logging
 import RelayCore
 import RelayJournal
+import RelayPostgres
 import RelayServer
 import Synchronization
 
@@ -9,12 +11,13 @@ public struct StoreUnderTest: Sendable {
     public let ingest: any IngestStore
     public let events: any EventStore
     public let recorder: any AttemptRecorder
-    /// The store's deliveries, already following the store (`run`), closed by `close()`.
-    public let deliveries: any DeliveryStore
+    /// The store's deliveries, already following the store (`run`), closed by `close()`; nil
+    /// for a store without its delivery port yet (see `StoreKind.withDeliveries`).
+    public let deliveries: (any DeliveryStore)?
     private let dispose: @Sendable () async -> Void
 
     public init(
-        ingest: any IngestStore, events: any EventStore, recorder: any AttemptRecorder, deliveries: any DeliveryStore,
+        ingest: any IngestStore, events: any EventStore, recorder: any AttemptRecorder, deliveries: (any DeliveryStore)?,
         dispose: @escaping @Sendable () async -> Void
     ) {
         self.ingest = ingest
@@ -33,6 +36,12 @@ public enum StoreKind: String, CaseIterable, Sendable, CustomStringConvertible {
     case journal
     /// The in-memory store.
     case memory
+    /// PostgreSQL at `RELAY_TEST_POSTGRES_URL` (scripts/test starts a throwaway cluster), each
+    /// store in a schema of its own, dropped at the end. Without the URL it fails: never skipped.
+    case postgres
+
+    /// The stores that implement the delivery port.
+    public static let withDeliveries: [StoreKind] = [.journal, .memory]
 
     public var description: String { rawValue }
 
@@ -46,6 +55,8 @@ public enum StoreKind: String, CaseIterable, Sendable, CustomStringConvertible {
                 await store.close()
                 await following.value
             })
+        case .postgres:
+            return try await Self.makePostgres()
         case .journal:
             let directory = try TemporaryDirectory()
             let logger = Logger(label: "store-under-test", factory: { _ in SwiftLogNoOpLogHandler() })
@@ -67,6 +78,36 @@ public enum StoreKind: String, CaseIterable, Sendable, CustomStringConvertible {
                 }
             )
         }
+    }
+}
+
+extension StoreKind {
+    /// The test cluster's URL, or a clear failure.
+    public static func postgresURL() throws -> PostgresURL {
+        guard let text = ProcessInfo.processInfo.environment["RELAY_TEST_POSTGRES_URL"], !text.isEmpty else {
+            throw PostgresStoreError("RELAY_TEST_POSTGRES_URL is not set: run the tests with scripts/test, which starts a throwaway PostgreSQL cluster")
+        }
+        return try PostgresURL(text)
+    }
+
+    /// A PostgreSQL store in a new schema, migrated and running.
+    static func makePostgres() async throws -> StoreUnderTest {
+        let schema = "t_" + String(UInt64.random(in: 0...UInt64.max), radix: 36)
+        let logger = Logger(label: "store-under-test", factory: { _ in SwiftLogNoOpLogHandler() })
+        let store = try PostgresStore(url: try postgresURL(), schema: schema, maxConnections: 8, logger: logger)
+        let running = Task { await store.run() }
+        do {
+            try await store.prepare()
+        } catch {
+            running.cancel()
+            await running.value
+            throw error
+        }
+        return StoreUnderTest(ingest: store, events: store, recorder: store, deliveries: nil, dispose: {
+            _ = try? await store.dropSchema()
+            running.cancel()
+            await running.value
+        })
     }
 }
 

@@ -21,9 +21,10 @@ import Testing
     /// Claims at `now` until `count` deliveries were handed out: a store may see what was just
     /// stored a moment later (the journal's tail reads durable records).
     func claim(_ store: StoreUnderTest, now: Timestamp, count: Int) async throws -> [DeliveryClaim] {
+        let deliveries = try #require(store.deliveries)
         var claims: [DeliveryClaim] = []
         let enough = try await eventually(timeout: .seconds(30)) {
-            claims += await store.deliveries.claim(now: now).claims
+            claims += await deliveries.claim(now: now).claims
             return claims.count >= count
         }
         try #require(enough, "\(claims.count) of \(count) deliveries handed out")
@@ -38,10 +39,11 @@ import Testing
         )
     }
 
-    @Test(arguments: StoreKind.allCases)
+    @Test(arguments: StoreKind.withDeliveries)
     func deliveriesAreHandedOutOnceInOrderUpToMaxInFlight(_ kind: StoreKind) async throws {
         let store = try await kind.make(breaker: Self.breaker)
-        await store.deliveries.configure(["a": destination("a", maxInFlight: 2), "b": destination("b")])
+        let deliveries = try #require(store.deliveries)
+        await deliveries.configure(["a": destination("a", maxInFlight: 2), "b": destination("b")])
         let events = Events()
         let stored = (0..<3).map { events.candidate("p\($0)", at: Int64($0), to: ["a", "b"]) }
         _ = try await store.ingest.store(stored)
@@ -50,24 +52,25 @@ import Testing
         #expect(Set(first.filter { $0.destination == "b" }.map(\.eventID)) == Set(stored.map(\.event.id)))
         #expect(first.allSatisfy { $0.attempts == 0 })
         #expect(first.first.map { $0.receivedAt == stored[0].event.receivedAt } == true)
-        #expect(await store.deliveries.claim(now: at(10)).claims.isEmpty, "nothing is handed out twice")
-        let statuses = await store.deliveries.statuses()
+        #expect(await deliveries.claim(now: at(10)).claims.isEmpty, "nothing is handed out twice")
+        let statuses = await deliveries.statuses()
         #expect(statuses["a"]?.inFlight == 2 && statuses["a"]?.pending == 3)
         // One finishes: its slot frees the third.
         let done = try #require(first.first { $0.destination == "a" })
-        await store.deliveries.complete(done, resolve(done, status: 204, now: at(20)), now: at(20), maxBackoffMillis: 60_000)
-        #expect(await store.deliveries.claim(now: at(20)).claims.map(\.eventID) == [stored[2].event.id])
-        let a = try #require(await store.deliveries.statuses()["a"])
+        await deliveries.complete(done, resolve(done, status: 204, now: at(20)), now: at(20), maxBackoffMillis: 60_000)
+        #expect(await deliveries.claim(now: at(20)).claims.map(\.eventID) == [stored[2].event.id])
+        let a = try #require(await deliveries.statuses()["a"])
         #expect(a.succeeded == 1 && a.pending == 2 && a.inFlight == 2)
-        let content = try await store.deliveries.event(done.event)
+        let content = try await deliveries.event(done.event)
         #expect(content == stored[0].event, "the event a delivery sends, by reference")
         await store.close()
     }
 
-    @Test(arguments: StoreKind.allCases)
+    @Test(arguments: StoreKind.withDeliveries)
     func aRetryWaitsForItsDueTimeAndAReleasedDeliveryComesBackAsItWas(_ kind: StoreKind) async throws {
         let store = try await kind.make(breaker: Self.breaker)
-        await store.deliveries.configure(["a": destination("a")])
+        let deliveries = try #require(store.deliveries)
+        await deliveries.configure(["a": destination("a")])
         let events = Events()
         let (one, two) = (events.candidate("r1"), events.candidate("r2"))
         _ = try await store.ingest.store([one, two])
@@ -77,13 +80,13 @@ import Testing
         // Retry-After: 7 puts the retry 7 s out.
         let retry = resolve(first, status: 429, retryAfter: "7", now: at(100))
         #expect(retry.next == .retry(at: at(7_100)))
-        await store.deliveries.complete(first, retry, now: at(100), maxBackoffMillis: 60_000)
-        await store.deliveries.release(second)
-        let batch = await store.deliveries.claim(now: at(200))
+        await deliveries.complete(first, retry, now: at(100), maxBackoffMillis: 60_000)
+        await deliveries.release(second)
+        let batch = await deliveries.claim(now: at(200))
         #expect(batch.claims.map(\.eventID) == [two.event.id], "the released one again; the retry not before its time")
         #expect(batch.claims.first?.attempts == 0, "a release is not an attempt")
         #expect(batch.nextDue == at(7_100))
-        let again = await store.deliveries.claim(now: at(7_100)).claims
+        let again = await deliveries.claim(now: at(7_100)).claims
         #expect(again.map(\.eventID) == [one.event.id])
         #expect(again.first?.attempts == 1)
         // The event store shows the attempt (a journal writes it in the background).
@@ -94,57 +97,59 @@ import Testing
         await store.close()
     }
 
-    @Test(arguments: StoreKind.allCases)
+    @Test(arguments: StoreKind.withDeliveries)
     func deadDeliveriesFinishAndA410PausesTheDestinationUntilConfigured(_ kind: StoreKind) async throws {
         let store = try await kind.make(breaker: Self.breaker)
+        let deliveries = try #require(store.deliveries)
         let config = ["gone": destination("gone")]
-        await store.deliveries.configure(config)
+        await deliveries.configure(config)
         let events = Events()
         let stored = (0..<3).map { events.candidate("g\($0)", at: Int64($0), to: ["gone"]) }
         _ = try await store.ingest.store(stored)
         let claims = try await claim(store, now: at(10), count: 3)
         let (first, second, third) = (claims[0], claims[1], claims[2])
-        await store.deliveries.complete(first, resolve(first, status: 400, now: at(20)), now: at(20), maxBackoffMillis: 60_000)
-        await store.deliveries.complete(second, resolve(second, status: 410, now: at(20)), now: at(20), maxBackoffMillis: 60_000)
-        await store.deliveries.release(third)
-        var status = try #require(await store.deliveries.statuses()["gone"])
+        await deliveries.complete(first, resolve(first, status: 400, now: at(20)), now: at(20), maxBackoffMillis: 60_000)
+        await deliveries.complete(second, resolve(second, status: 410, now: at(20)), now: at(20), maxBackoffMillis: 60_000)
+        await deliveries.release(third)
+        var status = try #require(await deliveries.statuses()["gone"])
         #expect(status.dead == 2 && status.pending == 1 && status.paused)
-        #expect(await store.deliveries.claim(now: at(30)).claims.isEmpty, "paused by the 410")
-        await store.deliveries.configure(config)
-        #expect(await store.deliveries.claim(now: at(40)).claims.map(\.eventID) == [third.eventID], "a reload resumes it")
-        status = try #require(await store.deliveries.statuses()["gone"])
+        #expect(await deliveries.claim(now: at(30)).claims.isEmpty, "paused by the 410")
+        await deliveries.configure(config)
+        #expect(await deliveries.claim(now: at(40)).claims.map(\.eventID) == [third.eventID], "a reload resumes it")
+        status = try #require(await deliveries.statuses()["gone"])
         #expect(!status.paused)
         // A destination that is gone from the config keeps its deliveries until it returns.
-        await store.deliveries.configure([:])
-        #expect(await store.deliveries.statuses()["gone"]?.pending == 1)
+        await deliveries.configure([:])
+        #expect(await deliveries.statuses()["gone"]?.pending == 1)
         await store.close()
     }
 
-    @Test(arguments: StoreKind.allCases)
+    @Test(arguments: StoreKind.withDeliveries)
     func anOpenBreakerLetsOneProbeThroughPerCooldown(_ kind: StoreKind) async throws {
         let store = try await kind.make(breaker: Self.breaker)
-        await store.deliveries.configure(["down": destination("down")])
+        let deliveries = try #require(store.deliveries)
+        await deliveries.configure(["down": destination("down")])
         let events = Events()
         _ = try await store.ingest.store((0..<5).map { events.candidate("d\($0)", at: Int64($0), to: ["down"]) })
         let claims = try await claim(store, now: at(10), count: 5)
         // Two refusals open the breaker (threshold 2); the rest come back unattempted.
         for claim in claims.prefix(2) {
-            await store.deliveries.complete(claim, resolve(claim, status: 0, now: at(20)), now: at(20), maxBackoffMillis: 60_000)
+            await deliveries.complete(claim, resolve(claim, status: 0, now: at(20)), now: at(20), maxBackoffMillis: 60_000)
         }
-        for claim in claims.dropFirst(2) { await store.deliveries.release(claim) }
-        #expect(await store.deliveries.statuses()["down"]?.breakerOpen == true)
-        let waiting = await store.deliveries.claim(now: at(500))
+        for claim in claims.dropFirst(2) { await deliveries.release(claim) }
+        #expect(await deliveries.statuses()["down"]?.breakerOpen == true)
+        let waiting = await deliveries.claim(now: at(500))
         #expect(waiting.claims.isEmpty && waiting.nextDue == at(1_020), "the first probe one cool-down after the failure that opened it")
-        let probe = await store.deliveries.claim(now: at(1_020)).claims
+        let probe = await deliveries.claim(now: at(1_020)).claims
         #expect(probe.count == 1, "one probe")
-        #expect(await store.deliveries.claim(now: at(1_500)).claims.isEmpty, "nothing beside the probe")
+        #expect(await deliveries.claim(now: at(1_500)).claims.isEmpty, "nothing beside the probe")
         let failed = try #require(probe.first)
-        await store.deliveries.complete(failed, resolve(failed, status: 503, now: at(1_600)), now: at(1_600), maxBackoffMillis: 60_000)
-        #expect(await store.deliveries.claim(now: at(2_000)).nextDue == at(3_600), "a failed probe doubles the cool-down")
-        let next = try #require(await store.deliveries.claim(now: at(3_600)).claims.first)
-        await store.deliveries.complete(next, resolve(next, status: 204, now: at(3_700)), now: at(3_700), maxBackoffMillis: 60_000)
-        #expect(await store.deliveries.statuses()["down"]?.breakerOpen == false)
-        #expect(await store.deliveries.claim(now: at(3_700)).claims.count == 4, "closed: the four still pending are due and go at once")
+        await deliveries.complete(failed, resolve(failed, status: 503, now: at(1_600)), now: at(1_600), maxBackoffMillis: 60_000)
+        #expect(await deliveries.claim(now: at(2_000)).nextDue == at(3_600), "a failed probe doubles the cool-down")
+        let next = try #require(await deliveries.claim(now: at(3_600)).claims.first)
+        await deliveries.complete(next, resolve(next, status: 204, now: at(3_700)), now: at(3_700), maxBackoffMillis: 60_000)
+        #expect(await deliveries.statuses()["down"]?.breakerOpen == false)
+        #expect(await deliveries.claim(now: at(3_700)).claims.count == 4, "closed: the four still pending are due and go at once")
         await store.close()
     }
 }

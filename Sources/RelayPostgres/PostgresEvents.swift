@@ -1,0 +1,187 @@
+import Logging
+import NIOCore
+import PostgresNIO
+import RelayCore
+
+/// The event store and attempt recorder on PostgreSQL. A reference's `sequence` is the event's
+/// `seq`; cursors are sequences. Exact-match filters (id, source, provider, status, time range)
+/// run in SQL; type and product globs and the delivery state are applied to each row read, a
+/// chunk at a time, newest first.
+extension PostgresStore: EventStore, AttemptRecorder {
+    /// One stored event as read back.
+    struct Row {
+        var sequence: UInt64
+        var event: Event
+        var decision: RoutingDecision
+        var deliveries: [(destination: String, state: DeliveryState)]
+
+        var reference: EventReference { EventReference(sequence: sequence) }
+        var summary: EventSummary { EventSummary(reference: reference, event: event, decision: decision, deliveries: deliveries) }
+    }
+
+    static let chunk = 200
+
+    /// Up to `chunk` events with a sequence below `before` (and at most `through`) matching the
+    /// filter's exact fields, newest first, with their delivery states.
+    func rows(_ filter: EventFilter, before: UInt64, through: UInt64 = UInt64(Int64.max)) async throws -> [Row] {
+        let upper = Int64(clamping: min(before == 0 ? 0 : before - 1, through))
+        let since = filter.since?.milliseconds ?? Int64.min
+        let until = filter.until?.milliseconds ?? Int64.max
+        let result = try await client.query("""
+            SELECT seq, event, decision FROM relay_event
+            WHERE seq <= \(upper)
+              AND (cardinality(\(filter.ids)::text[]) = 0 OR id = ANY(\(filter.ids)::text[]))
+              AND (cardinality(\(filter.sources)::text[]) = 0 OR source = ANY(\(filter.sources)::text[]))
+              AND (cardinality(\(filter.providers)::text[]) = 0 OR provider = ANY(\(filter.providers)::text[]))
+              AND (cardinality(\(filter.statuses)::text[]) = 0 OR status = ANY(\(filter.statuses)::text[]))
+              AND received_at >= \(since) AND received_at < \(until)
+            ORDER BY seq DESC LIMIT \(Self.chunk)
+            """, logger: logger)
+        var rows: [Row] = []
+        for try await (seq, event, decision) in result.decode((Int64, ByteBuffer, ByteBuffer).self) {
+            rows.append(Row(
+                sequence: UInt64(seq), event: try Event(decoding: Array(buffer: event)),
+                decision: try RoutingDecision(decoding: Array(buffer: decision)), deliveries: []
+            ))
+        }
+        guard !rows.isEmpty else { return [] }
+        let states = try await deliveryStates(rows.map { Int64($0.sequence) })
+        for index in rows.indices {
+            let known = states[rows[index].sequence] ?? [:]
+            rows[index].deliveries = rows[index].decision.destinations.map { ($0, known[$0] ?? .pending) }
+        }
+        return rows
+    }
+
+    private func deliveryStates(_ sequences: [Int64]) async throws -> [UInt64: [String: DeliveryState]] {
+        var states: [UInt64: [String: DeliveryState]] = [:]
+        let result = try await client.query(
+            "SELECT event_seq, destination, state FROM relay_delivery WHERE event_seq = ANY(\(sequences)::bigint[])", logger: logger
+        )
+        for try await (seq, destination, state) in result.decode((Int64, String, String).self) {
+            states[UInt64(seq), default: [:]][destination] = DeliveryState(rawValue: state) ?? .pending
+        }
+        return states
+    }
+
+    /// Every event matching `filter` (its delivery state included) below `before` and up to
+    /// `through`, newest first, until `visit` returns false.
+    func scan(_ filter: EventFilter, before: UInt64, through: UInt64 = UInt64(Int64.max), _ visit: (Row) async throws -> Bool) async throws {
+        var before = before
+        while true {
+            let rows = try await rows(filter, before: before, through: through)
+            for row in rows {
+                guard filter.matches(row.event) else { continue }
+                if let wanted = filter.deliveryState, row.summary.deliveryState != wanted { continue }
+                guard try await visit(row) else { return }
+            }
+            guard rows.count == Self.chunk, let last = rows.last else { return }
+            before = last.sequence
+        }
+    }
+
+    private static func cursor(_ text: String?) throws(FilterError) -> UInt64 {
+        guard let text else { return UInt64(Int64.max) }
+        return try EventFilter.parseCursor(text)
+    }
+
+    public func page(filter: EventFilter, cursor: String?, limit: Int) async throws -> EventPage {
+        let limit = max(1, limit)
+        var found: [Row] = []
+        try await scan(filter, before: try Self.cursor(cursor)) { row in
+            found.append(row)
+            return found.count <= limit
+        }
+        let page = found.prefix(limit)
+        return EventPage(events: page.map(\.summary), nextCursor: found.count > limit ? page.last.map { String($0.sequence) } : nil)
+    }
+
+    public func detail(id: String) async throws -> EventDetail? {
+        var filter = EventFilter()
+        filter.ids = [id]
+        guard let row = try await rows(filter, before: UInt64(Int64.max)).first else { return nil }
+        var attempts: [DeliveryRecord] = []
+        let result = try await client.query("SELECT record FROM relay_attempt WHERE event_seq = \(Int64(row.sequence)) ORDER BY id", logger: logger)
+        for try await record in result.decode(ByteBuffer.self) { attempts.append(try DeliveryRecord(decoding: Array(buffer: record))) }
+        return EventDetail(summary: row.summary, attempts: attempts)
+    }
+
+    public func deliveries(filter: EventFilter, state wanted: DeliveryState?, destinations: Set<String>, cursor: String?, limit: Int) async throws -> DeliveryPage {
+        var selection = filter
+        selection.deliveryState = nil
+        var items: [DeliveryListing] = []
+        var next: String?
+        try await scan(selection, before: try Self.cursor(cursor)) { row in
+            let chosen = row.deliveries.filter { (wanted == nil || $0.state == wanted) && (destinations.isEmpty || destinations.contains($0.destination)) }
+            if chosen.isEmpty { return true }
+            if items.count >= limit {
+                next = String(row.sequence + 1)
+                return false
+            }
+            for delivery in chosen {
+                items.append(DeliveryListing(event: row.reference, eventID: row.event.id, destination: delivery.destination, state: delivery.state, receivedAt: row.event.receivedAt))
+            }
+            return true
+        }
+        return DeliveryPage(deliveries: items, nextCursor: next)
+    }
+
+    public func matches(filter: EventFilter, through mark: UInt64, prepare: @escaping @Sendable (Event) -> [String]) -> AsyncThrowingStream<StoredEventMatch, any Error> {
+        let (stream, continuation) = AsyncThrowingStream.makeStream(of: StoredEventMatch.self, bufferingPolicy: .bufferingOldest(1_000))
+        let task = Task {
+            do {
+                try await scan(filter, before: UInt64(Int64.max), through: mark) { row in
+                    let match = StoredEventMatch(
+                        reference: row.reference, id: row.event.id, receivedAt: row.event.receivedAt, decision: row.decision,
+                        deliveries: row.deliveries, prepared: prepare(row.event)
+                    )
+                    // A full buffer waits for the reader; a reader that stopped ends the scan.
+                    while true {
+                        switch continuation.yield(match) {
+                        case .enqueued: return true
+                        case .terminated: return false
+                        case .dropped: try await Task.sleep(for: .milliseconds(1))
+                        @unknown default: return false
+                        }
+                    }
+                }
+                continuation.finish()
+            } catch {
+                continuation.finish(throwing: error)
+            }
+        }
+        continuation.onTermination = { _ in task.cancel() }
+        return stream
+    }
+
+    public func event(_ reference: EventReference) async throws -> Event {
+        let result = try await client.query("SELECT event FROM relay_event WHERE seq = \(Int64(clamping: reference.sequence))", logger: logger)
+        for try await bytes in result.decode(ByteBuffer.self) { return try Event(decoding: Array(buffer: bytes)) }
+        throw FilterError("event", "no event at sequence \(reference.sequence)")
+    }
+
+    public func mark() async throws -> UInt64 {
+        UInt64(try await scalar(Int64.self, "SELECT coalesce(max(seq), 0) FROM relay_event") ?? 0)
+    }
+
+    // MARK: - AttemptRecorder
+
+    public func record(_ records: [DeliveryRecord]) async throws {
+        guard !records.isEmpty else { return }
+        try await client.withTransaction(logger: logger) { connection in
+            try await connection.query("""
+                INSERT INTO relay_attempt (event_seq, destination, replay_id, record)
+                SELECT * FROM unnest(
+                    \(records.map { Int64(clamping: $0.eventSequence) })::bigint[], \(records.map(\.destination))::text[],
+                    \(records.map(\.replayID))::text[], \(records.map { ByteBuffer(bytes: $0.encoded()) })::bytea[])
+                """, logger: logger)
+            for record in records {
+                guard let state = deliveryState(after: record) else { continue }
+                try await connection.query("""
+                    UPDATE relay_delivery SET state = \(state.rawValue), attempts = greatest(attempts, \(Int32(clamping: record.attempt)))
+                    WHERE event_seq = \(Int64(clamping: record.eventSequence)) AND destination = \(record.destination)
+                    """, logger: logger)
+            }
+        }
+    }
+}

@@ -1,0 +1,95 @@
+import Logging
+import PostgresNIO
+
+/// The store's tables, as numbered migrations recorded in `relay_schema`. Applied in order at
+/// start, each in its own transaction, while holding an advisory lock: instances starting at
+/// once wait for each other and migrate once.
+enum PostgresSchema {
+    /// The advisory lock key: "relay-schema" folded into 63 bits.
+    static let lockKey: Int64 = 0x7265_6C61_795F_7363
+
+    static let migrations: [(version: Int32, statements: [String])] = [
+        (1, [
+            """
+            CREATE TABLE relay_event (
+                seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                id text NOT NULL UNIQUE,
+                received_at bigint NOT NULL,
+                source text NOT NULL,
+                provider text NOT NULL,
+                type text NOT NULL,
+                status text NOT NULL,
+                provider_event_id text NOT NULL,
+                event bytea NOT NULL,
+                decision bytea NOT NULL
+            )
+            """,
+            "CREATE INDEX relay_event_received ON relay_event (received_at)",
+            "CREATE INDEX relay_event_source ON relay_event (source, seq)",
+            """
+            CREATE TABLE relay_dedup (
+                source text NOT NULL,
+                provider_event_id text NOT NULL,
+                event_id text NOT NULL,
+                received_at bigint NOT NULL,
+                PRIMARY KEY (source, provider_event_id)
+            )
+            """,
+            """
+            CREATE TABLE relay_delivery (
+                event_seq bigint NOT NULL REFERENCES relay_event (seq),
+                destination text NOT NULL,
+                state text NOT NULL DEFAULT 'pending',
+                attempts integer NOT NULL DEFAULT 0,
+                due_at bigint NOT NULL,
+                PRIMARY KEY (event_seq, destination)
+            )
+            """,
+            "CREATE INDEX relay_delivery_due ON relay_delivery (destination, due_at) WHERE state = 'pending'",
+            """
+            CREATE TABLE relay_attempt (
+                id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                event_seq bigint NOT NULL,
+                destination text NOT NULL,
+                replay_id text NOT NULL,
+                record bytea NOT NULL
+            )
+            """,
+            "CREATE INDEX relay_attempt_event ON relay_attempt (event_seq, id)",
+        ]),
+    ]
+
+    static var latest: Int32 { migrations.last?.version ?? 0 }
+
+    /// Creates the schema if missing and applies every migration it lacks.
+    static func migrate(_ store: PostgresStore) async throws {
+        let logger = store.logger
+        try await store.client.withConnection { connection in
+            try await connection.query("SELECT pg_advisory_lock(\(lockKey))", logger: logger)
+            do {
+                try await connection.query(PostgresQuery(unsafeSQL: "CREATE SCHEMA IF NOT EXISTS \(store.schema)"), logger: logger)
+                try await connection.query(
+                    "CREATE TABLE IF NOT EXISTS relay_schema (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())",
+                    logger: logger
+                )
+                var applied: Int32 = 0
+                for try await version in try await connection.query("SELECT coalesce(max(version), 0) FROM relay_schema", logger: logger).decode(Int32.self) {
+                    applied = version
+                }
+                for migration in migrations where migration.version > applied {
+                    try await connection.withTransaction(logger: logger) { transaction in
+                        for statement in migration.statements {
+                            try await transaction.query(PostgresQuery(unsafeSQL: statement), logger: logger)
+                        }
+                        try await transaction.query("INSERT INTO relay_schema (version) VALUES (\(migration.version))", logger: logger)
+                    }
+                    logger.info("database schema migrated", metadata: ["schema": "\(store.schema)", "version": "\(migration.version)"])
+                }
+            } catch {
+                _ = try? await connection.query("SELECT pg_advisory_unlock(\(lockKey))", logger: logger)
+                throw error
+            }
+            try await connection.query("SELECT pg_advisory_unlock(\(lockKey))", logger: logger)
+        }
+    }
+}

@@ -1,0 +1,108 @@
+import Logging
+import NIOCore
+import PostgresNIO
+import RelayCore
+
+/// The PostgreSQL store: events, routing decisions, deliveries and attempts in one database that
+/// several relay instances share. A 2xx means the event's transaction committed with
+/// `synchronous_commit=on` (forced on every connection); a server running with `fsync=off` is
+/// refused. The schema is created and migrated on `prepare()`, under an advisory lock, so two
+/// instances starting at once migrate once.
+///
+/// Queries run on postgres-nio's `PostgresClient`, which must be running (`run()`) while the
+/// store is used. No SQL or postgres-nio type leaves this target.
+public final class PostgresStore: Sendable {
+    public let url: PostgresURL
+    /// The schema every table lives in (each test uses its own).
+    public let schema: String
+    let client: PostgresClient
+    let logger: Logger
+    let ingest: IngestBatcher
+
+    /// A store on `url`, its tables in `schema` (letters, digits and `_`, starting with a letter
+    /// or `_`; created if missing). Nothing connects until `run()` and `prepare()`.
+    public init(url: PostgresURL, schema: String = "relay", maxConnections: Int = 16, logger: Logger) throws(PostgresURLError) {
+        guard let first = schema.utf8.first, first == UInt8(ascii: "_") || (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(first),
+              schema.utf8.allSatisfy({ $0 == UInt8(ascii: "_") || (UInt8(ascii: "a")...UInt8(ascii: "z")).contains($0) || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }),
+              schema.utf8.count <= 63
+        else { throw PostgresURLError("schema", "must be lower-case letters, digits and _, starting with a letter or _, not \(JSONWriter.quote(schema))") }
+        self.url = url
+        self.schema = schema
+        self.logger = logger
+        var configuration = PostgresClient.Configuration(
+            host: url.host, port: url.port, username: url.user, password: url.password, database: url.database, tls: Self.tls(url.sslMode)
+        )
+        configuration.options.maximumConnections = max(2, maxConnections)
+        configuration.options.connectTimeout = .seconds(5)
+        // Every statement finds the store's tables first; every commit waits for the WAL flush.
+        configuration.options.additionalStartupParameters = [("search_path", schema), ("synchronous_commit", "on"), ("application_name", "relay")]
+        client = PostgresClient(configuration: configuration, backgroundLogger: logger)
+        ingest = IngestBatcher()
+    }
+
+    private static func tls(_ mode: PostgresURL.SSLMode) -> PostgresClient.Configuration.TLS {
+        switch mode {
+        case .disable: .disable
+        case .prefer: .prefer(.makeClientConfiguration())
+        case .require:
+            // Encrypted, but the server's certificate is not checked (libpq's `require`).
+            {
+                var tls = TLSConfiguration.makeClientConfiguration()
+                tls.certificateVerification = .none
+                return .require(tls)
+            }()
+        case .verifyFull: .require(.makeClientConfiguration())
+        }
+    }
+
+    /// Runs the connection pool until cancelled.
+    public func run() async {
+        await client.run()
+    }
+
+    /// Checks the server keeps commits durable, then creates or migrates the schema.
+    public func prepare() async throws {
+        let fsync = try await scalar(String.self, "SHOW fsync")
+        guard fsync == "on" else {
+            throw PostgresStoreError("the PostgreSQL server runs with fsync=\(fsync ?? "?"): acknowledged events could be lost in a crash; turn fsync on")
+        }
+        try await PostgresSchema.migrate(self)
+    }
+
+    /// Drops the store's schema and everything in it (tests).
+    public func dropSchema() async throws {
+        try await client.query(PostgresQuery(unsafeSQL: "DROP SCHEMA IF EXISTS \(schema) CASCADE"), logger: logger)
+    }
+
+    /// Runs `sql` as given (tests and operator commands; never with input in it).
+    func execute(sql: String) async throws {
+        try await client.query(PostgresQuery(unsafeSQL: sql), logger: logger)
+    }
+
+    /// The first column of the first row of `sql` as text, if any.
+    func text(sql: String) async throws -> String? {
+        try await scalar(String.self, PostgresQuery(unsafeSQL: sql))
+    }
+
+    /// The first column of the first row of `sql` as an integer (cast it to bigint), if any.
+    func integer(sql: String) async throws -> Int64? {
+        try await scalar(Int64.self, PostgresQuery(unsafeSQL: sql))
+    }
+
+    /// The first column of the first row of `query`, if any.
+    func scalar<T: PostgresDecodable>(_ type: T.Type, _ query: PostgresQuery) async throws -> T? {
+        for try await value in try await client.query(query, logger: logger).decode(T.self) { return value }
+        return nil
+    }
+}
+
+/// A PostgreSQL store that cannot be used as asked.
+public struct PostgresStoreError: Error, Sendable, CustomStringConvertible {
+    public var message: String
+
+    public init(_ message: String) {
+        self.message = message
+    }
+
+    public var description: String { message }
+}

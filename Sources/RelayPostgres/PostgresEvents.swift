@@ -109,21 +109,11 @@ extension PostgresStore: EventStore, AttemptRecorder {
     public func deliveries(filter: EventFilter, state wanted: DeliveryState?, destinations: Set<String>, cursor: String?, limit: Int) async throws -> DeliveryPage {
         var selection = filter
         selection.deliveryState = nil
-        var items: [DeliveryListing] = []
-        var next: String?
+        var builder = DeliveryPageBuilder(state: wanted, destinations: destinations, limit: limit)
         try await scan(selection, before: try Self.cursor(cursor)) { row in
-            let chosen = row.deliveries.filter { (wanted == nil || $0.state == wanted) && (destinations.isEmpty || destinations.contains($0.destination)) }
-            if chosen.isEmpty { return true }
-            if items.count >= limit {
-                next = String(row.sequence + 1)
-                return false
-            }
-            for delivery in chosen {
-                items.append(DeliveryListing(event: row.reference, eventID: row.event.id, destination: delivery.destination, state: delivery.state, receivedAt: row.event.receivedAt))
-            }
-            return true
+            builder.add(row.reference, id: row.event.id, receivedAt: row.event.receivedAt, deliveries: row.deliveries)
         }
-        return DeliveryPage(deliveries: items, nextCursor: next)
+        return builder.page
     }
 
     public func matches(filter: EventFilter, through mark: UInt64, prepare: @escaping @Sendable (Event) -> [String]) -> AsyncThrowingStream<StoredEventMatch, any Error> {

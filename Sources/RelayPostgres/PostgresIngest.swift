@@ -68,6 +68,9 @@ extension PostgresStore: IngestStore {
                 logger.error("cannot store events in PostgreSQL", metadata: ["error": "\(String(reflecting: error))"])
                 result = .failure(IngestError(.unavailable, "the database did not confirm the write; retry later"))
             }
+            if case .success(let outcomes) = result, outcomes.contains(where: { if case .stored = $0 { true } else { false } }) {
+                workSignal.signal()
+            }
             var offset = 0
             for request in batch {
                 let count = request.candidates.count

@@ -57,6 +57,34 @@ enum PostgresSchema {
             """,
             "CREATE INDEX relay_attempt_event ON relay_attempt (event_seq, id)",
         ]),
+        (2, [
+            // Claims: the instance holding a delivery, until when, and the token a result must carry.
+            "ALTER TABLE relay_delivery ADD COLUMN lease_owner text, ADD COLUMN lease_until bigint, ADD COLUMN claim_token bigint",
+            "CREATE INDEX relay_delivery_in_flight ON relay_delivery (destination, lease_until) WHERE state = 'in_flight'",
+            "CREATE SEQUENCE relay_claim_token",
+            // A late result from a lost claim is recorded, marked, and not applied.
+            "ALTER TABLE relay_attempt ADD COLUMN fenced boolean NOT NULL DEFAULT false",
+            // Per destination, shared by every instance: the breaker, the 410 pause, the totals.
+            """
+            CREATE TABLE relay_lane (
+                destination text PRIMARY KEY,
+                consecutive_failures integer NOT NULL DEFAULT 0,
+                probes integer NOT NULL DEFAULT 0,
+                probe_not_before bigint,
+                paused boolean NOT NULL DEFAULT false,
+                succeeded bigint NOT NULL DEFAULT 0,
+                dead bigint NOT NULL DEFAULT 0
+            )
+            """,
+            """
+            CREATE TABLE relay_instance (
+                id text PRIMARY KEY,
+                host text NOT NULL,
+                pid integer NOT NULL,
+                heartbeat_at bigint NOT NULL
+            )
+            """,
+        ]),
     ]
 
     static var latest: Int32 { migrations.last?.version ?? 0 }

@@ -18,6 +18,8 @@ public final class PostgresStore: Sendable {
     let client: PostgresClient
     let logger: Logger
     let ingest: IngestBatcher
+    /// Told when this instance stored new deliveries.
+    let workSignal = WorkSignal()
 
     /// A store on `url`, its tables in `schema` (letters, digits and `_`, starting with a letter
     /// or `_`; created if missing). Nothing connects until `run()` and `prepare()`.

@@ -124,17 +124,12 @@ public final class MemoryStore: IngestStore, EventStore, AttemptRecorder, Delive
     public func deliveries(filter: EventFilter, state wanted: DeliveryState?, destinations: Set<String>, cursor: String?, limit: Int) async throws -> DeliveryPage {
         var selection = filter
         selection.deliveryState = nil
-        var items: [DeliveryListing] = []
+        var builder = DeliveryPageBuilder(state: wanted, destinations: destinations, limit: limit)
         for (index, stored) in newestFirst(selection, before: try Self.cursor(cursor)) {
             let match = match(index, stored, prepared: [])
-            let chosen = match.deliveries.filter { (wanted == nil || $0.state == wanted) && (destinations.isEmpty || destinations.contains($0.destination)) }
-            if chosen.isEmpty { continue }
-            if items.count >= limit { return DeliveryPage(deliveries: items, nextCursor: String(match.sequence + 1)) }
-            for delivery in chosen {
-                items.append(DeliveryListing(event: match.reference, eventID: match.id, destination: delivery.destination, state: delivery.state, receivedAt: match.receivedAt))
-            }
+            guard builder.add(match.reference, id: match.id, receivedAt: match.receivedAt, deliveries: match.deliveries) else { break }
         }
-        return DeliveryPage(deliveries: items, nextCursor: nil)
+        return builder.page
     }
 
     public func matches(filter: EventFilter, through mark: UInt64, prepare: @escaping @Sendable (Event) -> [String]) -> AsyncThrowingStream<StoredEventMatch, any Error> {

@@ -41,7 +41,7 @@ public enum StoreKind: String, CaseIterable, Sendable, CustomStringConvertible {
     case postgres
 
     /// The stores that implement the delivery port.
-    public static let withDeliveries: [StoreKind] = [.journal, .memory]
+    public static let withDeliveries: [StoreKind] = allCases
 
     public var description: String { rawValue }
 
@@ -56,7 +56,7 @@ public enum StoreKind: String, CaseIterable, Sendable, CustomStringConvertible {
                 await following.value
             })
         case .postgres:
-            return try await Self.makePostgres()
+            return try await Self.makePostgres(breaker: breaker)
         case .journal:
             let directory = try TemporaryDirectory()
             let logger = Logger(label: "store-under-test", factory: { _ in SwiftLogNoOpLogHandler() })
@@ -91,7 +91,7 @@ extension StoreKind {
     }
 
     /// A PostgreSQL store in a new schema, migrated and running.
-    static func makePostgres() async throws -> StoreUnderTest {
+    static func makePostgres(breaker: CircuitBreaker.Configuration) async throws -> StoreUnderTest {
         let schema = "t_" + String(UInt64.random(in: 0...UInt64.max), radix: 36)
         let logger = Logger(label: "store-under-test", factory: { _ in SwiftLogNoOpLogHandler() })
         let store = try PostgresStore(url: try postgresURL(), schema: schema, maxConnections: 8, logger: logger)
@@ -103,7 +103,11 @@ extension StoreKind {
             await running.value
             throw error
         }
-        return StoreUnderTest(ingest: store, events: store, recorder: store, deliveries: nil, dispose: {
+        let deliveries = PostgresDeliveryStore(store: store, breaker: breaker)
+        let following = Task { await deliveries.run(newWork: {}, replaysNeed: ReplayFloor()) }
+        return StoreUnderTest(ingest: store, events: store, recorder: store, deliveries: deliveries, dispose: {
+            await deliveries.close()
+            await following.value
             _ = try? await store.dropSchema()
             running.cancel()
             await running.value

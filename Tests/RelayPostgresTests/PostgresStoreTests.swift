@@ -1,4 +1,5 @@
 import Logging
+import RelayCore
 @testable import RelayPostgres
 import RelayTesting
 import Testing
@@ -67,5 +68,74 @@ import Testing
             try await admin.execute(sql: "DROP ROLE \(role)")
             #expect(setting == "on")
         }
+    }
+
+    func resolve(_ claim: DeliveryClaim, status: Int, now: Timestamp) -> AttemptResolution {
+        AttemptResolution.resolve(
+            AttemptResolution.Facts(status: status, durationMillis: 2), eventSequence: claim.event.sequence, eventID: claim.eventID,
+            destination: claim.destination, attempt: claim.attempts + 1, since: claim.receivedAt, now: now, policy: RetryPolicy(), random: { $0 }
+        )
+    }
+
+    /// Two instances claiming at once from the same lanes never hold the same delivery, and
+    /// together hold no more than `max_in_flight`.
+    @Test func twoClaimersNeverHoldTheSameDelivery() async throws {
+        try await withStore { store in
+            let events = TestEvents()
+            _ = try await store.store((0..<300).map { events.candidate("c\($0)", to: ["a", "b"]) })
+            let destinations = ["a": DestinationConfig(name: "a", url: "http://127.0.0.1:9/a", maxInFlight: 250), "b": DestinationConfig(name: "b", url: "http://127.0.0.1:9/b", maxInFlight: 1_000)]
+            let first = PostgresDeliveryStore(store: store, instance: "one")
+            let second = PostgresDeliveryStore(store: store, instance: "two")
+            await first.configure(destinations)
+            await second.configure(destinations)
+            let now = Timestamp(milliseconds: events.start.milliseconds + 60_000)
+            async let a = (0..<20).asyncFlatMap { _ in await first.claim(now: now).claims }
+            async let b = (0..<20).asyncFlatMap { _ in await second.claim(now: now).claims }
+            let (byFirst, bySecond) = await (a, b)
+            let keys = (byFirst + bySecond).map { "\($0.event.sequence)/\($0.destination)" }
+            #expect(Set(keys).count == keys.count, "a delivery held twice")
+            #expect(keys.filter { $0.hasSuffix("/a") }.count == 250, "a: max_in_flight 250 across both instances")
+            #expect(keys.filter { $0.hasSuffix("/b") }.count == 300)
+            #expect(!byFirst.isEmpty || !bySecond.isEmpty)
+        }
+    }
+
+    /// A claim whose holder stopped heartbeating is rescued and claimed again; the first
+    /// holder's late result is recorded as fenced and changes nothing.
+    @Test func aLateResultFromALostClaimIsFenced() async throws {
+        try await withStore { store in
+            let events = TestEvents()
+            let candidate = events.candidate("f1", to: ["a"])
+            _ = try await store.store([candidate])
+            let destinations = ["a": DestinationConfig(name: "a", url: "http://127.0.0.1:9/a")]
+            let lost = PostgresDeliveryStore(store: store, instance: "lost")
+            let rescuer = PostgresDeliveryStore(store: store, instance: "rescuer")
+            await lost.configure(destinations)
+            await rescuer.configure(destinations)
+            let now = Timestamp(milliseconds: events.start.milliseconds + 1_000)
+            let old = try #require(await lost.claim(now: now).claims.first)
+            #expect(await rescuer.claim(now: now).claims.isEmpty, "held by the first")
+            // "lost" never heartbeated: the rescue moves its claim on.
+            try await rescuer.rescue()
+            let new = try #require(await rescuer.claim(now: now).claims.first)
+            #expect(new.event == old.event && new.token != old.token)
+            await lost.complete(old, resolve(old, status: 204, now: now), now: now, maxBackoffMillis: 60_000)
+            var lane = try #require(await rescuer.statuses()["a"])
+            #expect(lane.inFlight == 1 && lane.succeeded == 0, "the fenced result changed nothing")
+            #expect(try await store.integer(sql: "SELECT count(*)::bigint FROM relay_attempt WHERE fenced") == 1)
+            await rescuer.complete(new, resolve(new, status: 204, now: now), now: now, maxBackoffMillis: 60_000)
+            lane = try #require(await rescuer.statuses()["a"])
+            #expect(lane.inFlight == 0 && lane.pending == 0 && lane.succeeded == 1)
+            #expect(try await store.detail(id: candidate.event.id)?.summary.deliveryState == .succeeded)
+        }
+    }
+}
+
+extension Sequence where Element: Sendable {
+    /// Runs `transform` on each element in turn and joins the results.
+    func asyncFlatMap<T>(_ transform: (Element) async -> [T]) async -> [T] {
+        var result: [T] = []
+        for element in self { result += await transform(element) }
+        return result
     }
 }

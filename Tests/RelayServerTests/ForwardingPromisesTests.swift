@@ -526,7 +526,8 @@ extension ShutdownPromisesTests {
         let before = rig.sent
         #expect(before >= 5, "the burst that opened the breaker used the lane's \(before) slots")
         let opened = rig.clock.now()
-        #expect(try await rig.lane().pending == 12)
+        let pendingNow = try await rig.lane().pending
+        #expect(pendingNow == 12, "pending: \(pendingNow)")
 
         // The cool-down is over and all 12 deliveries are due: one probe, and while it hangs
         // (the downstream holds it until the 2 s timeout) more passes start nothing.

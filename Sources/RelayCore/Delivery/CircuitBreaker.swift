@@ -63,6 +63,13 @@ public struct CircuitBreaker: Sendable, Equatable {
         self.consecutiveFailures = max(0, consecutiveFailures)
     }
 
+    /// A breaker in a state a store kept (a database's lane row).
+    public init(configuration: Configuration, consecutiveFailures: Int, probes: Int, probeNotBefore: Timestamp?) {
+        self.init(configuration: configuration, consecutiveFailures: consecutiveFailures)
+        self.probes = max(0, probes)
+        self.probeNotBefore = probeNotBefore
+    }
+
     /// Whether the breaker is open (probing).
     public var isOpen: Bool { consecutiveFailures >= configuration.threshold }
 

@@ -9,9 +9,14 @@ public struct DeliveryClaim: Sendable, Equatable {
     /// When the event was received: the retry policy's `max_age` counts from here.
     public var receivedAt: Timestamp
     public var attempts: Int
+    /// The store's token for this claim: a store shared by several instances applies a result
+    /// only from the holder of the current claim (a late one is recorded as fenced). 0 where
+    /// claims cannot be lost (one process).
+    public var token: UInt64
 
-    public init(event: EventReference, eventID: String, destination: String, receivedAt: Timestamp, attempts: Int) {
+    public init(event: EventReference, eventID: String, destination: String, receivedAt: Timestamp, attempts: Int, token: UInt64 = 0) {
         (self.event, self.eventID, self.destination, self.receivedAt, self.attempts) = (event, eventID, destination, receivedAt, attempts)
+        self.token = token
     }
 
     public init(_ pending: PendingDelivery, destination: String) {

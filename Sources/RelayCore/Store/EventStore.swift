@@ -157,3 +157,33 @@ public protocol EventStore: Sendable {
     /// stored so far, never one stored later.
     func mark() async throws -> UInt64
 }
+
+/// Builds a `DeliveryPage` from events read newest first, the same way in every store: an
+/// event's chosen deliveries stay together, and the page ends before the event that would go
+/// past `limit` (its cursor starts at that event).
+public struct DeliveryPageBuilder {
+    public let state: DeliveryState?
+    public let destinations: Set<String>
+    public let limit: Int
+    public private(set) var page = DeliveryPage(deliveries: [], nextCursor: nil)
+
+    public init(state: DeliveryState?, destinations: Set<String>, limit: Int) {
+        self.state = state
+        self.destinations = destinations
+        self.limit = limit
+    }
+
+    /// Adds the chosen deliveries of the next event; false once the page is full (stop reading).
+    public mutating func add(_ reference: EventReference, id: String, receivedAt: Timestamp, deliveries: [(destination: String, state: DeliveryState)]) -> Bool {
+        let chosen = deliveries.filter { (state == nil || $0.state == state) && (destinations.isEmpty || destinations.contains($0.destination)) }
+        if chosen.isEmpty { return true }
+        if page.deliveries.count >= limit {
+            page.nextCursor = String(reference.sequence + 1)
+            return false
+        }
+        for delivery in chosen {
+            page.deliveries.append(DeliveryListing(event: reference, eventID: id, destination: delivery.destination, state: delivery.state, receivedAt: receivedAt))
+        }
+        return true
+    }
+}

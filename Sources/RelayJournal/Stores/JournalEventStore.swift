@@ -102,21 +102,11 @@ public final class JournalEventStore: EventStore {
         let before = try cursor.map(EventFilter.parseCursor) ?? UInt64.max
         var selection = filter
         selection.deliveryState = nil
-        var items: [DeliveryListing] = []
-        var next: String?
+        var builder = DeliveryPageBuilder(state: state, destinations: destinations, limit: limit)
         try scan(filter: selection, through: before - 1, prepare: { _ in [] }) { match in
-            let chosen = match.deliveries.filter { (state == nil || $0.state == state) && (destinations.isEmpty || destinations.contains($0.destination)) }
-            if chosen.isEmpty { return true }
-            if items.count >= limit {
-                next = String(match.sequence + 1)
-                return false
-            }
-            for delivery in chosen {
-                items.append(DeliveryListing(event: match.reference, eventID: match.id, destination: delivery.destination, state: delivery.state, receivedAt: match.receivedAt))
-            }
-            return true
+            builder.add(match.reference, id: match.id, receivedAt: match.receivedAt, deliveries: match.deliveries)
         }
-        return DeliveryPage(deliveries: items, nextCursor: next)
+        return builder.page
     }
 
     /// Reads segments newest first; within one, records in order, keeping a small candidate per

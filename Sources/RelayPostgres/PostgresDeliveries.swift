@@ -1,0 +1,321 @@
+import Foundation
+import Logging
+import NIOCore
+import PostgresNIO
+import RelayCore
+import Synchronization
+
+/// The delivery store on PostgreSQL, shared by every instance on the database. A claim locks
+/// the lane rows it can (`FOR UPDATE SKIP LOCKED`), counts what is in flight for each across all
+/// instances, and moves at most the free slots of due pending rows to in flight with a lease and
+/// a fresh token; a result is applied only with the current token (a late one is recorded as
+/// fenced). The breaker and the 410 pause live in the lane row, so they hold for the destination
+/// as a whole. Instances heartbeat; one rescues deliveries whose lease ran out or whose holder
+/// stopped heartbeating.
+public final class PostgresDeliveryStore: DeliveryStore {
+    public let store: PostgresStore
+    /// This instance's id in `relay_instance` and in the leases it holds.
+    public let instance: String
+    private let breaker: CircuitBreaker.Configuration
+    private let state = Mutex(State())
+    /// A claim is leased for the destination's timeout plus this.
+    static let leaseMarginMillis: Int64 = 30_000
+    /// An instance whose heartbeat is older than this has its deliveries moved on.
+    static let heartbeatTimeoutMillis: Int64 = 15_000
+
+    struct State {
+        var destinations: [String: DestinationConfig] = [:]
+        var closed = false
+        var wakeup: CheckedContinuation<Void, Never>?
+    }
+
+    public init(store: PostgresStore, instance: String = "relay-" + UUID().uuidString.lowercased(), breaker: CircuitBreaker.Configuration = .init()) {
+        self.store = store
+        self.instance = instance
+        self.breaker = breaker
+    }
+
+    private var logger: Logger { store.logger }
+    private var client: PostgresClient { store.client }
+
+    // MARK: - Following
+
+    /// Heartbeats, rescues expired claims, and polls for new work once a second (stored events
+    /// of this instance wake it at once), until `close()`.
+    public func run(newWork: @escaping @Sendable () -> Void, replaysNeed: ReplayFloor) async {
+        let subscription = store.workSignal.subscribe(newWork)
+        defer { store.workSignal.unsubscribe(subscription) }
+        while !state.withLock({ $0.closed }) {
+            do {
+                try await heartbeat()
+                try await rescue()
+            } catch {
+                logger.warning("cannot reach the database for deliveries; retrying", metadata: ["error": "\(String(reflecting: error))"])
+            }
+            newWork()
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask { try? await Task.sleep(for: .seconds(1)) }
+                group.addTask {
+                    await withCheckedContinuation { continuation in
+                        let closed = self.state.withLock { state -> Bool in
+                            if state.closed { return true }
+                            state.wakeup = continuation
+                            return false
+                        }
+                        if closed { continuation.resume() }
+                    }
+                }
+                await group.next()
+                group.cancelAll()
+                self.state.withLock { $0.wakeup }?.resume()
+                self.state.withLock { $0.wakeup = nil }
+            }
+        }
+        _ = try? await client.query("DELETE FROM relay_instance WHERE id = \(instance)", logger: logger)
+    }
+
+    public func close() async {
+        let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            state.closed = true
+            defer { state.wakeup = nil }
+            return state.wakeup
+        }
+        waiter?.resume()
+    }
+
+    private func heartbeat() async throws {
+        let now = SystemClock().now().milliseconds
+        try await client.query("""
+            INSERT INTO relay_instance (id, host, pid, heartbeat_at) VALUES (\(instance), \(ProcessInfo.processInfo.hostName), \(Int32(ProcessInfo.processInfo.processIdentifier)), \(now))
+            ON CONFLICT (id) DO UPDATE SET heartbeat_at = EXCLUDED.heartbeat_at
+            """, logger: logger)
+    }
+
+    /// Moves back to pending every in-flight delivery whose lease ran out or whose holder has
+    /// not heartbeated for `heartbeatTimeoutMillis`.
+    func rescue() async throws {
+        let now = SystemClock().now().milliseconds
+        let rows = try await client.query("""
+            UPDATE relay_delivery SET state = 'pending', lease_owner = NULL, lease_until = NULL
+            WHERE state = 'in_flight' AND (lease_until < \(now) OR NOT EXISTS (
+                SELECT 1 FROM relay_instance i WHERE i.id = relay_delivery.lease_owner AND i.heartbeat_at > \(now - Self.heartbeatTimeoutMillis)))
+            RETURNING destination
+            """, logger: logger)
+        var rescued = 0
+        for try await _ in rows.decode(String.self) { rescued += 1 }
+        if rescued > 0 { logger.warning("deliveries of a stopped instance moved on", metadata: ["deliveries": "\(rescued)"]) }
+    }
+
+    // MARK: - Lanes
+
+    public func configure(_ destinations: [String: DestinationConfig]) async {
+        state.withLock { $0.destinations = destinations }
+        let names = destinations.keys.sorted()
+        do {
+            try await client.query("""
+                INSERT INTO relay_lane (destination) SELECT * FROM unnest(\(names)::text[])
+                ON CONFLICT (destination) DO UPDATE SET paused = false
+                """, logger: logger)
+        } catch {
+            logger.error("cannot update the destinations in the database", metadata: ["error": "\(String(reflecting: error))"])
+        }
+    }
+
+    public func claim(now: Timestamp) async -> ClaimBatch {
+        let destinations = state.withLock { $0.destinations }
+        guard !destinations.isEmpty else { return ClaimBatch(claims: [], nextDue: nil) }
+        do {
+            return try await client.withTransaction(logger: logger) { connection in
+                try await self.claim(now: now, destinations: destinations, on: connection)
+            }
+        } catch {
+            logger.warning("cannot claim deliveries; will try again", metadata: ["error": "\(String(reflecting: error))"])
+            return ClaimBatch(claims: [], nextDue: Timestamp(milliseconds: now.milliseconds + 1_000))
+        }
+    }
+
+    private func claim(now: Timestamp, destinations: [String: DestinationConfig], on connection: PostgresConnection) async throws -> ClaimBatch {
+        var lanes: [(String, CircuitBreaker)] = []
+        let locked = try await connection.query("""
+            SELECT destination, consecutive_failures, probes, probe_not_before, paused FROM relay_lane
+            WHERE destination = ANY(\(destinations.keys.sorted())::text[]) ORDER BY destination FOR UPDATE SKIP LOCKED
+            """, logger: logger)
+        for try await (name, failures, probes, notBefore, paused) in locked.decode((String, Int32, Int32, Int64?, Bool).self) where !paused {
+            lanes.append((name, CircuitBreaker(configuration: breaker, consecutiveFailures: Int(failures), probes: Int(probes), probeNotBefore: notBefore.map(Timestamp.init(milliseconds:)))))
+        }
+        guard !lanes.isEmpty else { return ClaimBatch(claims: [], nextDue: nil) }
+        var inFlight: [String: Int] = [:]
+        let counts = try await connection.query("""
+            SELECT destination, count(*) FROM relay_delivery WHERE state = 'in_flight' AND destination = ANY(\(lanes.map(\.0))::text[]) GROUP BY destination
+            """, logger: logger)
+        for try await (name, count) in counts.decode((String, Int64).self) { inFlight[name] = Int(count) }
+        var batch = ClaimBatch(claims: [], nextDue: nil)
+        func later(_ time: Timestamp) { batch.nextDue = min(batch.nextDue ?? time, time) }
+        for (name, breaker) in lanes {
+            guard let destination = destinations[name] else { continue }
+            let busy = inFlight[name] ?? 0
+            let limit: Int
+            switch breaker.admission(now: now, maxInFlight: destination.maxInFlight) {
+            case .wait(let notBefore):
+                if busy == 0 { later(notBefore) }
+                continue
+            case .allow(let maxInFlight):
+                limit = maxInFlight
+            }
+            let free = limit - busy
+            var taken = 0
+            if free > 0 {
+                let leaseUntil = now.milliseconds + Int64(destination.timeoutMillis) + Self.leaseMarginMillis
+                let rows = try await connection.query("""
+                    UPDATE relay_delivery d SET state = 'in_flight', lease_owner = \(instance), lease_until = \(leaseUntil), claim_token = nextval('relay_claim_token')
+                    FROM (SELECT event_seq, destination FROM relay_delivery
+                          WHERE destination = \(name) AND state = 'pending' AND due_at <= \(now.milliseconds)
+                          ORDER BY due_at, event_seq LIMIT \(Int64(free)) FOR UPDATE SKIP LOCKED) p, relay_event e
+                    WHERE d.event_seq = p.event_seq AND d.destination = p.destination AND e.seq = d.event_seq
+                    RETURNING d.event_seq, e.id, e.received_at, d.attempts, d.claim_token, d.due_at
+                    """, logger: logger)
+                var claimed: [(DeliveryClaim, Int64)] = []
+                for try await (seq, id, receivedAt, attempts, token, due) in rows.decode((Int64, String, Int64, Int32, Int64, Int64).self) {
+                    claimed.append((DeliveryClaim(
+                        event: EventReference(sequence: UInt64(seq)), eventID: id, destination: name,
+                        receivedAt: Timestamp(milliseconds: receivedAt), attempts: Int(attempts), token: UInt64(token)
+                    ), due))
+                }
+                // In due order (UPDATE ... RETURNING keeps none).
+                claimed.sort { ($0.1, $0.0.event.sequence) < ($1.1, $1.0.event.sequence) }
+                batch.claims += claimed.map(\.0)
+                taken = claimed.count
+                if breaker.isOpen && taken > 0 {
+                    try await connection.query("UPDATE relay_lane SET probes = probes + \(Int32(taken)) WHERE destination = \(name)", logger: logger)
+                }
+            }
+            if busy + taken < limit,
+               let due = try await scalar(Int64.self, "SELECT coalesce(min(due_at), -1) FROM relay_delivery WHERE destination = \(name) AND state = 'pending' AND due_at > \(now.milliseconds)", on: connection),
+               due >= 0 {
+                later(Timestamp(milliseconds: due))
+            }
+        }
+        return batch
+    }
+
+    private func scalar<T: PostgresDecodable>(_ type: T.Type, _ query: PostgresQuery, on connection: PostgresConnection) async throws -> T? {
+        for try await value in try await connection.query(query, logger: logger).decode(T.self) { return value }
+        return nil
+    }
+
+    public func complete(_ claim: DeliveryClaim, _ resolution: AttemptResolution, now: Timestamp, maxBackoffMillis: Int64) async {
+        let (state, due): (String, Int64) = switch resolution.next {
+        case .succeeded: ("succeeded", now.milliseconds)
+        case .retry(let at): ("pending", at.milliseconds)
+        case .dead: ("dead", now.milliseconds)
+        }
+        do {
+            try await client.withTransaction(logger: logger) { connection in
+                let updated = try await connection.query("""
+                    UPDATE relay_delivery SET state = \(state), attempts = \(Int32(clamping: resolution.record.attempt)), due_at = \(due), lease_owner = NULL, lease_until = NULL
+                    WHERE event_seq = \(Int64(clamping: claim.event.sequence)) AND destination = \(claim.destination) AND state = 'in_flight' AND claim_token = \(Int64(clamping: claim.token))
+                    RETURNING 1
+                    """, logger: logger)
+                var applied = false
+                for try await _ in updated.decode(Int32.self) { applied = true }
+                try await connection.query("""
+                    INSERT INTO relay_attempt (event_seq, destination, replay_id, record, fenced)
+                    VALUES (\(Int64(clamping: claim.event.sequence)), \(claim.destination), '', \(ByteBuffer(bytes: resolution.record.encoded())), \(!applied))
+                    """, logger: logger)
+                guard applied else {
+                    logger.warning("a late delivery result was fenced: its claim had moved on", metadata: ["destination": "\(claim.destination)", "event_id": "\(claim.eventID)"])
+                    return
+                }
+                let lane = try await connection.query("""
+                    SELECT consecutive_failures, probes, probe_not_before FROM relay_lane WHERE destination = \(claim.destination) FOR UPDATE
+                    """, logger: logger)
+                var breaker = CircuitBreaker(configuration: self.breaker)
+                for try await (failures, probes, notBefore) in lane.decode((Int32, Int32, Int64?).self) {
+                    breaker = CircuitBreaker(configuration: self.breaker, consecutiveFailures: Int(failures), probes: Int(probes), probeNotBefore: notBefore.map(Timestamp.init(milliseconds:)))
+                }
+                breaker.record(resolution.breaker, now: now, maxBackoffMillis: maxBackoffMillis)
+                let succeeded: Int64 = resolution.next == .succeeded ? 1 : 0
+                var dead: Int64 = 0
+                var pauses = false
+                if case .dead(let pausesDestination) = resolution.next { (dead, pauses) = (1, pausesDestination) }
+                try await connection.query("""
+                    UPDATE relay_lane SET consecutive_failures = \(Int32(clamping: breaker.consecutiveFailures)), probes = \(Int32(clamping: breaker.probes)),
+                        probe_not_before = \(breaker.probeNotBefore?.milliseconds), succeeded = succeeded + \(succeeded), dead = dead + \(dead), paused = paused OR \(pauses)
+                    WHERE destination = \(claim.destination)
+                    """, logger: logger)
+            }
+        } catch {
+            // The claim's lease runs out and the delivery is attempted again (at least once).
+            logger.error("cannot record a delivery outcome in the database", metadata: ["destination": "\(claim.destination)", "event_id": "\(claim.eventID)", "error": "\(String(reflecting: error))"])
+        }
+    }
+
+    public func release(_ claim: DeliveryClaim) async {
+        do {
+            try await client.query("""
+                UPDATE relay_delivery SET state = 'pending', lease_owner = NULL, lease_until = NULL
+                WHERE event_seq = \(Int64(clamping: claim.event.sequence)) AND destination = \(claim.destination) AND state = 'in_flight' AND claim_token = \(Int64(clamping: claim.token))
+                """, logger: logger)
+        } catch {
+            logger.warning("cannot give a delivery back; its lease will run out", metadata: ["error": "\(String(reflecting: error))"])
+        }
+    }
+
+    public func recordReplayAttempt(_ record: DeliveryRecord) async {
+        do {
+            try await store.record([record])
+        } catch {
+            logger.error("cannot record a replay attempt in the database", metadata: ["error": "\(String(reflecting: error))"])
+        }
+    }
+
+    public func event(_ reference: EventReference) async throws -> Event {
+        try await store.event(reference)
+    }
+
+    public func statuses() async -> [String: DestinationStatus] {
+        var result: [String: DestinationStatus] = [:]
+        do {
+            let rows = try await client.query("""
+                SELECT l.destination, l.paused, l.consecutive_failures, l.succeeded, l.dead,
+                    (SELECT count(*) FROM relay_delivery d WHERE d.destination = l.destination AND d.state IN ('pending', 'in_flight')),
+                    (SELECT count(*) FROM relay_delivery d WHERE d.destination = l.destination AND d.state = 'in_flight')
+                FROM relay_lane l
+                """, logger: logger)
+            for try await (name, paused, failures, succeeded, dead, pending, inFlight) in rows.decode((String, Bool, Int32, Int64, Int64, Int64, Int64).self) {
+                result[name] = DestinationStatus(
+                    pending: Int(pending), inFlight: Int(inFlight), succeeded: Int(succeeded), dead: Int(dead), paused: paused,
+                    breakerOpen: Int(failures) >= breaker.threshold, overflowing: false
+                )
+            }
+        } catch {
+            logger.warning("cannot read destination status from the database", metadata: ["error": "\(String(reflecting: error))"])
+        }
+        return result
+    }
+
+    /// Retention drops whole partitions once nothing in them is unfinished: nothing to hold here.
+    public func holdRetention() async {}
+
+    public func releaseRetention() async {}
+}
+
+/// Callbacks told when this instance stored new deliveries (so its engine claims them at once).
+final class WorkSignal: Sendable {
+    private let callbacks = Mutex<[UInt64: @Sendable () -> Void]>([:])
+    private let next = Atomic<UInt64>(0)
+
+    func subscribe(_ callback: @escaping @Sendable () -> Void) -> UInt64 {
+        let id = next.add(1, ordering: .relaxed).newValue
+        callbacks.withLock { $0[id] = callback }
+        return id
+    }
+
+    func unsubscribe(_ id: UInt64) {
+        callbacks.withLock { $0[id] = nil }
+    }
+
+    func signal() {
+        for callback in callbacks.withLock({ Array($0.values) }) { callback() }
+    }
+}

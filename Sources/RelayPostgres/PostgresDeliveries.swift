@@ -26,7 +26,6 @@ public final class PostgresDeliveryStore: DeliveryStore {
     struct State {
         var destinations: [String: DestinationConfig] = [:]
         var closed = false
-        var wakeup: CheckedContinuation<Void, Never>?
     }
 
     public init(store: PostgresStore, instance: String = "relay-" + UUID().uuidString.lowercased(), breaker: CircuitBreaker.Configuration = .init()) {
@@ -40,7 +39,7 @@ public final class PostgresDeliveryStore: DeliveryStore {
 
     // MARK: - Following
 
-    /// Heartbeats, rescues expired claims, and polls for new work once a second (stored events
+    /// Heartbeats, rescues expired claims, and polls for new work twice a second (stored events
     /// of this instance wake it at once), until `close()`.
     public func run(newWork: @escaping @Sendable () -> Void, replaysNeed: ReplayFloor) async {
         let subscription = store.workSignal.subscribe(newWork)
@@ -53,34 +52,15 @@ public final class PostgresDeliveryStore: DeliveryStore {
                 logger.warning("cannot reach the database for deliveries; retrying", metadata: ["error": "\(String(reflecting: error))"])
             }
             newWork()
-            await withTaskGroup(of: Void.self) { group in
-                group.addTask { try? await Task.sleep(for: .seconds(1)) }
-                group.addTask {
-                    await withCheckedContinuation { continuation in
-                        let closed = self.state.withLock { state -> Bool in
-                            if state.closed { return true }
-                            state.wakeup = continuation
-                            return false
-                        }
-                        if closed { continuation.resume() }
-                    }
-                }
-                await group.next()
-                group.cancelAll()
-                self.state.withLock { $0.wakeup }?.resume()
-                self.state.withLock { $0.wakeup = nil }
-            }
+            // Polling is the backstop (other instances' events); this instance's own wake at once.
+            try? await Task.sleep(for: .milliseconds(500))
         }
         _ = try? await client.query("DELETE FROM relay_instance WHERE id = \(instance)", logger: logger)
     }
 
+    /// `run` returns within its poll interval.
     public func close() async {
-        let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
-            state.closed = true
-            defer { state.wakeup = nil }
-            return state.wakeup
-        }
-        waiter?.resume()
+        state.withLock { $0.closed = true }
     }
 
     private func heartbeat() async throws {
@@ -199,8 +179,10 @@ public final class PostgresDeliveryStore: DeliveryStore {
     }
 
     private func scalar<T: PostgresDecodable>(_ type: T.Type, _ query: PostgresQuery, on connection: PostgresConnection) async throws -> T? {
-        for try await value in try await connection.query(query, logger: logger).decode(T.self) { return value }
-        return nil
+        // Every row is read: a row stream left unread would hold the connection's next query.
+        var first: T?
+        for try await value in try await connection.query(query, logger: logger).decode(T.self) where first == nil { first = value }
+        return first
     }
 
     public func complete(_ claim: DeliveryClaim, _ resolution: AttemptResolution, now: Timestamp, maxBackoffMillis: Int64) async {

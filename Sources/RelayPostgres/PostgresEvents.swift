@@ -146,8 +146,10 @@ extension PostgresStore: EventStore, AttemptRecorder {
 
     public func event(_ reference: EventReference) async throws -> Event {
         let result = try await client.query("SELECT event FROM relay_event WHERE seq = \(Int64(clamping: reference.sequence))", logger: logger)
-        for try await bytes in result.decode(ByteBuffer.self) { return try Event(decoding: Array(buffer: bytes)) }
-        throw FilterError("event", "no event at sequence \(reference.sequence)")
+        var found: ByteBuffer?
+        for try await bytes in result.decode(ByteBuffer.self) where found == nil { found = bytes }
+        guard let found else { throw FilterError("event", "no event at sequence \(reference.sequence)") }
+        return try Event(decoding: Array(buffer: found))
     }
 
     public func mark() async throws -> UInt64 {

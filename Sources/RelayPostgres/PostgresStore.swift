@@ -2,6 +2,7 @@ import Logging
 import NIOCore
 import PostgresNIO
 import RelayCore
+import Synchronization
 
 /// The PostgreSQL store: events, routing decisions, deliveries and attempts in one database that
 /// several relay instances share. A 2xx means the event's transaction committed with
@@ -62,8 +63,13 @@ public final class PostgresStore: Sendable {
         await client.run()
     }
 
-    /// Checks the server keeps commits durable, then creates or migrates the schema.
-    public func prepare() async throws {
+    /// Checks the server keeps commits durable, then creates or migrates the schema; gives up
+    /// after `limit` if the database does not answer.
+    public func prepare(limit: Duration = .seconds(30)) async throws {
+        try await withDeadline(limit, "cannot reach PostgreSQL at \(url) within \(limit)") { try await self.prepareNow() }
+    }
+
+    private func prepareNow() async throws {
         let fsync = try await scalar(String.self, "SHOW fsync")
         guard fsync == "on" else {
             throw PostgresStoreError("the PostgreSQL server runs with fsync=\(fsync ?? "?"): acknowledged events could be lost in a crash; turn fsync on")
@@ -93,8 +99,10 @@ public final class PostgresStore: Sendable {
 
     /// The first column of the first row of `query`, if any.
     func scalar<T: PostgresDecodable>(_ type: T.Type, _ query: PostgresQuery) async throws -> T? {
-        for try await value in try await client.query(query, logger: logger).decode(T.self) { return value }
-        return nil
+        // Every row is read: a row stream left unread keeps its connection leased.
+        var first: T?
+        for try await value in try await client.query(query, logger: logger).decode(T.self) where first == nil { first = value }
+        return first
     }
 }
 
@@ -107,4 +115,44 @@ public struct PostgresStoreError: Error, Sendable, CustomStringConvertible {
     }
 
     public var description: String { message }
+}
+
+/// Runs `operation`, giving up with `PostgresStoreError(message)` after `limit`: a database that
+/// does not answer (down, unreachable, a network partition) never leaves a caller waiting. The
+/// abandoned operation is cancelled and finishes on its own.
+func withDeadline<T: Sendable>(_ limit: Duration, _ message: String, _ operation: @escaping @Sendable () async throws -> T) async throws -> T {
+    let race = DeadlineRace<T>()
+    return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
+        race.start(continuation, limit: limit, message: message, operation)
+    }
+}
+
+/// The two sides of `withDeadline`: whichever finishes first answers, once.
+final class DeadlineRace<T: Sendable>: Sendable {
+    private let state = Mutex<(answered: Bool, work: Task<Void, Never>?)>((false, nil))
+
+    func start(_ continuation: CheckedContinuation<T, any Error>, limit: Duration, message: String, _ operation: @escaping @Sendable () async throws -> T) {
+        let work = Task { self.finish(continuation, await Result(catching: operation)) }
+        state.withLock { $0.work = work }
+        Task {
+            try? await Task.sleep(for: limit)
+            self.finish(continuation, .failure(PostgresStoreError(message)))
+        }
+    }
+
+    private func finish(_ continuation: CheckedContinuation<T, any Error>, _ result: Result<T, any Error>) {
+        let (first, work) = state.withLock { state -> (Bool, Task<Void, Never>?) in
+            defer { state.answered = true }
+            return (!state.answered, state.work)
+        }
+        guard first else { return }
+        continuation.resume(with: result)
+        work?.cancel()
+    }
+}
+
+extension Result where Failure == any Error {
+    init(catching body: () async throws -> Success) async {
+        do { self = .success(try await body()) } catch { self = .failure(error) }
+    }
 }

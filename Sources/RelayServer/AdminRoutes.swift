@@ -40,7 +40,7 @@ struct AdminRoutes {
     /// The Prometheus text.
     let metrics: @Sendable () async -> [UInt8]
     /// Where the store ends (`GET /admin/journal`).
-    let journalEnd: @Sendable () -> JournalBody
+    let journalEnd: @Sendable () async -> JournalBody
 
     func register(on router: Router<BasicRequestContext>) {
         router.get("/healthz") { _, _ in JSONResponse.ok("{\"status\":\"ok\"}") }
@@ -52,7 +52,7 @@ struct AdminRoutes {
         }
         router.get("/admin/openapi.json") { _, _ in JSONResponse.ok(AdminOpenAPI.document) }
         router.get("/admin/journal") { _, _ in
-            JSONResponse.encoded(journalEnd())
+            JSONResponse.encoded(await journalEnd())
         }
         router.get("/admin/routes") { _, _ in
             JSONResponse.encoded(AdminJSON.routes(config()))

@@ -4,6 +4,7 @@ import Logging
 import NIOCore
 import RelayCore
 import RelayJournal
+import RelayPostgres
 import RelayForwarder
 import ServiceLifecycle
 import UnixSignals
@@ -13,15 +14,20 @@ import Synchronization
 /// SIGTERM/SIGINT stop the listeners first (finishing in-flight requests), then the journal.
 public final class RelayServer: Sendable {
     public let configuration: RelayServerConfiguration
-    public let journal: Journal
+    /// The journal, its ingest store (with the de-duplication index), its delivery store and
+    /// retention: nil on PostgreSQL.
+    public let journal: Journal?
+    public let ingestStore: JournalIngestStore?
+    public let deliveryStore: JournalDeliveryStore?
+    /// Deletes expired journal segments (nil with `--retention 0`, and on PostgreSQL).
+    public let retention: JournalRetention?
+    /// The PostgreSQL store and its delivery store: nil on the journal.
+    public let postgres: PostgresStore?
+    public let postgresDeliveries: PostgresDeliveryStore?
     public let pipeline: IngestPipeline
-    /// The journal as the ingest store, with its de-duplication index.
-    public let ingestStore: JournalIngestStore
     /// Sends deliveries: libcurl unless a test injects another transport.
     public let engine: CurlEngine?
     public let scheduler: DeliveryScheduler
-    /// The journal as the delivery store (pending deliveries, checkpoints, retention).
-    public let deliveryStore: JournalDeliveryStore
     /// The delivery engine, as the admin API and metrics use it.
     public var deliveries: any DeliveryEngine { scheduler }
     /// Counters, histograms and gauges served at `GET /metrics`.
@@ -30,8 +36,6 @@ public final class RelayServer: Sendable {
     public let events: any EventStore
     /// The threads blocking reads run on.
     public let io: ThreadPoolIO
-    /// Deletes expired journal segments (nil with `--retention 0`).
-    public let retention: JournalRetention?
     private let logger: Logger
     private let ports = Mutex<(ingest: Int?, admin: Int?)>((nil, nil))
     private let ready = Mutex<[CheckedContinuation<Void, Never>]>([])
@@ -43,9 +47,10 @@ public final class RelayServer: Sendable {
     /// Serializes reloads, so a SIGHUP and an admin reload cannot install an older file last.
     private let reloading = Mutex(())
 
-    /// Loads the config and opens (recovering) the journal. Throws `ConfigError` or `JournalError`.
-    /// `clock` is the wall time events and attempts are stamped with; the delivery timers sleep
-    /// on `timer` (a test may move both by hand).
+    /// Loads the config and opens (recovering) the journal, or sets up the PostgreSQL store
+    /// (which connects and migrates in `run()`). Throws `ConfigError`, `JournalError` or
+    /// `PostgresURLError`. `clock` is the wall time events and attempts are stamped with; the
+    /// delivery timers sleep on `timer` (a test may move both by hand).
     public init(
         configuration: RelayServerConfiguration, config: RelayConfig, clock: any RelayClock = SystemClock(), timer: any Clock<Duration> = ContinuousClock(),
         logger: Logger
@@ -55,31 +60,51 @@ public final class RelayServer: Sendable {
         self.logger = logger
         let metrics = RelayMetrics()
         self.metrics = metrics
-        var journalConfiguration = configuration.journal
-        journalConfiguration.commitObserver = { metrics.journalCommitted(records: $0, duration: $1) }
-        self.journal = try Journal.open(journalConfiguration, logger: logger)
         self.io = ThreadPoolIO()
-        self.events = JournalEventStore(journal: journal, io: io)
-        // A provider retry is recognised for 7 days, never longer than events are kept.
-        var deduplication = DeduplicationIndex.Configuration()
-        if configuration.retentionMillis > 0 { deduplication.windowMillis = min(deduplication.windowMillis, configuration.retentionMillis) }
-        self.ingestStore = JournalIngestStore(journal: journal, deduplication: DeduplicationIndex(configuration: deduplication), logger: logger)
-        self.retention = configuration.retentionMillis > 0 ? JournalRetention(journal: journal, retentionMillis: configuration.retentionMillis, logger: logger) : nil
-        self.pipeline = IngestPipeline(config: config, store: ingestStore, clock: clock)
         let engine = try CurlEngine(logger: logger)
         self.engine = engine
-        // One pass over the journal (after the last checkpoint) rebuilds deliveries and the
-        // de-duplication index, before either listener starts.
         let settings = configuration.scheduler
-        self.deliveryStore = try JournalDeliveryStore(
-            journal: journal, destinations: config.destinations,
-            configuration: JournalDeliveryStore.Configuration(
-                window: settings.windowPerDestination, breaker: settings.breaker, checkpointEveryRecords: settings.checkpointEveryRecords,
-                checkpointInterval: settings.checkpointInterval, retentionInterval: settings.retentionInterval
-            ),
-            checkpoints: CheckpointStore(directory: configuration.journal.directory), participants: [ingestStore.deduplication], io: io, retention: retention,
-            clock: clock, logger: logger
-        )
+        let deliveryStore: any DeliveryStore
+        let ingest: any IngestStore
+        switch configuration.store {
+        case .journal:
+            var journalConfiguration = configuration.journal
+            journalConfiguration.commitObserver = { metrics.journalCommitted(records: $0, duration: $1) }
+            let journal = try Journal.open(journalConfiguration, logger: logger)
+            self.journal = journal
+            self.events = JournalEventStore(journal: journal, io: io)
+            // A provider retry is recognised for 7 days, never longer than events are kept.
+            var deduplication = DeduplicationIndex.Configuration()
+            if configuration.retentionMillis > 0 { deduplication.windowMillis = min(deduplication.windowMillis, configuration.retentionMillis) }
+            let ingestStore = JournalIngestStore(journal: journal, deduplication: DeduplicationIndex(configuration: deduplication), logger: logger)
+            self.ingestStore = ingestStore
+            ingest = ingestStore
+            let retention = configuration.retentionMillis > 0 ? JournalRetention(journal: journal, retentionMillis: configuration.retentionMillis, logger: logger) : nil
+            self.retention = retention
+            // One pass over the journal (after the last checkpoint) rebuilds deliveries and the
+            // de-duplication index, before either listener starts.
+            let journalDeliveries = try JournalDeliveryStore(
+                journal: journal, destinations: config.destinations,
+                configuration: JournalDeliveryStore.Configuration(
+                    window: settings.windowPerDestination, breaker: settings.breaker, checkpointEveryRecords: settings.checkpointEveryRecords,
+                    checkpointInterval: settings.checkpointInterval, retentionInterval: settings.retentionInterval
+                ),
+                checkpoints: CheckpointStore(directory: configuration.journal.directory), participants: [ingestStore.deduplication], io: io, retention: retention,
+                clock: clock, logger: logger
+            )
+            self.deliveryStore = journalDeliveries
+            deliveryStore = journalDeliveries
+            (postgres, postgresDeliveries) = (nil, nil)
+        case .postgres(let url, let schema):
+            let store = try PostgresStore(url: url, schema: schema, logger: logger)
+            let deliveries = PostgresDeliveryStore(store: store, breaker: settings.breaker)
+            (postgres, postgresDeliveries) = (store, deliveries)
+            (journal, ingestStore, self.deliveryStore, retention) = (nil, nil, nil, nil)
+            events = store
+            ingest = store
+            deliveryStore = deliveries
+        }
+        self.pipeline = IngestPipeline(config: config, store: ingest, clock: clock)
         self.scheduler = DeliveryScheduler(
             store: deliveryStore, transport: engine, destinations: config.destinations, configuration: settings,
             clock: clock, timer: timer, observer: metrics, logger: logger
@@ -167,13 +192,14 @@ public final class RelayServer: Sendable {
         let adminRouter = Router(context: BasicRequestContext.self)
         adminRouter.add(middleware: JSONNotFoundMiddleware())
         if let token = configuration.adminToken { adminRouter.add(middleware: BearerTokenMiddleware(token: token)) }
-        let (metrics, deliveries, retention, journal, pipeline) = (self.metrics, self.deliveries, self.retention, self.journal, self.pipeline)
+        let (metrics, deliveries, retention, journal, pipeline, events) = (self.metrics, self.deliveries, self.retention, self.journal, self.pipeline, self.events)
         AdminRoutes(
             events: events, deliveries: deliveries, config: { pipeline.currentConfig }, reload: { [self] in self.reload() },
             newReplayID: { [self] in self.newReplayID() },
             metrics: { await metrics.render(engine: deliveries, heldSegments: retention?.heldSegments ?? 0) },
             journalEnd: {
-                let durable = journal.durable
+                // On PostgreSQL: the last event's sequence, and no segment.
+                guard let durable = journal?.durable else { return JournalBody(lastSequence: (try? await events.mark()) ?? 0, segment: 0, offset: 0) }
                 return JournalBody(lastSequence: durable.lastSequence, segment: durable.end.segment, offset: durable.end.offset)
             }
         ).register(on: adminRouter)
@@ -187,14 +213,36 @@ public final class RelayServer: Sendable {
             },
             logger: logger
         )
-        var services: [any Service] = [JournalService(journal: journal)]
+        var services: [any Service] = journal.map { [JournalService(journal: $0)] } ?? []
         if let engine { services.append(CurlEngineService(engine: engine)) }
         services += [SchedulerService(scheduler: scheduler, logger: logger), ReloadOnHangup(server: self), ingest, admin]
         return services
     }
 
-    /// Runs until SIGTERM/SIGINT (or cancellation), then drains and returns.
+    /// Runs until SIGTERM/SIGINT (or cancellation), then drains and returns. On PostgreSQL the
+    /// connection pool runs first and the schema is migrated before either listener starts;
+    /// the pool stops last.
     public func run(handleSignals: Bool = true) async throws {
+        guard let postgres else { return try await runServices(handleSignals: handleSignals) }
+        let pool = Task { await postgres.run() }
+        do {
+            try await postgres.prepare(limit: configuration.storeTimeout)
+            await scheduler.updateDestinations(pipeline.currentConfig.destinations)
+            logger.info("PostgreSQL store ready", metadata: ["store": "\(postgres.url)", "schema": "\(postgres.schema)"])
+            try await runServices(handleSignals: handleSignals)
+        } catch {
+            pool.cancel()
+            await pool.value
+            // The services never ran: stop what init started (the curl thread, the I/O pool).
+            await engine?.shutdown()
+            await io.shutdown()
+            throw error
+        }
+        pool.cancel()
+        await pool.value
+    }
+
+    private func runServices(handleSignals: Bool) async throws {
         let group = ServiceGroup(
             services: services(),
             gracefulShutdownSignals: handleSignals ? [.sigterm, .sigint] : [],

@@ -1,5 +1,6 @@
 import RelayCore
 import RelayJournal
+import RelayPostgres
 import RelayForwarder
 
 /// Where the relay listens and keeps its data.
@@ -56,6 +57,17 @@ public struct RelayServerConfiguration: Sendable {
     /// Journal segments whose events are all older than this, and that nothing unfinished
     /// needs, are deleted (`--retention`, default 30 days); 0 keeps everything.
     public var retentionMillis: Int64
+    /// Where events, deliveries and attempts are kept.
+    public var store: Store
+    /// How long start-up waits for the database to answer before giving up.
+    public var storeTimeout: Duration = .seconds(30)
+
+    /// The embedded journal (one instance, the default), or a PostgreSQL database several
+    /// instances share (`--store postgres://…`), its tables in `schema`.
+    public enum Store: Sendable {
+        case journal
+        case postgres(PostgresURL, schema: String)
+    }
 
     public init(
         configPath: String,
@@ -67,8 +79,10 @@ public struct RelayServerConfiguration: Sendable {
         adminToken: String? = nil,
         idleTimeout: Duration = .seconds(60),
         bodyTimeout: Duration = .seconds(60),
-        retentionMillis: Int64 = 30 * 86_400_000
+        retentionMillis: Int64 = 30 * 86_400_000,
+        store: Store = .journal
     ) {
+        self.store = store
         self.retentionMillis = max(0, retentionMillis)
         // A zero or negative timeout would close every connection at once.
         self.idleTimeout = max(idleTimeout, .milliseconds(100))

@@ -2,8 +2,10 @@ import Foundation
 import Logging
 import RelayCore
 import RelayJournal
+import RelayPostgres
 import RelayForwarder
 import RelayServer
+import Synchronization
 
 /// An in-process relay on `127.0.0.1:0` with its journal in a temp directory, for tests that
 /// cross the HTTP boundary. `stop()` cancels it and waits for the journal to close.
@@ -16,7 +18,7 @@ public final class LiveRelay: Sendable {
         routes: String, journal: ((String) -> JournalConfiguration)? = nil,
         scheduler: DeliveryScheduler.Configuration = DeliveryScheduler.Configuration(), clock: any RelayClock = SystemClock(), timer: any Clock<Duration> = ContinuousClock(),
         environment: [String: String] = [:], adminToken: String? = nil, idleTimeout: Duration = .seconds(60), bodyTimeout: Duration = .seconds(60),
-        retentionMillis: Int64 = 30 * 86_400_000, logger: Logger = LiveRelay.defaultLogger()
+        retentionMillis: Int64 = 30 * 86_400_000, store: RelayServerConfiguration.Store = .journal, logger: Logger = LiveRelay.defaultLogger()
     ) async throws {
         let directory = try TemporaryDirectory()
         self.directory = directory
@@ -28,13 +30,24 @@ public final class LiveRelay: Sendable {
                 configPath: configPath, dataDirectory: directory.path + "/data",
                 listen: .init(host: "127.0.0.1", port: 0), adminListen: .init(host: "127.0.0.1", port: 0),
                 journal: journal?(journalDirectory) ?? JournalConfiguration(directory: journalDirectory),
-                scheduler: scheduler, adminToken: adminToken, idleTimeout: idleTimeout, bodyTimeout: bodyTimeout, retentionMillis: retentionMillis
+                scheduler: scheduler, adminToken: adminToken, idleTimeout: idleTimeout, bodyTimeout: bodyTimeout, retentionMillis: retentionMillis,
+                store: store
             ),
             config: config, clock: clock, timer: timer, logger: logger
         )
         self.server = server
-        task = Task { try await server.run(handleSignals: false) }
-        await server.waitUntilListening()
+        let task = Task { try await server.run(handleSignals: false) }
+        self.task = task
+        // A store that cannot start (PostgreSQL unreachable) ends `run` before anything listens.
+        let ended = Mutex<Result<Void, any Error>?>(nil)
+        Task { let result = await task.result; ended.withLock { $0 = result } }
+        while server.ingestPort == nil || server.adminPort == nil {
+            if case .failure(let error)? = ended.withLock({ $0 }) {
+                directory.remove()
+                throw error
+            }
+            try await Task.sleep(for: .milliseconds(5))
+        }
     }
 
     /// Silent unless `RELAY_TEST_LOG` names a level (e.g. `debug`), then to stderr.
@@ -75,7 +88,8 @@ public final class LiveRelay: Sendable {
 
     /// Every record of `type` in the journal, decoded, in order.
     public func stored<Record>(_ type: JournalRecordType, as decode: ([UInt8]) throws -> Record) throws -> [Record] {
-        let reader = server.journal.reader()
+        guard let journal = server.journal else { throw PostgresStoreError("this relay keeps its events in PostgreSQL, not a journal") }
+        let reader = journal.reader()
         var records: [Record] = []
         while let record = try reader.next() {
             if record.type == type { records.append(try decode(record.payload)) }
@@ -107,6 +121,7 @@ public final class LiveRelay: Sendable {
     public func stop() async {
         task.cancel()
         _ = try? await task.value
+        if let postgres = server.postgres { await dropPostgresSchema(url: postgres.url, schema: postgres.schema) }
         directory.remove()
     }
 }
@@ -114,4 +129,13 @@ public final class LiveRelay: Sendable {
 /// A logger that drops everything (tests that do not look at logs).
 public func makeTestLogger() -> Logger {
     Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
+}
+
+/// Drops a test's PostgreSQL schema (with a pool of its own: the relay's has stopped).
+public func dropPostgresSchema(url: PostgresURL, schema: String) async {
+    guard let store = try? PostgresStore(url: url, schema: schema, maxConnections: 2, logger: makeTestLogger()) else { return }
+    let running = Task { await store.run() }
+    _ = try? await store.dropSchema()
+    running.cancel()
+    await running.value
 }

@@ -4,6 +4,7 @@ import CCurlShim
 import Logging
 import RelayCore
 import RelayJournal
+import RelayPostgres
 import RelayForwarder
 import RelayServer
 
@@ -37,6 +38,12 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Delete journal segments whose events are all older than this (30d, 72h, …) once nothing in them is unfinished; 0 keeps everything.")
     var retention: String = "30d"
 
+    @Option(help: ArgumentHelp(
+        "Keep events, deliveries and replays in this PostgreSQL database instead of the journal, shared by every instance given the same URL: postgres://USER:PASSWORD@HOST:PORT/DB?sslmode=disable|prefer|require|verify-full (also RELAY_STORE).",
+        valueName: "url"
+    ))
+    var store: String?
+
     @OptionGroup var logging: LoggingOptions
 
     /// `--retention` in milliseconds (0 keeps everything), or nil if malformed.
@@ -59,6 +66,14 @@ struct Serve: AsyncParsableCommand {
         guard let retentionMillis = Self.retentionMillis(retention) else {
             throw fail("serve: --retention: invalid duration \"\(retention)\" (a whole number with ms, s, m, h or d, e.g. 30d; 0 keeps everything)", code: 2)
         }
+        var storeChoice = RelayServerConfiguration.Store.journal
+        if let text = store ?? ProcessInfo.processInfo.environment["RELAY_STORE"].flatMap({ $0.isEmpty ? nil : $0 }) {
+            do {
+                storeChoice = .postgres(try PostgresURL(text), schema: "relay")
+            } catch {
+                throw fail("serve: --store: \(error)", code: 2)
+            }
+        }
         let relayConfig = try loadConfig(config)
         let server: RelayServer
         do {
@@ -67,7 +82,7 @@ struct Serve: AsyncParsableCommand {
                     configPath: config, dataDirectory: data, listen: listen, adminListen: adminListen,
                     scheduler: DeliveryScheduler.Configuration(windowPerDestination: deliveryWindow, checkpointEveryRecords: checkpointRecords),
                     adminToken: ProcessInfo.processInfo.environment["RELAY_ADMIN_TOKEN"],
-                    idleTimeout: .seconds(idleTimeout), bodyTimeout: .seconds(bodyTimeout), retentionMillis: retentionMillis
+                    idleTimeout: .seconds(idleTimeout), bodyTimeout: .seconds(bodyTimeout), retentionMillis: retentionMillis, store: storeChoice
                 ),
                 config: relayConfig,
                 logger: logger
@@ -79,7 +94,8 @@ struct Serve: AsyncParsableCommand {
         }
         logger.info("relay starting", metadata: [
             "version": "\(RelayVersion.string)", "sources": "\(relayConfig.sources.keys.sorted().joined(separator: ","))",
-            "last_sequence": "\(server.journal.durable.lastSequence)",
+            "store": "\(server.postgres.map { "\($0.url)" } ?? "journal")",
+            "last_sequence": "\(server.journal.map { String($0.durable.lastSequence) } ?? "-")",
         ])
         try await server.run()
         logger.info("relay stopped")

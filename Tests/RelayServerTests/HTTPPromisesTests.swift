@@ -391,7 +391,7 @@ private func checkpointMarkers(_ relay: LiveRelay) throws -> [UInt64] {
         let clock = SettableClock(t0)
         let relay = try await LiveRelay(routes: plainRoutes, clock: clock)
         defer { Task { await relay.stop() } }
-        let configuration = relay.server.ingestStore.deduplication.configuration
+        let configuration = try #require(relay.server.ingestStore).deduplication.configuration
         #expect(configuration.windowMillis == 7 * day * 1000)
         #expect(configuration.maxKeys == 1_000_000)
 
@@ -501,8 +501,9 @@ private func checkpointMarkers(_ relay: LiveRelay) throws -> [UInt64] {
         #expect(try store.load()?.sequence == 6, "the shutdown checkpoint covers all 3 events and their decisions")
 
         let restarted = try await RestartableRelay(directory: directory, routes: plainRoutes)
-        #expect(restarted.server.deliveryStore.recoveredFromCheckpoint == 6)
-        #expect(restarted.server.deliveryStore.recoveredRecords == 1, "only the checkpoint's marker record is read after it")
+        let recovered = try #require(restarted.server.deliveryStore)
+        #expect(recovered.recoveredFromCheckpoint == 6)
+        #expect(recovered.recoveredRecords == 1, "only the checkpoint's marker record is read after it")
         let again = try JSONParser.parse(try await restarted.post("shop", #"{"id":"s0"}"#).body)
         #expect(again["duplicates"]?.doubleValue == 1 && again["ids"]?.arrayValue?.first?.stringValue == first, "de-duplication keys came back from the checkpoint")
         await restarted.stop()

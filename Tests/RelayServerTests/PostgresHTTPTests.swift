@@ -1,0 +1,88 @@
+import Foundation
+import RelayCore
+import RelayForwarder
+import RelayPostgres
+import RelayServer
+import RelayTesting
+import Testing
+
+/// The whole relay on the PostgreSQL store (the test cluster, a schema of its own): webhooks
+/// in over HTTP, de-duplicated, delivered, retried, and visible in the admin API.
+@Suite struct PostgresHTTPTests {
+    func postgresStore() throws -> RelayServerConfiguration.Store {
+        .postgres(try StoreKind.postgresURL(), schema: "t_" + String(UInt64.random(in: 0...UInt64.max), radix: 36))
+    }
+
+    @Test(.timeLimit(.minutes(1)))
+    func eventsAreStoredDeduplicatedDeliveredAndListed() async throws {
+        let downstream = TestDownstream()
+        let port = try await downstream.start()
+        let relay = try await LiveRelay(
+            routes: forwardingRoutes(["orders": fastRetry("http://127.0.0.1:\(port)/orders")], routes: #"[{"name": "all", "to": ["orders"]}]"#),
+            store: try postgresStore()
+        )
+        var ids: [String] = []
+        for i in 0..<20 {
+            let response = try await relay.post("shop", body: Array("{\"id\":\"pg\(i)\",\"type\":\"order.paid\"}".utf8))
+            #expect(response.status == 200)
+            ids += try JSONParser.parse(response.body)["ids"]?.arrayValue?.compactMap(\.stringValue) ?? []
+        }
+        #expect(Set(ids).count == 20)
+        // A provider retry is the same event.
+        let again = try await relay.post("shop", body: Array(#"{"id":"pg3","type":"order.paid"}"#.utf8))
+        #expect(try JSONParser.parse(again.body)["ids"]?.arrayValue?.compactMap(\.stringValue) == [ids[3]])
+        let delivered = await downstream.wait(timeout: .seconds(30)) { Set($0.compactMap { $0.header("webhook-id") }) == Set(ids) }
+        #expect(delivered, "delivered \(downstream.requests.count) of 20")
+        #expect(downstream.requests.count == 20, "each once")
+        let succeeded = try await eventually(timeout: .seconds(30)) { await relay.server.scheduler.status(of: "orders")?.succeeded == 20 }
+        #expect(succeeded)
+        let page = try await relay.admin("/admin/events?limit=50")
+        #expect(page.status == 200)
+        let listed = page.json?["events"]?.arrayValue ?? []
+        #expect(listed.compactMap { $0["id"]?.stringValue } == ids.reversed(), "newest first")
+        #expect(listed.allSatisfy { $0["delivery_state"]?.stringValue == "succeeded" })
+        await relay.stop()
+        await downstream.stop()
+    }
+
+    @Test(.timeLimit(.minutes(1)))
+    func aFailingDestinationIsRetriedUntilItAnswers() async throws {
+        let downstream = TestDownstream()
+        let port = try await downstream.start()
+        let relay = try await LiveRelay(
+            routes: forwardingRoutes(["flaky": fastRetry("http://127.0.0.1:\(port)/flaky/2")], routes: #"[{"name": "all", "to": ["flaky"]}]"#),
+            store: try postgresStore()
+        )
+        let response = try await relay.post("shop", body: Array(#"{"id":"r1","type":"order.paid"}"#.utf8))
+        let id = try #require(try JSONParser.parse(response.body)["ids"]?.arrayValue?.first?.stringValue)
+        let done = try await eventually(timeout: .seconds(30)) { await relay.server.scheduler.status(of: "flaky")?.succeeded == 1 }
+        #expect(done)
+        let detail = try #require(try await relay.admin("/admin/events/\(id)").json)
+        let statuses = detail["attempts"]?.arrayValue?.compactMap { $0["status"]?.doubleValue.map(Int.init) } ?? []
+        #expect(statuses.suffix(1) == [204] && statuses.count == 3, "attempts: \(statuses)")
+        await relay.stop()
+        await downstream.stop()
+    }
+
+    @Test(.timeLimit(.minutes(1)))
+    func aStoreThatCannotBeReachedStopsTheStartWithAnError() async throws {
+        let url = try PostgresURL("postgres://relay:secret@127.0.0.1:\(unusedLoopbackPort())/relay?sslmode=disable")
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let routes = forwardingRoutes([:], routes: "[]")
+        var configuration = RelayServerConfiguration(
+            configPath: try directory.write("routes.json", routes), dataDirectory: directory.path,
+            listen: .init(host: "127.0.0.1", port: 0), adminListen: .init(host: "127.0.0.1", port: 0), store: .postgres(url, schema: "relay")
+        )
+        configuration.storeTimeout = .seconds(2)
+        let server = try RelayServer(configuration: configuration, config: try RelayConfig.parse(Array(routes.utf8), file: "routes.json", environment: [:]), logger: makeTestLogger())
+        do {
+            try await server.run(handleSignals: false)
+            Issue.record("the relay started without its database")
+        } catch {
+            #expect("\(error)".contains("cannot reach PostgreSQL"), "\(error)")
+            #expect(!"\(error)".contains("secret"), "the password is not in the error")
+        }
+        #expect(server.ingestPort == nil, "nothing listened")
+    }
+}

@@ -301,3 +301,57 @@ final class WorkSignal: Sendable {
         for callback in callbacks.withLock({ Array($0.values) }) { callback() }
     }
 }
+
+/// What `relay store status` shows.
+public struct PostgresStoreStatus: Sendable {
+    public struct Instance: Sendable {
+        public var id: String
+        public var host: String
+        public var pid: Int
+        /// Milliseconds since its last heartbeat.
+        public var heartbeatAgeMillis: Int64
+    }
+
+    public struct Destination: Sendable {
+        public var name: String
+        public var pending: Int
+        public var inFlight: Int
+        public var dead: Int
+    }
+
+    public var schemaVersion: Int
+    public var latestVersion: Int
+    public var instances: [Instance]
+    public var destinations: [Destination]
+}
+
+extension PostgresStore {
+    /// The schema version, the instances that heartbeat, and the unfinished and dead deliveries
+    /// per destination (read-only; gives up after `limit`).
+    public func status(limit: Duration = .seconds(30)) async throws -> PostgresStoreStatus {
+        try await withDeadline(limit, "cannot reach PostgreSQL at \(url) within \(limit)") {
+            let now = SystemClock().now().milliseconds
+            var status = PostgresStoreStatus(schemaVersion: 0, latestVersion: Int(PostgresSchema.latest), instances: [], destinations: [])
+            // Not migrated yet: version 0, nothing else to show.
+            guard try await self.schemaExists() else { return status }
+            status.schemaVersion = Int(try await self.integer(sql: "SELECT coalesce(max(version), 0)::bigint FROM relay_schema") ?? 0)
+            let instances = try await self.client.query("SELECT id, host, pid, heartbeat_at FROM relay_instance ORDER BY id", logger: self.logger)
+            for try await (id, host, pid, heartbeat) in instances.decode((String, String, Int32, Int64).self) {
+                status.instances.append(.init(id: id, host: host, pid: Int(pid), heartbeatAgeMillis: max(0, now - heartbeat)))
+            }
+            let deliveries = try await self.client.query("""
+                SELECT destination, count(*) FILTER (WHERE state = 'pending'), count(*) FILTER (WHERE state = 'in_flight'), count(*) FILTER (WHERE state = 'dead')
+                FROM relay_delivery GROUP BY destination ORDER BY destination
+                """, logger: self.logger)
+            for try await (name, pending, inFlight, dead) in deliveries.decode((String, Int64, Int64, Int64).self) {
+                status.destinations.append(.init(name: name, pending: Int(pending), inFlight: Int(inFlight), dead: Int(dead)))
+            }
+            return status
+        }
+    }
+
+    /// Whether the schema exists at all (before the first migration it does not).
+    func schemaExists() async throws -> Bool {
+        try await integer(sql: "SELECT count(*)::bigint FROM information_schema.tables WHERE table_schema = '\(schema)' AND table_name = 'relay_schema'") == 1
+    }
+}

@@ -44,6 +44,9 @@ struct Serve: AsyncParsableCommand {
     ))
     var store: String?
 
+    @Option(help: "With --store: the schema the tables live in (several relays may share one database).")
+    var storeSchema: String = "relay"
+
     @OptionGroup var logging: LoggingOptions
 
     /// `--retention` in milliseconds (0 keeps everything), or nil if malformed.
@@ -69,7 +72,7 @@ struct Serve: AsyncParsableCommand {
         var storeChoice = RelayServerConfiguration.Store.journal
         if let text = store ?? ProcessInfo.processInfo.environment["RELAY_STORE"].flatMap({ $0.isEmpty ? nil : $0 }) {
             do {
-                storeChoice = .postgres(try PostgresURL(text), schema: "relay")
+                storeChoice = .postgres(try PostgresURL(text), schema: storeSchema)
             } catch {
                 throw fail("serve: --store: \(error)", code: 2)
             }

@@ -86,3 +86,23 @@ import Testing
         #expect(server.ingestPort == nil, "nothing listened")
     }
 }
+
+/// `relay store migrate|status` against the test cluster.
+@Suite struct StoreCommandTests {
+    @Test func migrateThenStatusShowsTheVersionInstancesAndDeliveries() async throws {
+        let url = try StoreKind.postgresURL()
+        let text = try #require(ProcessInfo.processInfo.environment["RELAY_TEST_POSTGRES_URL"])
+        let schema = "t_" + String(UInt64.random(in: 0...UInt64.max), radix: 36)
+        let before = try runRelay(["store", "status", "--schema", schema], environment: ["RELAY_STORE": text])
+        #expect(before.status == 0 && before.out.contains("version 0"), "\(before)")
+        let migrate = try runRelay(["store", "migrate", "--store", text, "--schema", schema])
+        #expect(migrate.status == 0, "\(migrate)")
+        #expect(migrate.out.contains("schema \(schema) at version"))
+        let status = try runRelay(["store", "status", "--store", text, "--schema", schema])
+        #expect(status.status == 0 && status.out.contains("instances: 0") && status.out.contains("deliveries:"), "\(status)")
+        #expect(!status.out.contains("version 0"))
+        let bad = try runRelay(["store", "status", "--store", "postgres://u:hunter2@h:99999/db"])
+        #expect(bad.status == 2 && bad.err.contains("--store: port") && !bad.err.contains("hunter2"), "\(bad)")
+        await dropPostgresSchema(url: url, schema: schema)
+    }
+}

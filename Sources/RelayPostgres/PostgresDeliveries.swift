@@ -178,7 +178,7 @@ public final class PostgresDeliveryStore: DeliveryStore {
         return batch
     }
 
-    private func scalar<T: PostgresDecodable>(_ type: T.Type, _ query: PostgresQuery, on connection: PostgresConnection) async throws -> T? {
+    private func scalar<T: PostgresDecodable & Sendable>(_ type: T.Type, _ query: PostgresQuery, on connection: PostgresConnection) async throws -> T? {
         // Every row is read: a row stream left unread would hold the connection's next query.
         var first: T?
         for try await value in try await connection.query(query, logger: logger).decode(T.self) where first == nil { first = value }

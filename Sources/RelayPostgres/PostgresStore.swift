@@ -98,7 +98,7 @@ public final class PostgresStore: Sendable {
     }
 
     /// The first column of the first row of `query`, if any.
-    func scalar<T: PostgresDecodable>(_ type: T.Type, _ query: PostgresQuery) async throws -> T? {
+    func scalar<T: PostgresDecodable & Sendable>(_ type: T.Type, _ query: PostgresQuery) async throws -> T? {
         // Every row is read: a row stream left unread keeps its connection leased.
         var first: T?
         for try await value in try await client.query(query, logger: logger).decode(T.self) where first == nil { first = value }

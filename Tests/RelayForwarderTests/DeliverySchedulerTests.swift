@@ -66,7 +66,7 @@ final class ScriptedTransport: HTTPTransport {
 
     /// Waits (bounded) until the scheduler sleeps until `time`, with `count` requests sent.
     func expectWaiting(until time: Timestamp, sent count: Int, _ transport: ScriptedTransport, sourceLocation: SourceLocation = #_sourceLocation) async throws {
-        let waiting = try await eventually(timeout: .seconds(30)) { clock.deadlines.contains(time) && transport.sent.count == count }
+        let waiting = await eventually(timeout: .seconds(30)) { clock.deadlines.contains(time) && transport.sent.count == count }
         #expect(waiting, "sleeping until \(time.milliseconds - Self.t0.milliseconds) ms: \(clock.deadlines.map { $0.milliseconds - Self.t0.milliseconds }); sent \(transport.sent.count) of \(count)", sourceLocation: sourceLocation)
     }
 
@@ -80,7 +80,7 @@ final class ScriptedTransport: HTTPTransport {
         clock.advance(to: at(999))
         try await expectWaiting(until: at(1_000), sent: 1, transport)
         clock.advance(to: at(1_000))
-        let delivered = try await eventually(timeout: .seconds(30)) { await store.statuses()["a"]?.succeeded == 1 }
+        let delivered = await eventually(timeout: .seconds(30)) { await store.statuses()["a"]?.succeeded == 1 }
         #expect(delivered)
         #expect(transport.sent.count == 2)
         #expect(transport.sent.last?.headers.first { $0.name == "x-relay-attempt" }?.value == "2")
@@ -96,7 +96,7 @@ final class ScriptedTransport: HTTPTransport {
         try await expectWaiting(until: at(30_000), sent: 1, transport)
         clock.advance(to: at(30_000))
         // The next Retry-After would land at 60 s, past max_age (45 s): dead.
-        let dead = try await eventually(timeout: .seconds(30)) { await store.statuses()["a"]?.dead == 1 }
+        let dead = await eventually(timeout: .seconds(30)) { await store.statuses()["a"]?.dead == 1 }
         #expect(dead)
         #expect(transport.sent.count == 2)
         let attempts = try #require(try await store.detail(id: event.event.id)).attempts
@@ -129,7 +129,7 @@ final class ScriptedTransport: HTTPTransport {
         let (scheduler, stop) = await start(store, transport, ["slow": destination("slow", maxInFlight: 2)], drainTimeout: .milliseconds(100))
         let stored = (0..<3).map { events.candidate("s\($0)", to: ["slow"]) }
         _ = try await store.store(stored)
-        let started = try await eventually(timeout: .seconds(30)) { transport.sent.count == 2 }
+        let started = await eventually(timeout: .seconds(30)) { transport.sent.count == 2 }
         #expect(started)
         #expect(await scheduler.status(of: "slow")?.inFlight == 2)
         try await stop()

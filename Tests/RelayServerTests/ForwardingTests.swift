@@ -224,7 +224,7 @@ func fastRetry(_ url: String, attempts: Int = 10, extra: String = "") -> String 
             let target = Timestamp(milliseconds: start + millis)
             for _ in 0..<100 {
                 var next: Timestamp?
-                let settled = try await eventually(timeout: .seconds(30)) {
+                let settled = await eventually(timeout: .seconds(30)) {
                     guard let lane = await relay.server.scheduler.status(of: "down"), lane.breakerOpen, lane.inFlight == 0 else { return false }
                     next = clock.deadlines.first
                     return next != nil

@@ -34,7 +34,7 @@ import Testing
         let delivered = await downstream.wait(timeout: .seconds(30)) { Set($0.compactMap { $0.header("webhook-id") }) == Set(ids) }
         #expect(delivered, "delivered \(downstream.requests.count) of 20")
         #expect(downstream.requests.count == 20, "each once")
-        let succeeded = try await eventually(timeout: .seconds(30)) { await relay.server.scheduler.status(of: "orders")?.succeeded == 20 }
+        let succeeded = await eventually(timeout: .seconds(30)) { await relay.server.scheduler.status(of: "orders")?.succeeded == 20 }
         #expect(succeeded)
         let page = try await relay.admin("/admin/events?limit=50")
         #expect(page.status == 200)
@@ -55,7 +55,7 @@ import Testing
         )
         let response = try await relay.post("shop", body: Array(#"{"id":"r1","type":"order.paid"}"#.utf8))
         let id = try #require(try JSONParser.parse(response.body)["ids"]?.arrayValue?.first?.stringValue)
-        let done = try await eventually(timeout: .seconds(30)) { await relay.server.scheduler.status(of: "flaky")?.succeeded == 1 }
+        let done = await eventually(timeout: .seconds(30)) { await relay.server.scheduler.status(of: "flaky")?.succeeded == 1 }
         #expect(done)
         let detail = try #require(try await relay.admin("/admin/events/\(id)").json)
         let statuses = detail["attempts"]?.arrayValue?.compactMap { $0["status"]?.doubleValue.map(Int.init) } ?? []

@@ -58,7 +58,7 @@ public actor DeliveryScheduler: DeliveryEngine {
     let observer: (any DeliveryObserver)?
     /// The configured destinations and their body templates.
     var destinations: [String: DestinationConfig]
-    private var templates: [String: BodyTemplate] = [:]
+    var templates: [String: BodyTemplate] = [:]
     /// Replays by id: running ones and the last finished ones (their progress stays readable).
     var replays: [String: ReplayRun] = [:]
     var replayOrder: [String] = []

@@ -146,7 +146,7 @@ extension DeliveryScheduler {
                 run.attempts += 1
                 starts.append(ReplayStart(
                     replayID: run.id, index: index, item: item, attempts: attempts, firstAttempt: firstAttempt,
-                    destination: destination, template: destination.bodyTemplate.flatMap { try? BodyTemplate($0) }
+                    destination: destination, template: templates[item.destination]
                 ))
             }
         }

@@ -179,10 +179,7 @@ public final class PostgresDeliveryStore: DeliveryStore {
     }
 
     private func scalar<T: PostgresDecodable & Sendable>(_ type: T.Type, _ query: PostgresQuery, on connection: PostgresConnection) async throws -> T? {
-        // Every row is read: a row stream left unread would hold the connection's next query.
-        var first: T?
-        for try await value in try await connection.query(query, logger: logger).decode(T.self) where first == nil { first = value }
-        return first
+        try await connection.query(query, logger: logger).first(T.self)
     }
 
     public func complete(_ claim: DeliveryClaim, _ resolution: AttemptResolution, now: Timestamp, maxBackoffMillis: Int64) async {

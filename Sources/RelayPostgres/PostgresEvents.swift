@@ -146,9 +146,7 @@ extension PostgresStore: EventStore, AttemptRecorder {
 
     public func event(_ reference: EventReference) async throws -> Event {
         let result = try await client.query("SELECT event FROM relay_event WHERE seq = \(Int64(clamping: reference.sequence))", logger: logger)
-        var found: ByteBuffer?
-        for try await bytes in result.decode(ByteBuffer.self) where found == nil { found = bytes }
-        guard let found else { throw FilterError("event", "no event at sequence \(reference.sequence)") }
+        guard let found = try await result.first(ByteBuffer.self) else { throw FilterError("event", "no event at sequence \(reference.sequence)") }
         return try Event(decoding: Array(buffer: found))
     }
 

@@ -99,9 +99,16 @@ public final class PostgresStore: Sendable {
 
     /// The first column of the first row of `query`, if any.
     func scalar<T: PostgresDecodable & Sendable>(_ type: T.Type, _ query: PostgresQuery) async throws -> T? {
-        // Every row is read: a row stream left unread keeps its connection leased.
+        try await client.query(query, logger: logger).first(T.self)
+    }
+}
+
+extension PostgresRowSequence {
+    /// The first column of the first row, if any. Every row is read: a row stream left unread
+    /// keeps its connection leased (from the pool) or holds the connection's next query.
+    func first<T: PostgresDecodable & Sendable>(_ type: T.Type) async throws -> T? {
         var first: T?
-        for try await value in try await client.query(query, logger: logger).decode(T.self) where first == nil { first = value }
+        for try await value in decode(T.self) where first == nil { first = value }
         return first
     }
 }

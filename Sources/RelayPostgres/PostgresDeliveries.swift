@@ -17,6 +17,8 @@ public final class PostgresDeliveryStore: DeliveryStore {
     /// This instance's id in `relay_instance` and in the leases it holds.
     public let instance: String
     private let breaker: CircuitBreaker.Configuration
+    /// How often the store looks for work when nothing woke it (the fallback for lost wake-ups).
+    private let pollInterval: Duration
     private let state = Mutex(State())
     /// A claim is leased for the destination's timeout plus this.
     static let leaseMarginMillis: Int64 = 30_000
@@ -28,8 +30,9 @@ public final class PostgresDeliveryStore: DeliveryStore {
         var closed = false
     }
 
-    public init(store: PostgresStore, instance: String = "relay-" + UUID().uuidString.lowercased(), breaker: CircuitBreaker.Configuration = .init()) {
+    public init(store: PostgresStore, instance: String = "relay-" + UUID().uuidString.lowercased(), breaker: CircuitBreaker.Configuration = .init(), pollInterval: Duration = .milliseconds(500)) {
         self.store = store
+        self.pollInterval = pollInterval
         self.instance = instance
         self.breaker = breaker
     }
@@ -39,23 +42,35 @@ public final class PostgresDeliveryStore: DeliveryStore {
 
     // MARK: - Following
 
-    /// Heartbeats, rescues expired claims, and polls for new work twice a second (stored events
-    /// of this instance wake it at once), until `close()`.
+    /// Heartbeats, rescues expired claims, and looks for new work every `pollInterval`, until
+    /// `close()`. Events this instance stores wake it at once; other instances' events and given
+    /// back deliveries wake it by `NOTIFY` (polling is the fallback).
     public func run(newWork: @escaping @Sendable () -> Void, replaysNeed: ReplayFloor) async {
         let subscription = store.workSignal.subscribe(newWork)
         defer { store.workSignal.unsubscribe(subscription) }
-        while !state.withLock({ $0.closed }) {
-            do {
-                try await heartbeat()
-                try await rescue()
-            } catch {
-                logger.warning("cannot reach the database for deliveries; retrying", metadata: ["error": "\(String(reflecting: error))"])
+        let store = self.store
+        await withDiscardingTaskGroup { group in
+            group.addTask { await store.listenForWakeUps(newWork) }
+            let tick = Duration.milliseconds(500)
+            var sincePoll = pollInterval
+            while !state.withLock({ $0.closed }) {
+                do {
+                    try await heartbeat()
+                    if try await rescue() > 0 { store.wakeUps.request(store) }
+                } catch {
+                    logger.warning("cannot reach the database for deliveries; retrying", metadata: ["error": "\(String(reflecting: error))"])
+                }
+                if sincePoll >= pollInterval {
+                    newWork()
+                    sincePoll = .zero
+                }
+                try? await Task.sleep(for: tick)
+                sincePoll += tick
             }
-            newWork()
-            // Polling is the backstop (other instances' events); this instance's own wake at once.
-            try? await Task.sleep(for: .milliseconds(500))
+            group.cancelAll()
         }
-        _ = try? await client.query("DELETE FROM relay_instance WHERE id = \(instance)", logger: logger)
+        // Its claims (given back already) and replays move on at once, not after the heartbeat timeout.
+        try? await execute("leaving", "DELETE FROM relay_instance WHERE id = \(instance)")
     }
 
     /// `run` returns within its poll interval.
@@ -65,25 +80,25 @@ public final class PostgresDeliveryStore: DeliveryStore {
 
     private func heartbeat() async throws {
         let now = SystemClock().now().milliseconds
-        try await client.query("""
+        try await execute("a heartbeat", """
             INSERT INTO relay_instance (id, host, pid, heartbeat_at) VALUES (\(instance), \(ProcessInfo.processInfo.hostName), \(Int32(ProcessInfo.processInfo.processIdentifier)), \(now))
             ON CONFLICT (id) DO UPDATE SET heartbeat_at = EXCLUDED.heartbeat_at
-            """, logger: logger)
+            """)
     }
 
     /// Moves back to pending every in-flight delivery whose lease ran out or whose holder has
     /// not heartbeated for `heartbeatTimeoutMillis`.
-    func rescue() async throws {
+    @discardableResult
+    func rescue() async throws -> Int {
         let now = SystemClock().now().milliseconds
-        let rows = try await client.query("""
+        let rescued = try await count("a rescue of lost claims", """
             UPDATE relay_delivery SET state = 'pending', lease_owner = NULL, lease_until = NULL
             WHERE state = 'in_flight' AND (lease_until < \(now) OR NOT EXISTS (
                 SELECT 1 FROM relay_instance i WHERE i.id = relay_delivery.lease_owner AND i.heartbeat_at > \(now - Self.heartbeatTimeoutMillis)))
             RETURNING destination
-            """, logger: logger)
-        var rescued = 0
-        for try await _ in rows.decode(String.self) { rescued += 1 }
+            """)
         if rescued > 0 { logger.warning("deliveries of a stopped instance moved on", metadata: ["deliveries": "\(rescued)"]) }
+        return rescued
     }
 
     // MARK: - Lanes
@@ -92,10 +107,10 @@ public final class PostgresDeliveryStore: DeliveryStore {
         state.withLock { $0.destinations = destinations }
         let names = destinations.keys.sorted()
         do {
-            try await client.query("""
+            try await execute("an update of the destinations", """
                 INSERT INTO relay_lane (destination) SELECT * FROM unnest(\(names)::text[])
                 ON CONFLICT (destination) DO UPDATE SET paused = false
-                """, logger: logger)
+                """)
         } catch {
             logger.error("cannot update the destinations in the database", metadata: ["error": "\(String(reflecting: error))"])
         }
@@ -105,8 +120,10 @@ public final class PostgresDeliveryStore: DeliveryStore {
         let destinations = state.withLock { $0.destinations }
         guard !destinations.isEmpty else { return ClaimBatch(claims: [], nextDue: nil) }
         do {
-            return try await client.withTransaction(logger: logger) { connection in
-                try await self.claim(now: now, destinations: destinations, on: connection)
+            return try await store.bounded("a claim") {
+                try await self.client.withTransaction(logger: self.logger) { connection in
+                    try await self.claim(now: now, destinations: destinations, on: connection)
+                }
             }
         } catch {
             logger.warning("cannot claim deliveries; will try again", metadata: ["error": "\(String(reflecting: error))"])
@@ -189,52 +206,58 @@ public final class PostgresDeliveryStore: DeliveryStore {
         case .dead: ("dead", now.milliseconds)
         }
         do {
-            try await client.withTransaction(logger: logger) { connection in
-                let updated = try await connection.query("""
-                    UPDATE relay_delivery SET state = \(state), attempts = \(Int32(clamping: resolution.record.attempt)), due_at = \(due), lease_owner = NULL, lease_until = NULL
-                    WHERE event_seq = \(Int64(clamping: claim.event.sequence)) AND destination = \(claim.destination) AND state = 'in_flight' AND claim_token = \(Int64(clamping: claim.token))
-                    RETURNING 1
-                    """, logger: logger)
-                var applied = false
-                for try await _ in updated.decode(Int32.self) { applied = true }
-                try await connection.query("""
-                    INSERT INTO relay_attempt (event_seq, destination, replay_id, record, fenced)
-                    VALUES (\(Int64(clamping: claim.event.sequence)), \(claim.destination), '', \(ByteBuffer(bytes: resolution.record.encoded())), \(!applied))
-                    """, logger: logger)
-                guard applied else {
-                    logger.warning("a late delivery result was fenced: its claim had moved on", metadata: ["destination": "\(claim.destination)", "event_id": "\(claim.eventID)"])
-                    return
-                }
-                let lane = try await connection.query("""
-                    SELECT consecutive_failures, probes, probe_not_before FROM relay_lane WHERE destination = \(claim.destination) FOR UPDATE
-                    """, logger: logger)
-                var breaker = CircuitBreaker(configuration: self.breaker)
-                for try await (failures, probes, notBefore) in lane.decode((Int32, Int32, Int64?).self) {
-                    breaker = CircuitBreaker(configuration: self.breaker, consecutiveFailures: Int(failures), probes: Int(probes), probeNotBefore: notBefore.map(Timestamp.init(milliseconds:)))
-                }
-                breaker.record(resolution.breaker, now: now, maxBackoffMillis: maxBackoffMillis)
-                let succeeded: Int64 = resolution.next == .succeeded ? 1 : 0
-                var dead: Int64 = 0
-                var pauses = false
-                if case .dead(let pausesDestination) = resolution.next { (dead, pauses) = (1, pausesDestination) }
-                try await connection.query("""
-                    UPDATE relay_lane SET consecutive_failures = \(Int32(clamping: breaker.consecutiveFailures)), probes = \(Int32(clamping: breaker.probes)),
-                        probe_not_before = \(breaker.probeNotBefore?.milliseconds), succeeded = succeeded + \(succeeded), dead = dead + \(dead), paused = paused OR \(pauses)
-                    WHERE destination = \(claim.destination)
-                    """, logger: logger)
-            }
+            try await store.bounded("a delivery result") { try await self.apply(claim, resolution, state: state, due: due, now: now, maxBackoffMillis: maxBackoffMillis) }
         } catch {
             // The claim's lease runs out and the delivery is attempted again (at least once).
             logger.error("cannot record a delivery outcome in the database", metadata: ["destination": "\(claim.destination)", "event_id": "\(claim.eventID)", "error": "\(String(reflecting: error))"])
         }
     }
 
+    private func apply(_ claim: DeliveryClaim, _ resolution: AttemptResolution, state: String, due: Int64, now: Timestamp, maxBackoffMillis: Int64) async throws {
+        let logger = self.logger
+        try await client.withTransaction(logger: logger) { connection in
+            let updated = try await connection.query("""
+                UPDATE relay_delivery SET state = \(state), attempts = \(Int32(clamping: resolution.record.attempt)), due_at = \(due), lease_owner = NULL, lease_until = NULL
+                WHERE event_seq = \(Int64(clamping: claim.event.sequence)) AND destination = \(claim.destination) AND state = 'in_flight' AND claim_token = \(Int64(clamping: claim.token))
+                RETURNING 1
+                """, logger: logger)
+            var applied = false
+            for try await _ in updated.decode(Int32.self) { applied = true }
+            try await connection.query("""
+                INSERT INTO relay_attempt (event_seq, destination, replay_id, record, fenced)
+                VALUES (\(Int64(clamping: claim.event.sequence)), \(claim.destination), '', \(ByteBuffer(bytes: resolution.record.encoded())), \(!applied))
+                """, logger: logger)
+            guard applied else {
+                logger.warning("a late delivery result was fenced: its claim had moved on", metadata: ["destination": "\(claim.destination)", "event_id": "\(claim.eventID)"])
+                return
+            }
+            let lane = try await connection.query("""
+                SELECT consecutive_failures, probes, probe_not_before FROM relay_lane WHERE destination = \(claim.destination) FOR UPDATE
+                """, logger: logger)
+            var breaker = CircuitBreaker(configuration: self.breaker)
+            for try await (failures, probes, notBefore) in lane.decode((Int32, Int32, Int64?).self) {
+                breaker = CircuitBreaker(configuration: self.breaker, consecutiveFailures: Int(failures), probes: Int(probes), probeNotBefore: notBefore.map(Timestamp.init(milliseconds:)))
+            }
+            breaker.record(resolution.breaker, now: now, maxBackoffMillis: maxBackoffMillis)
+            let succeeded: Int64 = resolution.next == .succeeded ? 1 : 0
+            var dead: Int64 = 0
+            var pauses = false
+            if case .dead(let pausesDestination) = resolution.next { (dead, pauses) = (1, pausesDestination) }
+            try await connection.query("""
+                UPDATE relay_lane SET consecutive_failures = \(Int32(clamping: breaker.consecutiveFailures)), probes = \(Int32(clamping: breaker.probes)),
+                    probe_not_before = \(breaker.probeNotBefore?.milliseconds), succeeded = succeeded + \(succeeded), dead = dead + \(dead), paused = paused OR \(pauses)
+                WHERE destination = \(claim.destination)
+                """, logger: logger)
+        }
+    }
+
     public func release(_ claim: DeliveryClaim) async {
         do {
-            try await client.query("""
+            try await execute("giving a delivery back", """
                 UPDATE relay_delivery SET state = 'pending', lease_owner = NULL, lease_until = NULL
                 WHERE event_seq = \(Int64(clamping: claim.event.sequence)) AND destination = \(claim.destination) AND state = 'in_flight' AND claim_token = \(Int64(clamping: claim.token))
-                """, logger: logger)
+                """)
+            store.wakeUps.request(store)
         } catch {
             logger.warning("cannot give a delivery back; its lease will run out", metadata: ["error": "\(String(reflecting: error))"])
         }
@@ -253,24 +276,43 @@ public final class PostgresDeliveryStore: DeliveryStore {
     }
 
     public func statuses() async -> [String: DestinationStatus] {
-        var result: [String: DestinationStatus] = [:]
         do {
-            let rows = try await client.query("""
-                SELECT l.destination, l.paused, l.consecutive_failures, l.succeeded, l.dead,
-                    (SELECT count(*) FROM relay_delivery d WHERE d.destination = l.destination AND d.state IN ('pending', 'in_flight')),
-                    (SELECT count(*) FROM relay_delivery d WHERE d.destination = l.destination AND d.state = 'in_flight')
-                FROM relay_lane l
-                """, logger: logger)
-            for try await (name, paused, failures, succeeded, dead, pending, inFlight) in rows.decode((String, Bool, Int32, Int64, Int64, Int64, Int64).self) {
-                result[name] = DestinationStatus(
-                    pending: Int(pending), inFlight: Int(inFlight), succeeded: Int(succeeded), dead: Int(dead), paused: paused,
-                    breakerOpen: Int(failures) >= breaker.threshold, overflowing: false
-                )
-            }
+            return try await store.bounded("a read of destination status") { try await self.readStatuses() }
         } catch {
             logger.warning("cannot read destination status from the database", metadata: ["error": "\(String(reflecting: error))"])
+            return [:]
+        }
+    }
+
+    private func readStatuses() async throws -> [String: DestinationStatus] {
+        var result: [String: DestinationStatus] = [:]
+        let rows = try await client.query("""
+            SELECT l.destination, l.paused, l.consecutive_failures, l.succeeded, l.dead,
+                (SELECT count(*) FROM relay_delivery d WHERE d.destination = l.destination AND d.state IN ('pending', 'in_flight')),
+                (SELECT count(*) FROM relay_delivery d WHERE d.destination = l.destination AND d.state = 'in_flight')
+            FROM relay_lane l
+            """, logger: logger)
+        for try await (name, paused, failures, succeeded, dead, pending, inFlight) in rows.decode((String, Bool, Int32, Int64, Int64, Int64, Int64).self) {
+            result[name] = DestinationStatus(
+                pending: Int(pending), inFlight: Int(inFlight), succeeded: Int(succeeded), dead: Int(dead), paused: paused,
+                breakerOpen: Int(failures) >= breaker.threshold, overflowing: false
+            )
         }
         return result
+    }
+
+    /// Runs one statement within the store's call limit.
+    private func execute(_ what: String, _ query: PostgresQuery) async throws {
+        _ = try await count(what, query)
+    }
+
+    /// Runs one statement within the store's call limit; the number of rows it returned.
+    private func count(_ what: String, _ query: PostgresQuery) async throws -> Int {
+        try await store.bounded(what) {
+            var rows = 0
+            for try await _ in try await self.client.query(query, logger: self.logger) { rows += 1 }
+            return rows
+        }
     }
 
     /// Retention drops whole partitions once nothing in them is unfinished: nothing to hold here.

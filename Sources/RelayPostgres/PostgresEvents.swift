@@ -24,6 +24,10 @@ extension PostgresStore: EventStore, AttemptRecorder {
     /// Up to `chunk` events with a sequence below `before` (and at most `through`) matching the
     /// filter's exact fields, newest first, with their delivery states.
     func rows(_ filter: EventFilter, before: UInt64, through: UInt64 = UInt64(Int64.max)) async throws -> [Row] {
+        try await bounded("a read of events") { try await self.readRows(filter, before: before, through: through) }
+    }
+
+    private func readRows(_ filter: EventFilter, before: UInt64, through: UInt64) async throws -> [Row] {
         let upper = Int64(clamping: min(before == 0 ? 0 : before - 1, through))
         let since = filter.since?.milliseconds ?? Int64.min
         let until = filter.until?.milliseconds ?? Int64.max
@@ -100,9 +104,12 @@ extension PostgresStore: EventStore, AttemptRecorder {
         var filter = EventFilter()
         filter.ids = [id]
         guard let row = try await rows(filter, before: UInt64(Int64.max)).first else { return nil }
-        var attempts: [DeliveryRecord] = []
-        let result = try await client.query("SELECT record FROM relay_attempt WHERE event_seq = \(Int64(row.sequence)) ORDER BY id", logger: logger)
-        for try await record in result.decode(ByteBuffer.self) { attempts.append(try DeliveryRecord(decoding: Array(buffer: record))) }
+        let attempts = try await bounded("a read of attempts") {
+            var attempts: [DeliveryRecord] = []
+            let result = try await self.client.query("SELECT record FROM relay_attempt WHERE event_seq = \(Int64(row.sequence)) ORDER BY id", logger: self.logger)
+            for try await record in result.decode(ByteBuffer.self) { attempts.append(try DeliveryRecord(decoding: Array(buffer: record))) }
+            return attempts
+        }
         return EventDetail(summary: row.summary, attempts: attempts)
     }
 
@@ -145,8 +152,8 @@ extension PostgresStore: EventStore, AttemptRecorder {
     }
 
     public func event(_ reference: EventReference) async throws -> Event {
-        let result = try await client.query("SELECT event FROM relay_event WHERE seq = \(Int64(clamping: reference.sequence))", logger: logger)
-        guard let found = try await result.first(ByteBuffer.self) else { throw FilterError("event", "no event at sequence \(reference.sequence)") }
+        let query: PostgresQuery = "SELECT event FROM relay_event WHERE seq = \(Int64(clamping: reference.sequence))"
+        guard let found = try await scalar(ByteBuffer.self, query) else { throw FilterError("event", "no event at sequence \(reference.sequence)") }
         return try Event(decoding: Array(buffer: found))
     }
 
@@ -158,6 +165,11 @@ extension PostgresStore: EventStore, AttemptRecorder {
 
     public func record(_ records: [DeliveryRecord]) async throws {
         guard !records.isEmpty else { return }
+        try await bounded("a write of attempts") { try await self.insert(records) }
+    }
+
+    private func insert(_ records: [DeliveryRecord]) async throws {
+        let logger = self.logger
         try await client.withTransaction(logger: logger) { connection in
             try await connection.query("""
                 INSERT INTO relay_attempt (event_seq, destination, replay_id, record)

@@ -61,15 +61,19 @@ extension PostgresStore: IngestStore {
             if batch.isEmpty { return }
             let result: Result<[IngestOutcome], IngestError>
             do {
-                result = .success(try await commit(batch.flatMap(\.candidates)))
+                let candidates = batch.flatMap(\.candidates)
+                result = .success(try await bounded("an ingest commit") { try await self.commit(candidates) })
             } catch let error as IngestError {
                 result = .failure(error)
             } catch {
+                // Failed, or its outcome is unknown (the deadline passed): either way the provider
+                // retries, and a retry of a committed event is a de-duplicated 200.
                 logger.error("cannot store events in PostgreSQL", metadata: ["error": "\(String(reflecting: error))"])
                 result = .failure(IngestError(.unavailable, "the database did not confirm the write; retry later"))
             }
             if case .success(let outcomes) = result, outcomes.contains(where: { if case .stored = $0 { true } else { false } }) {
                 workSignal.signal()
+                wakeUps.request(self)
             }
             var offset = 0
             for request in batch {

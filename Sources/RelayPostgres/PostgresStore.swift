@@ -19,12 +19,17 @@ public final class PostgresStore: Sendable {
     let client: PostgresClient
     let logger: Logger
     let ingest: IngestBatcher
+    /// How long any one database call may take before its caller gives up on it (an ingest
+    /// request then answers 503; a claim or a result is tried again).
+    public let callLimit: Duration
     /// Told when this instance stored new deliveries.
     let workSignal = WorkSignal()
+    /// Tells the other instances (`NOTIFY`).
+    let wakeUps = WakeUpSender()
 
     /// A store on `url`, its tables in `schema` (letters, digits and `_`, starting with a letter
     /// or `_`; created if missing). Nothing connects until `run()` and `prepare()`.
-    public init(url: PostgresURL, schema: String = "relay", maxConnections: Int = 16, logger: Logger) throws(PostgresURLError) {
+    public init(url: PostgresURL, schema: String = "relay", maxConnections: Int = 16, callLimit: Duration = .seconds(5), logger: Logger) throws(PostgresURLError) {
         guard let first = schema.utf8.first, first == UInt8(ascii: "_") || (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(first),
               schema.utf8.allSatisfy({ $0 == UInt8(ascii: "_") || (UInt8(ascii: "a")...UInt8(ascii: "z")).contains($0) || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }),
               schema.utf8.count <= 63
@@ -32,6 +37,7 @@ public final class PostgresStore: Sendable {
         self.url = url
         self.schema = schema
         self.logger = logger
+        self.callLimit = callLimit
         var configuration = PostgresClient.Configuration(
             host: url.host, port: url.port, username: url.user, password: url.password, database: url.database, tls: Self.tls(url.sslMode)
         )
@@ -99,7 +105,13 @@ public final class PostgresStore: Sendable {
 
     /// The first column of the first row of `query`, if any.
     func scalar<T: PostgresDecodable & Sendable>(_ type: T.Type, _ query: PostgresQuery) async throws -> T? {
-        try await client.query(query, logger: logger).first(T.self)
+        try await bounded("a query") { try await self.client.query(query, logger: self.logger).first(T.self) }
+    }
+
+    /// Runs one database call (its rows read to the end inside it), giving up after `callLimit`
+    /// with an error naming `what`: a database that is down or cut off never holds a caller.
+    func bounded<T: Sendable>(_ what: String, _ operation: @escaping @Sendable () async throws -> T) async throws -> T {
+        try await withDeadline(callLimit, "PostgreSQL did not answer \(what) within \(callLimit)", operation)
     }
 }
 
@@ -136,25 +148,37 @@ func withDeadline<T: Sendable>(_ limit: Duration, _ message: String, _ operation
 
 /// The two sides of `withDeadline`: whichever finishes first answers, once.
 final class DeadlineRace<T: Sendable>: Sendable {
-    private let state = Mutex<(answered: Bool, work: Task<Void, Never>?)>((false, nil))
+    private struct State {
+        var answered = false
+        var work: Task<Void, Never>?
+        var timer: Task<Void, Never>?
+    }
+
+    private let state = Mutex(State())
 
     func start(_ continuation: CheckedContinuation<T, any Error>, limit: Duration, message: String, _ operation: @escaping @Sendable () async throws -> T) {
         let work = Task { self.finish(continuation, await Result(catching: operation)) }
-        state.withLock { $0.work = work }
-        Task {
-            try? await Task.sleep(for: limit)
+        let timer = Task {
+            // Cancelled when the work answers first: no sleeping timer outlives its call.
+            guard (try? await Task.sleep(for: limit)) != nil else { return }
             self.finish(continuation, .failure(PostgresStoreError(message)))
         }
+        let answered = state.withLock { state -> Bool in
+            (state.work, state.timer) = (work, timer)
+            return state.answered
+        }
+        if answered { timer.cancel() }
     }
 
     private func finish(_ continuation: CheckedContinuation<T, any Error>, _ result: Result<T, any Error>) {
-        let (first, work) = state.withLock { state -> (Bool, Task<Void, Never>?) in
+        let (first, work, timer) = state.withLock { state -> (Bool, Task<Void, Never>?, Task<Void, Never>?) in
             defer { state.answered = true }
-            return (!state.answered, state.work)
+            return (!state.answered, state.work, state.timer)
         }
         guard first else { return }
         continuation.resume(with: result)
         work?.cancel()
+        timer?.cancel()
     }
 }
 

@@ -169,3 +169,29 @@ private let reservedPorts = Mutex<[Int: Int32]>([:])
 public func releaseReservedPort(_ port: Int) {
     if let fd = reservedPorts.withLock({ $0.removeValue(forKey: port) }) { close(fd) }
 }
+
+/// A loopback port that accepts TCP connections (the kernel completes them) and never answers:
+/// a server that hangs, or a network that drops everything after the handshake.
+public final class SilentListener: Sendable {
+    public let port: Int
+    private let fd: Int32
+
+    public init() throws {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw TestHTTPClient.Failure(description: "socket: \(errno)") }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
+        guard bound == 0, listen(fd, 64) == 0 else {
+            close(fd)
+            throw TestHTTPClient.Failure(description: "bind or listen: \(errno)")
+        }
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+        self.port = Int(UInt16(bigEndian: address.sin_port))
+        self.fd = fd
+    }
+
+    deinit { close(fd) }
+}

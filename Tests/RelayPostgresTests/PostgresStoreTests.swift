@@ -2,6 +2,7 @@ import Logging
 import RelayCore
 @testable import RelayPostgres
 import RelayTesting
+import Synchronization
 import Testing
 
 /// The PostgreSQL store against the test cluster (`RELAY_TEST_POSTGRES_URL`, started by
@@ -128,6 +129,53 @@ import Testing
             #expect(lane.inFlight == 0 && lane.pending == 0 && lane.succeeded == 1)
             #expect(try await store.detail(id: candidate.event.id)?.summary.deliveryState == .succeeded)
         }
+    }
+
+    /// Events stored by one instance wake another at once by NOTIFY, though it polls only
+    /// once an hour; the notification is sent after the commit, so it names committed work.
+    @Test func eventsStoredByOneInstanceWakeAnother() async throws {
+        try await withStore { writer in
+            let url = try StoreKind.postgresURL()
+            let reader = try PostgresStore(url: url, schema: writer.schema, maxConnections: 4, logger: Self.logger)
+            let readerPool = Task { await reader.run() }
+            defer { readerPool.cancel() }
+            let deliveries = PostgresDeliveryStore(store: reader, instance: "reader", pollInterval: .seconds(3_600))
+            let wakes = Mutex(0)
+            let following = Task { await deliveries.run(newWork: { wakes.withLock { $0 += 1 } }, replaysNeed: ReplayFloor()) }
+            // The first poll and the start of listening each wake it once.
+            #expect(try #require(await eventually { wakes.withLock { $0 } >= 2 }))
+            let before = wakes.withLock { $0 }
+            _ = try await writer.store([TestEvents().candidate("n1", to: ["a"])])
+            #expect(try #require(await eventually { wakes.withLock { $0 } > before }), "woken by the other instance's NOTIFY")
+            await deliveries.close()
+            await following.value
+        }
+    }
+
+    /// A database that accepts the connection and never answers (hung, or cut off after the
+    /// handshake) costs an ingest request its call limit, then a 503-class error: never a hang.
+    /// A claim gives up the same way and asks to be tried again.
+    @Test func aDatabaseThatNeverAnswersFailsCallsAtTheirLimit() async throws {
+        let silent = try SilentListener()
+        let url = try PostgresURL("postgres://relay@127.0.0.1:\(silent.port)/relay?sslmode=disable")
+        let store = try PostgresStore(url: url, schema: "t_silent", maxConnections: 2, callLimit: .milliseconds(300), logger: Self.logger)
+        let pool = Task { await store.run() }
+        defer { pool.cancel() }
+        let started = ContinuousClock.now
+        do {
+            _ = try await store.store([TestEvents().candidate("s1", to: ["a"])])
+            Issue.record("stored without a database")
+        } catch {
+            #expect(error.code == .unavailable)
+            #expect(error.httpStatus == 503)
+        }
+        // Bounded by the call limit, not the connect timeout (5 s) or forever.
+        #expect(ContinuousClock.now - started < .seconds(4))
+        let deliveries = PostgresDeliveryStore(store: store, instance: "silent")
+        await deliveries.configure(["a": DestinationConfig(name: "a", url: "http://127.0.0.1:9/a")])
+        let now = Timestamp(milliseconds: 1_000)
+        let batch = await deliveries.claim(now: now)
+        #expect(batch.claims.isEmpty && batch.nextDue != nil, "a failed claim asks to be tried again")
     }
 }
 

@@ -62,6 +62,10 @@ public actor DeliveryScheduler: DeliveryEngine {
     /// Replays by id: running ones and the last finished ones (their progress stays readable).
     var replays: [String: ReplayRun] = [:]
     var replayOrder: [String] = []
+    /// What the store has not been told about replays yet.
+    var replayNotes: [ReplayNote] = []
+    /// When to look next for replays of stopped instances.
+    var nextAdoption = Timestamp(milliseconds: Int64.min)
     /// Attempts running (live and replay).
     var running = 0
     private let signal = WakeSignal()
@@ -155,11 +159,13 @@ public actor DeliveryScheduler: DeliveryEngine {
                     let template = templates[claim.destination]
                     group.addTask { await self.attempt(claim, destination: destination, template: template) }
                 }
+                await adoptReplays(now: now)
                 let (replayAttempts, replayDue) = dispatchReplays(now: now)
                 for start in replayAttempts {
                     running += 1
                     group.addTask { await self.replayAttempt(start) }
                 }
+                await writeReplayNotes()
                 if let replayDue { next = min(next ?? replayDue, replayDue) }
                 await sleep(until: next)
             }

@@ -2,12 +2,16 @@ import Logging
 import RelayCore
 
 /// One replay in progress: its deliveries in order, its own concurrency and rate, and the
-/// failed ones waiting for their retry. Owned by the scheduler actor.
+/// failed ones waiting for their retry. Owned by the scheduler actor. A replay taken over from a
+/// stopped instance starts with what that one left (`items`) and its counts so far.
 final class ReplayRun {
     let id: String
+    /// The deliveries not finished when this instance took the replay (all of them, usually).
     var items: [ReplayItem]
-    /// `items.count`, kept when the items are dropped at the end.
+    /// Deliveries in the whole replay.
     let total: Int
+    /// `total - items.count`: finished before this instance took the replay.
+    let finishedBefore: Int
     let concurrency: Int
     /// Microseconds between starts, nil for no rate limit.
     let interval: Double?
@@ -23,17 +27,25 @@ final class ReplayRun {
     var attempts = 0
     var finishedAt: Timestamp?
 
-    init(id: String, items: [ReplayItem], matchedEvents: Int, concurrency: Int, ratePerSecond: Double?, startedAt: Timestamp) {
-        self.id = id
-        self.items = items
-        self.total = items.count
-        self.matchedEvents = matchedEvents
-        self.concurrency = max(1, concurrency)
-        self.interval = ratePerSecond.map { 1_000_000 / $0 }
-        self.startedAt = startedAt
+    init(_ stored: StoredReplay) {
+        self.id = stored.id
+        self.items = stored.remaining
+        self.total = stored.total
+        self.finishedBefore = max(0, stored.total - stored.remaining.count)
+        self.matchedEvents = stored.matchedEvents
+        self.concurrency = max(1, stored.concurrency)
+        self.interval = stored.ratePerSecond.map { 1_000_000 / $0 }
+        self.startedAt = stored.startedAt
+        (succeeded, dead, skipped, attempts) = (stored.succeeded, stored.dead, stored.skipped, stored.attempts)
     }
 
     var isDone: Bool { next >= items.count && retries.isEmpty && inFlight == 0 }
+}
+
+/// What a replay did that its store is told after the fact.
+enum ReplayNote {
+    case skipped(replayID: String, position: Int)
+    case finished(replayID: String, at: Timestamp)
 }
 
 /// Failed replay deliveries by due time.
@@ -59,15 +71,43 @@ extension DeliveryScheduler {
     /// Running replays, and the deliveries they have not finished.
     public func replaySummary() -> (running: Int, remaining: Int) {
         let running = replays.values.filter { $0.finishedAt == nil }
-        return (running.count, running.reduce(0) { $0 + ($1.total - $1.next) + $1.retries.count + $1.inFlight })
+        return (running.count, running.reduce(0) { $0 + ($1.items.count - $1.next) + $1.retries.count + $1.inFlight })
     }
 
     /// Starts sending `items` in a replay lane of their own (live deliveries keep their slots):
     /// at most `concurrency` at once and `ratePerSecond` starts per second. Each keeps its
     /// event's `webhook-id`, carries `x-relay-replay: 1`, retries by its destination's policy
     /// (its max_age counted from its own first attempt in the replay) and is recorded with the replay id.
-    public func startReplay(id: String, items: [ReplayItem], matchedEvents: Int, concurrency: Int, ratePerSecond: Double?) async {
-        let run = ReplayRun(id: id, items: items, matchedEvents: matchedEvents, concurrency: concurrency, ratePerSecond: ratePerSecond, startedAt: clock.now())
+    /// The store saves it first (a store shared by instances lets another one finish it); a
+    /// replay the store cannot save is not started, and the error says why.
+    public func startReplay(id: String, items: [ReplayItem], matchedEvents: Int, concurrency: Int, ratePerSecond: Double?) async throws {
+        var numbered = items
+        for index in numbered.indices { (numbered[index].position, numbered[index].attempts) = (index, 0) }
+        let stored = StoredReplay(
+            id: id, matchedEvents: matchedEvents, concurrency: concurrency, ratePerSecond: ratePerSecond, startedAt: clock.now(),
+            total: numbered.count, remaining: numbered
+        )
+        try await store.saveReplay(stored)
+        begin(stored)
+        logger.info("replay started", metadata: ["replay_id": "\(id)", "events": "\(matchedEvents)", "deliveries": "\(items.count)"])
+    }
+
+    /// Takes over the replays of instances that stopped (a store shared by instances), at most
+    /// every two seconds.
+    func adoptReplays(now: Timestamp) async {
+        guard now >= nextAdoption else { return }
+        nextAdoption = Timestamp(milliseconds: now.milliseconds + 2_000)
+        for stored in await store.adoptReplays() where replays[stored.id]?.finishedAt != nil || replays[stored.id] == nil {
+            begin(stored)
+            logger.info("replay taken over from a stopped instance", metadata: [
+                "replay_id": "\(stored.id)", "remaining": "\(stored.remaining.count)", "deliveries": "\(stored.total)",
+            ])
+        }
+    }
+
+    private func begin(_ stored: StoredReplay) {
+        let run = ReplayRun(stored)
+        let id = stored.id
         replays[id] = run
         replayOrder.append(id)
         // Keep the progress of the last 100 finished replays (running ones are always kept).
@@ -76,7 +116,6 @@ extension DeliveryScheduler {
             replays[old] = nil
         }
         replayOrder.removeAll { replays[$0] == nil }
-        logger.info("replay started", metadata: ["replay_id": "\(id)", "events": "\(matchedEvents)", "deliveries": "\(items.count)"])
         replaysNeed.set(oldestReplayedSequence())
         if run.isDone { finishIfDone(run) }
         wake()
@@ -87,10 +126,12 @@ extension DeliveryScheduler {
         replays.values.filter { $0.finishedAt == nil }.compactMap { run in run.items.map(\.eventSequence).min() }.min()
     }
 
-    public func replayStatus(_ id: String) -> ReplayStatus? {
-        guard let run = replays[id] else { return nil }
+    /// The progress of a replay this instance runs or ran, else as the store knows it (another
+    /// instance runs it).
+    public func replayStatus(_ id: String) async -> ReplayStatus? {
+        guard let run = replays[id] else { return await store.replayStatus(id: id) }
         return ReplayStatus(
-            id: run.id, running: run.finishedAt == nil, matchedEvents: run.matchedEvents, deliveries: run.total, started: run.next,
+            id: run.id, running: run.finishedAt == nil, matchedEvents: run.matchedEvents, deliveries: run.total, started: run.finishedBefore + run.next,
             succeeded: run.succeeded, dead: run.dead, skipped: run.skipped, retrying: run.retries.count, inFlight: run.inFlight,
             attempts: run.attempts, startedAt: run.startedAt, finishedAt: run.finishedAt
         )
@@ -127,7 +168,7 @@ extension DeliveryScheduler {
                     (index, attempts, firstAttempt) = retry
                 } else if run.next < run.items.count {
                     index = run.next
-                    attempts = 0
+                    attempts = run.items[index].attempts
                     firstAttempt = now
                     run.next += 1
                 } else {
@@ -139,6 +180,7 @@ extension DeliveryScheduler {
                 let item = run.items[index]
                 guard let destination = destinations[item.destination] else {
                     run.skipped += 1
+                    replayNotes.append(.skipped(replayID: run.id, position: item.position))
                     finishIfDone(run)
                     continue
                 }
@@ -176,23 +218,52 @@ extension DeliveryScheduler {
             attempt: start.attempts + 1, since: start.firstAttempt, now: now, policy: start.destination.retry, replayID: run.id, random: random
         )
         let record = resolution.record
+        let state: ReplayItemState
         switch resolution.next {
         case .succeeded:
             run.succeeded += 1
+            state = .succeeded
         case .retry(let due):
             run.retries.push(due: due.milliseconds, index: start.index, attempts: record.attempt, firstAttempt: start.firstAttempt)
+            state = .pending
         case .dead:
             run.dead += 1
+            state = .dead
         }
         Self.log(record, logger: logger)
         observer?.attempted(destination: item.destination, outcome: record.outcome, duration: .milliseconds(record.durationMillis), replay: true)
-        await store.recordReplayAttempt(record)
+        guard await store.recordReplayAttempt(record, position: item.position, state: state) else {
+            // Another instance took the replay over (this one was cut off from the store): it
+            // goes on there; running it here too would only send everything twice.
+            if replays[run.id] === run {
+                replays[run.id] = nil
+                logger.warning("replay taken over by another instance; stopped here", metadata: ["replay_id": "\(run.id)"])
+                replaysNeed.set(oldestReplayedSequence())
+            }
+            return
+        }
         finishIfDone(run)
+        await writeReplayNotes()
+    }
+
+    /// Hands the store what replays did that it has not been told yet (skipped items, ends).
+    func writeReplayNotes() async {
+        while !replayNotes.isEmpty {
+            let notes = replayNotes
+            replayNotes = []
+            for note in notes {
+                switch note {
+                case .skipped(let id, let position): await store.skipReplayItem(replayID: id, position: position)
+                case .finished(let id, let time): await store.finishReplay(id: id, at: time)
+                }
+            }
+        }
     }
 
     private func finishIfDone(_ run: ReplayRun) {
         guard run.finishedAt == nil, run.isDone else { return }
         run.finishedAt = clock.now()
+        replayNotes.append(.finished(replayID: run.id, at: clock.now()))
         run.items = []  // the progress counts stay; the references go
         logger.info("replay finished", metadata: [
             "replay_id": "\(run.id)", "succeeded": "\(run.succeeded)", "dead": "\(run.dead)", "skipped": "\(run.skipped)",

@@ -37,8 +37,8 @@ public final class PostgresDeliveryStore: DeliveryStore {
         self.breaker = breaker
     }
 
-    private var logger: Logger { store.logger }
-    private var client: PostgresClient { store.client }
+    var logger: Logger { store.logger }
+    var client: PostgresClient { store.client }
 
     // MARK: - Following
 
@@ -263,14 +263,6 @@ public final class PostgresDeliveryStore: DeliveryStore {
         }
     }
 
-    public func recordReplayAttempt(_ record: DeliveryRecord) async {
-        do {
-            try await store.record([record])
-        } catch {
-            logger.error("cannot record a replay attempt in the database", metadata: ["error": "\(String(reflecting: error))"])
-        }
-    }
-
     public func event(_ reference: EventReference) async throws -> Event {
         try await store.event(reference)
     }
@@ -302,12 +294,12 @@ public final class PostgresDeliveryStore: DeliveryStore {
     }
 
     /// Runs one statement within the store's call limit.
-    private func execute(_ what: String, _ query: PostgresQuery) async throws {
+    func execute(_ what: String, _ query: PostgresQuery) async throws {
         _ = try await count(what, query)
     }
 
     /// Runs one statement within the store's call limit; the number of rows it returned.
-    private func count(_ what: String, _ query: PostgresQuery) async throws -> Int {
+    func count(_ what: String, _ query: PostgresQuery) async throws -> Int {
         try await store.bounded(what) {
             var rows = 0
             for try await _ in try await self.client.query(query, logger: self.logger) { rows += 1 }

@@ -169,21 +169,25 @@ extension PostgresStore: EventStore, AttemptRecorder {
     }
 
     private func insert(_ records: [DeliveryRecord]) async throws {
-        let logger = self.logger
-        try await client.withTransaction(logger: logger) { connection in
-            try await connection.query("""
-                INSERT INTO relay_attempt (event_seq, destination, replay_id, record)
-                SELECT * FROM unnest(
-                    \(records.map { Int64(clamping: $0.eventSequence) })::bigint[], \(records.map(\.destination))::text[],
-                    \(records.map(\.replayID))::text[], \(records.map { ByteBuffer(bytes: $0.encoded()) })::bytea[])
-                """, logger: logger)
-            for record in records {
-                guard let state = deliveryState(after: record) else { continue }
-                try await connection.query("""
-                    UPDATE relay_delivery SET state = \(state.rawValue), attempts = greatest(attempts, \(Int32(clamping: record.attempt)))
-                    WHERE event_seq = \(Int64(clamping: record.eventSequence)) AND destination = \(record.destination)
-                    """, logger: logger)
-            }
-        }
+        try await client.withTransaction(logger: logger) { connection in try await self.insert(records, on: connection) }
+    }
+
+    /// Inserts `records` on `connection` (in the caller's transaction), and moves the deliveries
+    /// whose state they change.
+    func insert(_ records: [DeliveryRecord], on connection: PostgresConnection) async throws {
+        try await connection.query("""
+            INSERT INTO relay_attempt (event_seq, destination, replay_id, record)
+            SELECT * FROM unnest(
+                \(records.map { Int64(clamping: $0.eventSequence) })::bigint[], \(records.map(\.destination))::text[],
+                \(records.map(\.replayID))::text[], \(records.map { ByteBuffer(bytes: $0.encoded()) })::bytea[])
+            """, logger: logger)
+        let changes = records.compactMap { record in deliveryState(after: record).map { (record, $0) } }
+        guard !changes.isEmpty else { return }
+        try await connection.query("""
+            UPDATE relay_delivery d SET state = c.state, attempts = greatest(d.attempts, c.attempt)
+            FROM unnest(\(changes.map { Int64(clamping: $0.0.eventSequence) })::bigint[], \(changes.map(\.0.destination))::text[],
+                \(changes.map(\.1.rawValue))::text[], \(changes.map { Int32(clamping: $0.0.attempt) })::integer[]) AS c(event_seq, destination, state, attempt)
+            WHERE d.event_seq = c.event_seq AND d.destination = c.destination
+            """, logger: logger)
     }
 }

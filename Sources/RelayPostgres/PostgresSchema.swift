@@ -85,6 +85,34 @@ enum PostgresSchema {
             )
             """,
         ]),
+        (3, [
+            // Replays: started on one instance, taken over by another when it stops.
+            """
+            CREATE TABLE relay_replay (
+                id text PRIMARY KEY,
+                started_at bigint NOT NULL,
+                matched_events integer NOT NULL,
+                deliveries integer NOT NULL,
+                concurrency integer NOT NULL,
+                rate_per_s double precision,
+                owner text,
+                finished_at bigint
+            )
+            """,
+            "CREATE INDEX relay_replay_running ON relay_replay (owner) WHERE finished_at IS NULL",
+            """
+            CREATE TABLE relay_replay_item (
+                replay_id text NOT NULL REFERENCES relay_replay (id) ON DELETE CASCADE,
+                position integer NOT NULL,
+                event_seq bigint NOT NULL,
+                event_id text NOT NULL,
+                destination text NOT NULL,
+                state text NOT NULL DEFAULT 'pending',
+                attempts integer NOT NULL DEFAULT 0,
+                PRIMARY KEY (replay_id, position)
+            )
+            """,
+        ]),
     ]
 
     static var latest: Int32 { migrations.last?.version ?? 0 }

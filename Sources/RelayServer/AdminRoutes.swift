@@ -7,6 +7,11 @@ import RelayCore
 /// The admin listener (never the public one). It sees the stores and the engine through their
 /// ports and the rest through a few functions, never the server itself.
 struct AdminRoutes {
+    /// A replay the store could not save was not started: the caller may ask again.
+    static func replayNotSaved(_ error: any Error) -> Response {
+        JSONResponse.error(.serviceUnavailable, "the store could not save the replay, so nothing was sent: \(error); retry later", retryAfter: 1)
+    }
+
     /// The `limit` query parameter: 1…1000, `default` when absent.
     static func limit(_ query: [(name: String, value: String)], default fallback: Int) throws(FilterError) -> Int {
         guard let text = query.last(where: { $0.name == "limit" })?.value else { return fallback }
@@ -110,7 +115,11 @@ struct AdminRoutes {
                     ))
                 }
                 let id = newReplayID()
-                await deliveries.startReplay(id: id, items: plan.items, matchedEvents: plan.matchedEvents, concurrency: replay.concurrency, ratePerSecond: replay.ratePerSecond)
+                do {
+                    try await deliveries.startReplay(id: id, items: plan.items, matchedEvents: plan.matchedEvents, concurrency: replay.concurrency, ratePerSecond: replay.ratePerSecond)
+                } catch {
+                    return Self.replayNotSaved(error)
+                }
                 return JSONResponse.encoded(
                     ReplayAnswerBody(
                         replayID: id, dryRun: false, routing: replay.routing.rawValue, matchedEvents: plan.matchedEvents, deliveries: plan.perDestination,
@@ -171,7 +180,11 @@ struct AdminRoutes {
                 }
                 let replayID = newReplayID()
                 let item = ReplayItem(event: detail.summary.reference, eventID: eventID, destination: destination)
-                await deliveries.startReplay(id: replayID, items: [item], matchedEvents: 1, concurrency: 1, ratePerSecond: nil)
+                do {
+                    try await deliveries.startReplay(id: replayID, items: [item], matchedEvents: 1, concurrency: 1, ratePerSecond: nil)
+                } catch {
+                    return Self.replayNotSaved(error)
+                }
                 return JSONResponse.encoded(RetryAnswerBody(replayID: replayID, delivery: id), status: .accepted)
             }
         }

@@ -118,10 +118,12 @@ public final class LiveRelay: Sendable {
     /// Every event in the journal, in order.
     public func storedEvents() throws -> [Event] { try stored(.event, as: Event.init(decoding:)) }
 
-    public func stop() async {
+    /// Stops the relay; its PostgreSQL schema is dropped unless `keepSchema` (another relay of
+    /// the test still uses it).
+    public func stop(keepSchema: Bool = false) async {
         task.cancel()
         _ = try? await task.value
-        if let postgres = server.postgres { await dropPostgresSchema(url: postgres.url, schema: postgres.schema) }
+        if !keepSchema, let postgres = server.postgres { await dropPostgresSchema(url: postgres.url, schema: postgres.schema) }
         directory.remove()
     }
 }

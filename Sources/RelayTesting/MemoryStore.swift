@@ -206,9 +206,21 @@ public final class MemoryStore: IngestStore, EventStore, AttemptRecorder, Delive
         state.withLock { state in state.lanes[claim.destination]?.release(claim.event.sequence) }
     }
 
-    public func recordReplayAttempt(_ record: DeliveryRecord) async {
+    public func recordReplayAttempt(_ record: DeliveryRecord, position: Int, state: ReplayItemState) async -> Bool {
         try? await self.record([record])
+        return true
     }
+
+    // One process: a replay lives in the engine that runs it, and ends with it.
+    public func saveReplay(_ replay: StoredReplay) async throws {}
+
+    public func skipReplayItem(replayID: String, position: Int) async {}
+
+    public func finishReplay(id: String, at time: Timestamp) async {}
+
+    public func adoptReplays() async -> [StoredReplay] { [] }
+
+    public func replayStatus(id: String) async -> ReplayStatus? { nil }
 
     public func statuses() async -> [String: DestinationStatus] {
         state.withLock { state in state.lanes.mapValues { $0.status(overflowing: false) } }

@@ -64,6 +64,49 @@ import Testing
         await downstream.stop()
     }
 
+    /// A replay lives in the database: started on one instance, its progress is visible on
+    /// another, and when the first stops the other takes it over and finishes it.
+    @Test(.timeLimit(.minutes(1)))
+    func aReplayStartedOnOneInstanceIsFinishedByAnother() async throws {
+        let downstream = TestDownstream()
+        let port = try await downstream.start()
+        let routes = forwardingRoutes(["orders": fastRetry("http://127.0.0.1:\(port)/orders")], routes: #"[{"name": "all", "to": ["orders"]}]"#)
+        let store = try postgresStore()
+        let first = try await LiveRelay(routes: routes, store: store)
+        let second = try await LiveRelay(routes: routes, store: store)
+        var ids: [String] = []
+        for i in 0..<24 {
+            let response = try await (i % 2 == 0 ? first : second).post("shop", body: Array("{\"id\":\"rp\(i)\",\"type\":\"order.paid\"}".utf8))
+            ids += try JSONParser.parse(response.body)["ids"]?.arrayValue?.compactMap(\.stringValue) ?? []
+        }
+        #expect(await downstream.wait(timeout: .seconds(30)) { $0.count >= 24 })
+        func replayed() -> Set<String> {
+            Set(downstream.requests.filter { $0.header("x-relay-replay") == "1" }.compactMap { $0.header("webhook-id") })
+        }
+        // Slow enough that the first instance is stopped part way.
+        let started = try await first.admin(
+            "/admin/replay", method: "POST", body: Array(#"{"filter": {"source": "shop"}, "rate_per_s": 8, "concurrency": 1}"#.utf8)
+        )
+        #expect(started.status == 202)
+        let replayID = try #require(started.json?["replay_id"]?.stringValue)
+        #expect(await downstream.wait(timeout: .seconds(20)) { _ in replayed().count >= 3 })
+        let seen = try await second.admin("/admin/replays/\(replayID)")
+        #expect(seen.status == 200 && seen.json?["state"]?.stringValue == "running", "visible on the other instance: \(String(describing: seen.json))")
+        #expect(seen.json?["deliveries"]?.doubleValue == 24)
+        await first.stop(keepSchema: true)
+        let before = replayed().count
+        #expect(before < 24, "stopped part way (\(before) sent)")
+        #expect(await downstream.wait(timeout: .seconds(30)) { _ in replayed() == Set(ids) }, "the second instance sent the rest")
+        let done = await eventually(timeout: .seconds(20)) {
+            (try? await second.admin("/admin/replays/\(replayID)").json?["state"]?.stringValue) == "finished"
+        }
+        #expect(done)
+        let status = try #require(try await second.admin("/admin/replays/\(replayID)").json)
+        #expect(status["succeeded"]?.doubleValue == 24 && status["dead"]?.doubleValue == 0, "\(status)")
+        await second.stop()
+        await downstream.stop()
+    }
+
     @Test(.timeLimit(.minutes(1)))
     func aStoreThatCannotBeReachedStopsTheStartWithAnError() async throws {
         let url = try PostgresURL("postgres://relay:secret@127.0.0.1:\(unusedLoopbackPort())/relay?sslmode=disable")

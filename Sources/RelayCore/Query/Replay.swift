@@ -3,11 +3,17 @@ public struct ReplayItem: Sendable {
     public var event: EventReference
     public var eventID: String
     public var destination: String
+    /// Its place in the replay (set when the replay starts; a store records progress by it).
+    public var position: Int
+    /// Attempts made before (a replay taken over from a stopped instance goes on counting).
+    public var attempts: Int
 
-    public init(event: EventReference, eventID: String, destination: String) {
+    public init(event: EventReference, eventID: String, destination: String, position: Int = 0, attempts: Int = 0) {
         self.event = event
         self.eventID = eventID
         self.destination = destination
+        self.position = position
+        self.attempts = attempts
     }
 
     public var eventSequence: UInt64 { event.sequence }

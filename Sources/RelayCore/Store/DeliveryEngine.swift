@@ -12,8 +12,8 @@ public protocol DeliveryEngine: Sendable {
     /// Every destination's lane.
     func laneStatuses() async -> [String: DestinationStatus]
     func status(of destination: String) async -> DestinationStatus?
-    /// Starts sending `items` in a replay lane of their own.
-    func startReplay(id: String, items: [ReplayItem], matchedEvents: Int, concurrency: Int, ratePerSecond: Double?) async
+    /// Starts sending `items` in a replay lane of their own, once the store has saved it.
+    func startReplay(id: String, items: [ReplayItem], matchedEvents: Int, concurrency: Int, ratePerSecond: Double?) async throws
     func replayStatus(_ id: String) async -> ReplayStatus?
     /// Running replays, and the deliveries they have not finished.
     func replaySummary() async -> (running: Int, remaining: Int)

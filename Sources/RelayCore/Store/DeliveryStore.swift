@@ -60,8 +60,21 @@ public protocol DeliveryStore: Sendable {
     /// Gives a claimed delivery back unattempted (shutdown cut its attempt).
     func release(_ claim: DeliveryClaim) async
     /// Records a replay's attempt (it never changes the event's own deliveries, except that a
-    /// success shows in the event's delivery state).
-    func recordReplayAttempt(_ record: DeliveryRecord) async
+    /// success shows in the event's delivery state) and where its item now stands. Returns
+    /// false when this instance no longer owns the replay (another took it over): it stops.
+    func recordReplayAttempt(_ record: DeliveryRecord, position: Int, state: ReplayItemState) async -> Bool
+    /// Saves a replay as it starts, owned by this instance, so that it survives it: a store
+    /// shared by several instances lets another take it over (`adoptReplays`) and shows its
+    /// progress everywhere. A store of one process keeps nothing.
+    func saveReplay(_ replay: StoredReplay) async throws
+    /// Marks a replay item skipped (its destination is no longer configured).
+    func skipReplayItem(replayID: String, position: Int) async
+    /// Marks a replay finished.
+    func finishReplay(id: String, at time: Timestamp) async
+    /// Takes over the unfinished replays whose instance stopped, with what they have left.
+    func adoptReplays() async -> [StoredReplay]
+    /// A replay's progress as the store knows it (one this instance does not run); nil if unknown.
+    func replayStatus(id: String) async -> ReplayStatus?
     /// The event a delivery sends.
     func event(_ reference: EventReference) async throws -> Event
     /// Every destination's lane.
@@ -69,6 +82,40 @@ public protocol DeliveryStore: Sendable {
     /// Keeps retention from deleting anything until `releaseRetention()` (a replay is planned).
     func holdRetention() async
     func releaseRetention() async
+}
+
+/// Where a replay's item stands.
+public enum ReplayItemState: String, Sendable {
+    /// Not attempted yet, or waiting for a retry.
+    case pending
+    case succeeded
+    case dead
+    case skipped
+}
+
+/// A replay as a store keeps it: its settings, its progress, and the items it has left.
+public struct StoredReplay: Sendable {
+    public var id: String
+    public var matchedEvents: Int
+    public var concurrency: Int
+    public var ratePerSecond: Double?
+    public var startedAt: Timestamp
+    /// Deliveries in the whole replay.
+    public var total: Int
+    /// What is not finished (all of it when the replay starts), in order.
+    public var remaining: [ReplayItem]
+    public var succeeded: Int
+    public var dead: Int
+    public var skipped: Int
+    public var attempts: Int
+
+    public init(
+        id: String, matchedEvents: Int, concurrency: Int, ratePerSecond: Double?, startedAt: Timestamp, total: Int, remaining: [ReplayItem],
+        succeeded: Int = 0, dead: Int = 0, skipped: Int = 0, attempts: Int = 0
+    ) {
+        (self.id, self.matchedEvents, self.concurrency, self.ratePerSecond, self.startedAt) = (id, matchedEvents, concurrency, ratePerSecond, startedAt)
+        (self.total, self.remaining, self.succeeded, self.dead, self.skipped, self.attempts) = (total, remaining, succeeded, dead, skipped, attempts)
+    }
 }
 
 /// The oldest event sequence the engine's running replays still send (nil if none), set by the

@@ -220,9 +220,22 @@ public actor JournalDeliveryStore: DeliveryStore {
         ledger.lane(claim.destination).state.release(claim.event.sequence)
     }
 
-    public func recordReplayAttempt(_ record: DeliveryRecord) {
+    public func recordReplayAttempt(_ record: DeliveryRecord, position: Int, state: ReplayItemState) -> Bool {
         journalOutcome(record)
+        return true
     }
+
+    // One process: a replay lives in the scheduler that runs it and is not resumed after a
+    // restart (its journaled attempts show how far it got).
+    public func saveReplay(_ replay: StoredReplay) {}
+
+    public func skipReplayItem(replayID: String, position: Int) {}
+
+    public func finishReplay(id: String, at time: Timestamp) {}
+
+    public func adoptReplays() -> [StoredReplay] { [] }
+
+    public func replayStatus(id: String) -> ReplayStatus? { nil }
 
     /// Read on the blocking-I/O pool.
     public nonisolated func event(_ reference: EventReference) async throws -> Event {

@@ -19,6 +19,11 @@ public final class PostgresDeliveryStore: DeliveryStore {
     private let breaker: CircuitBreaker.Configuration
     /// How often the store looks for work when nothing woke it (the fallback for lost wake-ups).
     private let pollInterval: Duration
+    /// Partitions, retention and de-duplication expiry, run every `maintenanceInterval` on the
+    /// relay's clock (by one instance at a time); nil: none (tests).
+    public let retention: PostgresRetention?
+    private let maintenanceInterval: Duration
+    private let clock: any RelayClock
     private let state = Mutex(State())
     /// A claim is leased for the destination's timeout plus this.
     static let leaseMarginMillis: Int64 = 30_000
@@ -30,9 +35,15 @@ public final class PostgresDeliveryStore: DeliveryStore {
         var closed = false
     }
 
-    public init(store: PostgresStore, instance: String = "relay-" + UUID().uuidString.lowercased(), breaker: CircuitBreaker.Configuration = .init(), pollInterval: Duration = .milliseconds(500)) {
+    public init(
+        store: PostgresStore, instance: String = "relay-" + UUID().uuidString.lowercased(), breaker: CircuitBreaker.Configuration = .init(),
+        pollInterval: Duration = .milliseconds(500), retention: PostgresRetention? = nil, maintenanceInterval: Duration = .seconds(60), clock: any RelayClock = SystemClock()
+    ) {
         self.store = store
         self.pollInterval = pollInterval
+        self.retention = retention
+        self.maintenanceInterval = maintenanceInterval
+        self.clock = clock
         self.instance = instance
         self.breaker = breaker
     }
@@ -51,6 +62,7 @@ public final class PostgresDeliveryStore: DeliveryStore {
         let store = self.store
         await withDiscardingTaskGroup { group in
             group.addTask { await store.listenForWakeUps(newWork) }
+            if let retention { group.addTask { await self.maintain(retention) } }
             let tick = Duration.milliseconds(500)
             var sincePoll = pollInterval
             while !state.withLock({ $0.closed }) {
@@ -76,6 +88,21 @@ public final class PostgresDeliveryStore: DeliveryStore {
     /// `run` returns within its poll interval.
     public func close() async {
         state.withLock { $0.closed = true }
+    }
+
+    /// A maintenance pass now and every `maintenanceInterval` until `close()`.
+    private func maintain(_ retention: PostgresRetention) async {
+        while !state.withLock({ $0.closed }) {
+            do {
+                try await retention.pass(now: clock.now())
+            } catch {
+                logger.warning("the store's maintenance pass failed; will try again", metadata: ["error": "\(String(reflecting: error))"])
+            }
+            let next = ContinuousClock.now + maintenanceInterval
+            while ContinuousClock.now < next, !state.withLock({ $0.closed }) {
+                try? await Task.sleep(for: .milliseconds(500))
+            }
+        }
     }
 
     private func heartbeat() async throws {
@@ -165,16 +192,17 @@ public final class PostgresDeliveryStore: DeliveryStore {
                 let leaseUntil = now.milliseconds + Int64(destination.timeoutMillis) + Self.leaseMarginMillis
                 let rows = try await connection.query("""
                     UPDATE relay_delivery d SET state = 'in_flight', lease_owner = \(instance), lease_until = \(leaseUntil), claim_token = nextval('relay_claim_token')
-                    FROM (SELECT event_seq, destination FROM relay_delivery
+                    FROM (SELECT event_seq, destination, received_at FROM relay_delivery
                           WHERE destination = \(name) AND state = 'pending' AND due_at <= \(now.milliseconds)
                           ORDER BY due_at, event_seq LIMIT \(Int64(free)) FOR UPDATE SKIP LOCKED) p, relay_event e
-                    WHERE d.event_seq = p.event_seq AND d.destination = p.destination AND e.seq = d.event_seq
+                    WHERE d.event_seq = p.event_seq AND d.destination = p.destination AND d.received_at = p.received_at
+                      AND e.seq = d.event_seq AND e.received_at = d.received_at
                     RETURNING d.event_seq, e.id, e.received_at, d.attempts, d.claim_token, d.due_at
                     """, logger: logger)
                 var claimed: [(DeliveryClaim, Int64)] = []
                 for try await (seq, id, receivedAt, attempts, token, due) in rows.decode((Int64, String, Int64, Int32, Int64, Int64).self) {
                     claimed.append((DeliveryClaim(
-                        event: EventReference(sequence: UInt64(seq)), eventID: id, destination: name,
+                        event: PostgresStore.reference(seq, receivedAt: receivedAt), eventID: id, destination: name,
                         receivedAt: Timestamp(milliseconds: receivedAt), attempts: Int(attempts), token: UInt64(token)
                     ), due))
                 }
@@ -218,14 +246,15 @@ public final class PostgresDeliveryStore: DeliveryStore {
         try await client.withTransaction(logger: logger) { connection in
             let updated = try await connection.query("""
                 UPDATE relay_delivery SET state = \(state), attempts = \(Int32(clamping: resolution.record.attempt)), due_at = \(due), lease_owner = NULL, lease_until = NULL
-                WHERE event_seq = \(Int64(clamping: claim.event.sequence)) AND destination = \(claim.destination) AND state = 'in_flight' AND claim_token = \(Int64(clamping: claim.token))
+                WHERE event_seq = \(Int64(clamping: claim.event.sequence)) AND received_at = \(claim.receivedAt.milliseconds) AND destination = \(claim.destination)
+                  AND state = 'in_flight' AND claim_token = \(Int64(clamping: claim.token))
                 RETURNING 1
                 """, logger: logger)
             var applied = false
             for try await _ in updated.decode(Int32.self) { applied = true }
             try await connection.query("""
-                INSERT INTO relay_attempt (event_seq, destination, replay_id, record, fenced)
-                VALUES (\(Int64(clamping: claim.event.sequence)), \(claim.destination), '', \(ByteBuffer(bytes: resolution.record.encoded())), \(!applied))
+                INSERT INTO relay_attempt (event_seq, received_at, destination, replay_id, record, fenced)
+                VALUES (\(Int64(clamping: claim.event.sequence)), \(claim.receivedAt.milliseconds), \(claim.destination), '', \(ByteBuffer(bytes: resolution.record.encoded())), \(!applied))
                 """, logger: logger)
             guard applied else {
                 logger.warning("a late delivery result was fenced: its claim had moved on", metadata: ["destination": "\(claim.destination)", "event_id": "\(claim.eventID)"])
@@ -255,7 +284,8 @@ public final class PostgresDeliveryStore: DeliveryStore {
         do {
             try await execute("giving a delivery back", """
                 UPDATE relay_delivery SET state = 'pending', lease_owner = NULL, lease_until = NULL
-                WHERE event_seq = \(Int64(clamping: claim.event.sequence)) AND destination = \(claim.destination) AND state = 'in_flight' AND claim_token = \(Int64(clamping: claim.token))
+                WHERE event_seq = \(Int64(clamping: claim.event.sequence)) AND received_at = \(claim.receivedAt.milliseconds) AND destination = \(claim.destination)
+                  AND state = 'in_flight' AND claim_token = \(Int64(clamping: claim.token))
                 """)
             store.wakeUps.request(store)
         } catch {

@@ -15,7 +15,7 @@ extension PostgresStore: EventStore, AttemptRecorder {
         var decision: RoutingDecision
         var deliveries: [(destination: String, state: DeliveryState)]
 
-        var reference: EventReference { EventReference(sequence: sequence) }
+        var reference: EventReference { PostgresStore.reference(Int64(sequence), receivedAt: event.receivedAt.milliseconds) }
         var summary: EventSummary { EventSummary(reference: reference, event: event, decision: decision, deliveries: deliveries) }
     }
 
@@ -106,7 +106,9 @@ extension PostgresStore: EventStore, AttemptRecorder {
         guard let row = try await rows(filter, before: UInt64(Int64.max)).first else { return nil }
         let attempts = try await bounded("a read of attempts") {
             var attempts: [DeliveryRecord] = []
-            let result = try await self.client.query("SELECT record FROM relay_attempt WHERE event_seq = \(Int64(row.sequence)) ORDER BY id", logger: self.logger)
+            let result = try await self.client.query(
+                "SELECT record FROM relay_attempt WHERE event_seq = \(Int64(row.sequence)) AND received_at = \(row.event.receivedAt.milliseconds) ORDER BY id", logger: self.logger
+            )
             for try await record in result.decode(ByteBuffer.self) { attempts.append(try DeliveryRecord(decoding: Array(buffer: record))) }
             return attempts
         }
@@ -152,9 +154,25 @@ extension PostgresStore: EventStore, AttemptRecorder {
     }
 
     public func event(_ reference: EventReference) async throws -> Event {
-        let query: PostgresQuery = "SELECT event FROM relay_event WHERE seq = \(Int64(clamping: reference.sequence))"
+        // With its receive time, the event's own partition only.
+        let query: PostgresQuery = if let receivedAt = Self.receivedAt(reference) {
+            "SELECT event FROM relay_event WHERE seq = \(Int64(clamping: reference.sequence)) AND received_at = \(receivedAt)"
+        } else {
+            "SELECT event FROM relay_event WHERE seq = \(Int64(clamping: reference.sequence))"
+        }
         guard let found = try await scalar(ByteBuffer.self, query) else { throw FilterError("event", "no event at sequence \(reference.sequence)") }
         return try Event(decoding: Array(buffer: found))
+    }
+
+    /// A reference to the event at `seq` received at `receivedAt`: the receive time (its
+    /// partition) rides in the locator, flagged by `low = 1`.
+    static func reference(_ seq: Int64, receivedAt: Int64) -> EventReference {
+        EventReference(sequence: UInt64(clamping: seq), locator: .init(high: UInt64(bitPattern: receivedAt), low: 1))
+    }
+
+    /// The receive time a reference carries, if it carries one.
+    static func receivedAt(_ reference: EventReference) -> Int64? {
+        reference.locator.low == 1 ? Int64(bitPattern: reference.locator.high) : nil
     }
 
     public func mark() async throws -> UInt64 {
@@ -173,20 +191,36 @@ extension PostgresStore: EventStore, AttemptRecorder {
     }
 
     /// Inserts `records` on `connection` (in the caller's transaction), and moves the deliveries
-    /// whose state they change.
+    /// whose state they change. Each goes to its event's partition (found by sequence).
     func insert(_ records: [DeliveryRecord], on connection: PostgresConnection) async throws {
         try await connection.query("""
-            INSERT INTO relay_attempt (event_seq, destination, replay_id, record)
-            SELECT * FROM unnest(
+            INSERT INTO relay_attempt (event_seq, received_at, destination, replay_id, record)
+            SELECT r.event_seq, e.received_at, r.destination, r.replay_id, r.record FROM unnest(
                 \(records.map { Int64(clamping: $0.eventSequence) })::bigint[], \(records.map(\.destination))::text[],
-                \(records.map(\.replayID))::text[], \(records.map { ByteBuffer(bytes: $0.encoded()) })::bytea[])
+                \(records.map(\.replayID))::text[], \(records.map { ByteBuffer(bytes: $0.encoded()) })::bytea[]) WITH ORDINALITY AS r(event_seq, destination, replay_id, record, n)
+            JOIN relay_event e ON e.seq = r.event_seq
+            ORDER BY r.n
             """, logger: logger)
-        let changes = records.compactMap { record in deliveryState(after: record).map { (record, $0) } }
+        // One change per delivery (an UPDATE applies only one row of its FROM to each row): the
+        // last record's state, the highest attempt.
+        var last: [String: (DeliveryRecord, DeliveryState, Int)] = [:]
+        var order: [String] = []
+        for record in records {
+            guard let state = deliveryState(after: record) else { continue }
+            let key = "\(record.eventSequence)/\(record.destination)"
+            if let seen = last[key] {
+                last[key] = (record, state, max(seen.2, record.attempt))
+            } else {
+                last[key] = (record, state, record.attempt)
+                order.append(key)
+            }
+        }
+        let changes = order.compactMap { last[$0] }.map { ($0.0, $0.1, $0.2) }
         guard !changes.isEmpty else { return }
         try await connection.query("""
             UPDATE relay_delivery d SET state = c.state, attempts = greatest(d.attempts, c.attempt)
             FROM unnest(\(changes.map { Int64(clamping: $0.0.eventSequence) })::bigint[], \(changes.map(\.0.destination))::text[],
-                \(changes.map(\.1.rawValue))::text[], \(changes.map { Int32(clamping: $0.0.attempt) })::integer[]) AS c(event_seq, destination, state, attempt)
+                \(changes.map(\.1.rawValue))::text[], \(changes.map { Int32(clamping: $0.2) })::integer[]) AS c(event_seq, destination, state, attempt)
             WHERE d.event_seq = c.event_seq AND d.destination = c.destination
             """, logger: logger)
     }

@@ -62,7 +62,7 @@ extension PostgresStore: IngestStore {
             let result: Result<[IngestOutcome], IngestError>
             do {
                 let candidates = batch.flatMap(\.candidates)
-                result = .success(try await bounded("an ingest commit") { try await self.commit(candidates) })
+                result = .success(try await bounded("an ingest commit") { try await self.commitCreatingDays(candidates) })
             } catch let error as IngestError {
                 result = .failure(error)
             } catch {
@@ -81,6 +81,21 @@ extension PostgresStore: IngestStore {
                 request.completion(result.map { Array($0[offset..<offset + count]) })
                 offset += count
             }
+        }
+    }
+
+    /// `commit`, after making sure the partitions of the candidates' days exist; if one was
+    /// dropped meanwhile (retention, for an event stamped that long ago), once more after
+    /// creating it again.
+    private func commitCreatingDays(_ candidates: [IngestCandidate]) async throws -> [IngestOutcome] {
+        let days = Set(candidates.map { PostgresStore.day(of: $0.event.receivedAt.milliseconds) })
+        try await ensureDays(days)
+        do {
+            return try await commit(candidates)
+        } catch let error as PSQLError where error.serverInfo?[.sqlState] == "23514" {
+            forgetDays(days)
+            try await ensureDays(days)
+            return try await commit(candidates)
         }
     }
 
@@ -152,11 +167,12 @@ extension PostgresStore: IngestStore {
                 """, logger: logger)
             let deliveries = fresh.flatMap { candidate in candidate.decision.destinations.map { (candidate.event.id, $0, candidate.event.receivedAt.milliseconds) } }
             if !deliveries.isEmpty {
+                // Joined on (id, received_at): the event's own partition only.
                 try await connection.query("""
-                    INSERT INTO relay_delivery (event_seq, destination, due_at)
-                    SELECT e.seq, d.destination, d.due_at
-                    FROM unnest(\(deliveries.map(\.0))::text[], \(deliveries.map(\.1))::text[], \(deliveries.map(\.2))::bigint[]) AS d(event_id, destination, due_at)
-                    JOIN relay_event e ON e.id = d.event_id
+                    INSERT INTO relay_delivery (event_seq, received_at, destination, due_at)
+                    SELECT e.seq, e.received_at, d.destination, d.received_at
+                    FROM unnest(\(deliveries.map(\.0))::text[], \(deliveries.map(\.1))::text[], \(deliveries.map(\.2))::bigint[]) AS d(event_id, destination, received_at)
+                    JOIN relay_event e ON e.id = d.event_id AND e.received_at = d.received_at
                     """, logger: logger)
             }
             return outcomes

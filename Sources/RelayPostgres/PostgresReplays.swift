@@ -27,9 +27,10 @@ extension PostgresDeliveryStore {
                 while start < replay.remaining.count {
                     let items = replay.remaining[start..<min(start + Self.replayChunk, replay.remaining.count)]
                     try await connection.query("""
-                        INSERT INTO relay_replay_item (replay_id, position, event_seq, event_id, destination)
+                        INSERT INTO relay_replay_item (replay_id, position, event_seq, received_at, event_id, destination)
                         SELECT \(replay.id), * FROM unnest(\(items.map { Int32(clamping: $0.position) })::integer[],
-                            \(items.map { Int64(clamping: $0.event.sequence) })::bigint[], \(items.map(\.eventID))::text[], \(items.map(\.destination))::text[])
+                            \(items.map { Int64(clamping: $0.event.sequence) })::bigint[], \(items.map { PostgresStore.receivedAt($0.event) ?? 0 })::bigint[],
+                            \(items.map(\.eventID))::text[], \(items.map(\.destination))::text[])
                         """, logger: logger)
                     start += Self.replayChunk
                 }
@@ -115,12 +116,12 @@ extension PostgresDeliveryStore {
     private func withProgress(_ replay: StoredReplay) async throws -> StoredReplay {
         var replay = replay
         let items = try await client.query("""
-            SELECT position, event_seq, event_id, destination, attempts FROM relay_replay_item
+            SELECT position, event_seq, received_at, event_id, destination, attempts FROM relay_replay_item
             WHERE replay_id = \(replay.id) AND state = 'pending' ORDER BY position
             """, logger: logger)
-        for try await (position, seq, id, destination, attempts) in items.decode((Int32, Int64, String, String, Int32).self) {
+        for try await (position, seq, receivedAt, id, destination, attempts) in items.decode((Int32, Int64, Int64, String, String, Int32).self) {
             replay.remaining.append(ReplayItem(
-                event: EventReference(sequence: UInt64(seq)), eventID: id, destination: destination, position: Int(position), attempts: Int(attempts)
+                event: PostgresStore.reference(seq, receivedAt: receivedAt), eventID: id, destination: destination, position: Int(position), attempts: Int(attempts)
             ))
         }
         let counts = try await client.query("""

@@ -113,12 +113,109 @@ enum PostgresSchema {
             )
             """,
         ]),
+        (4, [
+            // Events, deliveries and attempts partitioned by the event's UTC day (received_at),
+            // so retention drops whole days. Unique keys must include the partition key, hence
+            // (seq, received_at); global uniqueness of provider ids stays in relay_dedup.
+            "ALTER TABLE relay_event RENAME TO relay_event_v3",
+            "ALTER TABLE relay_delivery RENAME TO relay_delivery_v3",
+            "ALTER TABLE relay_attempt RENAME TO relay_attempt_v3",
+            "CREATE SEQUENCE relay_event_seq",
+            "SELECT setval('relay_event_seq', coalesce((SELECT max(seq) FROM relay_event_v3), 0) + 1, false)",
+            "CREATE SEQUENCE relay_attempt_seq",
+            "SELECT setval('relay_attempt_seq', coalesce((SELECT max(id) FROM relay_attempt_v3), 0) + 1, false)",
+            """
+            CREATE TABLE relay_event (
+                seq bigint NOT NULL DEFAULT nextval('relay_event_seq'),
+                id text NOT NULL,
+                received_at bigint NOT NULL,
+                source text NOT NULL,
+                provider text NOT NULL,
+                type text NOT NULL,
+                status text NOT NULL,
+                provider_event_id text NOT NULL,
+                event bytea NOT NULL,
+                decision bytea NOT NULL,
+                PRIMARY KEY (seq, received_at)
+            ) PARTITION BY RANGE (received_at)
+            """,
+            "CREATE INDEX relay_event_by_id ON relay_event (id)",
+            "CREATE INDEX relay_event_by_time ON relay_event (received_at)",
+            "CREATE INDEX relay_event_by_source ON relay_event (source, seq)",
+            """
+            CREATE TABLE relay_delivery (
+                event_seq bigint NOT NULL,
+                received_at bigint NOT NULL,
+                destination text NOT NULL,
+                state text NOT NULL DEFAULT 'pending',
+                attempts integer NOT NULL DEFAULT 0,
+                due_at bigint NOT NULL,
+                lease_owner text,
+                lease_until bigint,
+                claim_token bigint,
+                PRIMARY KEY (event_seq, destination, received_at)
+            ) PARTITION BY RANGE (received_at)
+            """,
+            "CREATE INDEX relay_delivery_by_due ON relay_delivery (destination, due_at) WHERE state = 'pending'",
+            "CREATE INDEX relay_delivery_by_lease ON relay_delivery (destination, lease_until) WHERE state = 'in_flight'",
+            """
+            CREATE TABLE relay_attempt (
+                id bigint NOT NULL DEFAULT nextval('relay_attempt_seq'),
+                event_seq bigint NOT NULL,
+                received_at bigint NOT NULL,
+                destination text NOT NULL,
+                replay_id text NOT NULL,
+                record bytea NOT NULL,
+                fenced boolean NOT NULL DEFAULT false
+            ) PARTITION BY RANGE (received_at)
+            """,
+            "CREATE INDEX relay_attempt_by_event ON relay_attempt (event_seq, id)",
+            // The day's three partitions, named by date (relay_event_20261130); idempotent, and
+            // safe when two instances create the same day at once.
+            """
+            CREATE FUNCTION relay_ensure_day(d bigint) RETURNS void LANGUAGE plpgsql AS $$
+            DECLARE
+                suffix text := to_char(timestamp '1970-01-01' + d * interval '1 day', 'YYYYMMDD');
+                t text;
+            BEGIN
+                FOREACH t IN ARRAY ARRAY['relay_event', 'relay_delivery', 'relay_attempt'] LOOP
+                    IF to_regclass(quote_ident(t || '_' || suffix)) IS NULL THEN
+                        BEGIN
+                            EXECUTE format('CREATE TABLE %I PARTITION OF %I FOR VALUES FROM (%s) TO (%s)',
+                                t || '_' || suffix, t, d * 86400000, (d + 1) * 86400000);
+                        EXCEPTION WHEN duplicate_table OR unique_violation THEN NULL;
+                        END;
+                    END IF;
+                END LOOP;
+            END $$
+            """,
+            "SELECT relay_ensure_day(d) FROM (SELECT DISTINCT floor(received_at / 86400000.0)::bigint AS d FROM relay_event_v3) days",
+            """
+            INSERT INTO relay_event (seq, id, received_at, source, provider, type, status, provider_event_id, event, decision)
+            SELECT seq, id, received_at, source, provider, type, status, provider_event_id, event, decision FROM relay_event_v3
+            """,
+            """
+            INSERT INTO relay_delivery (event_seq, received_at, destination, state, attempts, due_at, lease_owner, lease_until, claim_token)
+            SELECT d.event_seq, e.received_at, d.destination, d.state, d.attempts, d.due_at, d.lease_owner, d.lease_until, d.claim_token
+            FROM relay_delivery_v3 d JOIN relay_event_v3 e ON e.seq = d.event_seq
+            """,
+            """
+            INSERT INTO relay_attempt (id, event_seq, received_at, destination, replay_id, record, fenced)
+            SELECT a.id, a.event_seq, e.received_at, a.destination, a.replay_id, a.record, a.fenced
+            FROM relay_attempt_v3 a JOIN relay_event_v3 e ON e.seq = a.event_seq
+            """,
+            "ALTER TABLE relay_replay_item ADD COLUMN received_at bigint NOT NULL DEFAULT 0",
+            "UPDATE relay_replay_item i SET received_at = e.received_at FROM relay_event_v3 e WHERE e.seq = i.event_seq",
+            "DROP TABLE relay_attempt_v3, relay_delivery_v3, relay_event_v3",
+            // De-duplication keys expire after their window.
+            "CREATE INDEX relay_dedup_by_time ON relay_dedup (received_at)",
+        ]),
     ]
 
     static var latest: Int32 { migrations.last?.version ?? 0 }
 
-    /// Creates the schema if missing and applies every migration it lacks.
-    static func migrate(_ store: PostgresStore) async throws {
+    /// Creates the schema if missing and applies every migration it lacks (up to `target`).
+    static func migrate(_ store: PostgresStore, upTo target: Int32 = Int32.max) async throws {
         let logger = store.logger
         try await store.client.withConnection { connection in
             try await connection.query("SELECT pg_advisory_lock(\(lockKey))", logger: logger)
@@ -132,7 +229,7 @@ enum PostgresSchema {
                 for try await version in try await connection.query("SELECT coalesce(max(version), 0) FROM relay_schema", logger: logger).decode(Int32.self) {
                     applied = version
                 }
-                for migration in migrations where migration.version > applied {
+                for migration in migrations where migration.version > applied && migration.version <= target {
                     try await connection.withTransaction(logger: logger) { transaction in
                         for statement in migration.statements {
                             try await transaction.query(PostgresQuery(unsafeSQL: statement), logger: logger)

@@ -26,6 +26,8 @@ public final class PostgresStore: Sendable {
     let workSignal = WorkSignal()
     /// Tells the other instances (`NOTIFY`).
     let wakeUps = WakeUpSender()
+    /// Days whose partitions are known to exist.
+    let knownDays = Mutex<Set<Int64>>([])
 
     /// A store on `url`, its tables in `schema` (letters, digits and `_`, starting with a letter
     /// or `_`; created if missing). Nothing connects until `run()` and `prepare()`.
@@ -81,6 +83,7 @@ public final class PostgresStore: Sendable {
             throw PostgresStoreError("the PostgreSQL server runs with fsync=\(fsync ?? "?"): acknowledged events could be lost in a crash; turn fsync on")
         }
         try await PostgresSchema.migrate(self)
+        try await ensureDaysAround(SystemClock().now())
     }
 
     /// Drops the store's schema and everything in it (tests).

@@ -94,8 +94,10 @@ public final class RelayMetrics: DeliveryObserver {
     }
 
     /// The Prometheus text, after reading the scheduler's gauges.
-    func render(engine: any DeliveryEngine, heldSegments: Int) async -> [UInt8] {
+    func render(engine: any DeliveryEngine, heldSegments: Int, heldPartitions: Int? = nil) async -> [UInt8] {
         registry.makeGauge(name: "relay_journal_segments_held").set(to: Double(heldSegments))
+        // On PostgreSQL: days past the retention kept because something in them is unfinished.
+        if let heldPartitions { registry.makeGauge(name: "relay_store_days_held").set(to: Double(heldPartitions)) }
         let lanes = await engine.laneStatuses()
         for (destination, lane) in lanes {
             let labels = [("destination", destination)]

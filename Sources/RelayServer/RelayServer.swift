@@ -97,7 +97,12 @@ public final class RelayServer: Sendable {
             (postgres, postgresDeliveries) = (nil, nil)
         case .postgres(let url, let schema):
             let store = try PostgresStore(url: url, schema: schema, logger: logger)
-            let deliveries = PostgresDeliveryStore(store: store, breaker: settings.breaker)
+            // Retention of 0 keeps every day; the pass still makes the coming days' partitions
+            // and expires de-duplication keys.
+            let deliveries = PostgresDeliveryStore(
+                store: store, breaker: settings.breaker, retention: PostgresRetention(store: store, retentionMillis: configuration.retentionMillis),
+                maintenanceInterval: settings.retentionInterval, clock: clock
+            )
             (postgres, postgresDeliveries) = (store, deliveries)
             (journal, ingestStore, self.deliveryStore, retention) = (nil, nil, nil, nil)
             events = store
@@ -196,7 +201,9 @@ public final class RelayServer: Sendable {
         AdminRoutes(
             events: events, deliveries: deliveries, config: { pipeline.currentConfig }, reload: { [self] in self.reload() },
             newReplayID: { [self] in self.newReplayID() },
-            metrics: { await metrics.render(engine: deliveries, heldSegments: retention?.heldSegments ?? 0) },
+            metrics: { [postgresDeliveries] in
+                await metrics.render(engine: deliveries, heldSegments: retention?.heldSegments ?? 0, heldPartitions: postgresDeliveries?.retention?.heldDays)
+            },
             journalEnd: {
                 // On PostgreSQL: the last event's sequence, and no segment.
                 guard let durable = journal?.durable else { return JournalBody(lastSequence: (try? await events.mark()) ?? 0, segment: 0, offset: 0) }

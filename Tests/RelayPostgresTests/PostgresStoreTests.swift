@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import RelayCore
 @testable import RelayPostgres
@@ -176,6 +177,91 @@ import Testing
         let now = Timestamp(milliseconds: 1_000)
         let batch = await deliveries.claim(now: now)
         #expect(batch.claims.isEmpty && batch.nextDue != nil, "a failed claim asks to be tried again")
+    }
+
+    /// Retention drops a day's partitions whole once the day ended more than the retention ago
+    /// and nothing in it is unfinished; a day with a pending delivery is held until it finishes.
+    /// De-duplication keys expire after their window, so a provider id seen long ago is new.
+    @Test func retentionDropsFinishedOldDaysAndHoldsUnfinishedOnes() async throws {
+        try await withStore { store in
+            let day: Int64 = 86_400_000
+            let now = Timestamp(milliseconds: 1_800_000_000_000)
+            let events = TestEvents(start: Timestamp(milliseconds: now.milliseconds - 40 * day))
+            let delivered = events.candidate("old-delivered", at: 0)
+            let pending = events.candidate("old-pending", at: 5 * day)
+            let recent = events.candidate("recent", at: 39 * day)
+            _ = try await store.store([delivered, pending, recent])
+            let deliveries = PostgresDeliveryStore(store: store, instance: "retention")
+            await deliveries.configure(["a": DestinationConfig(name: "a", url: "http://127.0.0.1:9/a")])
+            // Deliver the oldest event (the others stay pending: claimed, then given back).
+            let claims = await deliveries.claim(now: now).claims
+            #expect(claims.count == 3)
+            for claim in claims {
+                if claim.eventID == delivered.event.id {
+                    await deliveries.complete(claim, resolve(claim, status: 204, now: now), now: now, maxBackoffMillis: 60_000)
+                } else {
+                    await deliveries.release(claim)
+                }
+            }
+            let retention = PostgresRetention(store: store, retentionMillis: 30 * day)
+            let first = try #require(try await retention.pass(now: now))
+            // Its day, and the empty days made at start (around the real date, before `now`).
+            #expect(first.droppedDays.contains(PostgresStore.day(of: delivered.event.receivedAt.milliseconds)))
+            #expect(!first.droppedDays.contains(PostgresStore.day(of: pending.event.receivedAt.milliseconds)))
+            #expect(!first.droppedDays.contains(PostgresStore.day(of: recent.event.receivedAt.milliseconds)))
+            #expect(first.heldDays == [PostgresStore.day(of: pending.event.receivedAt.milliseconds)])
+            #expect(retention.heldDays == 1)
+            #expect(first.expiredKeys == 2, "the two keys older than 7 days")
+            #expect(try await store.detail(id: delivered.event.id) == nil, "its day was dropped")
+            #expect(try await store.detail(id: pending.event.id) != nil, "held")
+            #expect(try await store.detail(id: recent.event.id) != nil)
+            // An expired key is new again; a recent one is still a duplicate.
+            let again = try await store.store([events.candidate("old-pending", at: 40 * day - 1_000), events.candidate("recent", at: 40 * day - 1_000)])
+            #expect(again.map { if case .stored = $0 { "stored" } else { "duplicate" } } == ["stored", "duplicate"])
+            // Once the held day's delivery finishes, the next pass drops it.
+            let rest = await deliveries.claim(now: now).claims.filter { $0.eventID == pending.event.id }
+            let last = try #require(rest.first)
+            await deliveries.complete(last, resolve(last, status: 204, now: now), now: now, maxBackoffMillis: 60_000)
+            let second = try #require(try await retention.pass(now: now))
+            #expect(second.droppedDays == [PostgresStore.day(of: pending.event.receivedAt.milliseconds)] && second.heldDays.isEmpty)
+            #expect(retention.heldDays == 0)
+            #expect(try await store.detail(id: pending.event.id) == nil)
+            #expect(try await store.detail(id: recent.event.id) != nil)
+        }
+    }
+
+    /// A database made by an earlier version (version 3, before day partitions) keeps its
+    /// events, deliveries and attempts through the migration to partitioned tables.
+    @Test func migratingFromUnpartitionedTablesKeepsEverything() async throws {
+        try await withStore(prepare: false) { store in
+            try await PostgresSchema.migrate(store, upTo: 3)
+            let events = TestEvents()
+            let event = events.candidate("m1", to: ["a"]).event
+            let body = "'\\x" + event.encoded().map { String(format: "%02x", $0) }.joined() + "'::bytea"
+            let decision = "'\\x" + RoutingDecision(eventID: event.id, configVersion: "v1", routes: ["r"], destinations: ["a"]).encoded().map { String(format: "%02x", $0) }.joined() + "'::bytea"
+            try await store.execute(sql: """
+                INSERT INTO relay_event (id, received_at, source, provider, type, status, provider_event_id, event, decision)
+                VALUES ('\(event.id)', \(event.receivedAt.milliseconds), 'shop', 'generic', 'order.paid', 'COMPLETED', 'm1', \(body), \(decision))
+                """)
+            try await store.execute(sql: "INSERT INTO relay_delivery (event_seq, destination, state, attempts, due_at) VALUES (1, 'a', 'dead', 3, 0)")
+            let record = DeliveryRecord(
+                eventSequence: 1, eventID: event.id, destination: "a", attempt: 3, time: event.receivedAt, outcome: .dead, status: 500, error: "HTTP 500",
+                durationMillis: 3, nextDue: nil
+            )
+            let encoded = "'\\x" + record.encoded().map { String(format: "%02x", $0) }.joined() + "'::bytea"
+            try await store.execute(sql: "INSERT INTO relay_attempt (event_seq, destination, replay_id, record) VALUES (1, 'a', '', \(encoded))")
+            try await store.prepare()
+            #expect(try await store.integer(sql: "SELECT max(version)::bigint FROM relay_schema") == Int64(PostgresSchema.latest))
+            #expect(try await store.integer(sql: "SELECT count(*)::bigint FROM relay_attempt") == 1)
+            let detail = try #require(try await store.detail(id: event.id))
+            #expect(detail.summary.deliveries.map(\.state) == [.dead])
+            #expect(detail.attempts == [record])
+            #expect(try await store.integer(sql: "SELECT count(*)::bigint FROM pg_inherits WHERE inhparent = 'relay_event'::regclass") ?? 0 >= 1)
+            // New events continue the sequence.
+            let outcome = try await store.store([events.candidate("m2", at: 1_000)])
+            guard case .stored(let id) = outcome.first else { Issue.record("not stored: \(outcome)"); return }
+            #expect(try await store.detail(id: id)?.summary.sequence == 2)
+        }
     }
 }
 

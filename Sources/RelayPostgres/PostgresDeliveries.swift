@@ -233,11 +233,23 @@ public final class PostgresDeliveryStore: DeliveryStore {
         case .retry(let at): ("pending", at.milliseconds)
         case .dead: ("dead", now.milliseconds)
         }
-        do {
-            try await store.bounded("a delivery result") { try await self.apply(claim, resolution, state: state, due: due, now: now, maxBackoffMillis: maxBackoffMillis) }
-        } catch {
-            // The claim's lease runs out and the delivery is attempted again (at least once).
-            logger.error("cannot record a delivery outcome in the database", metadata: ["destination": "\(claim.destination)", "event_id": "\(claim.eventID)", "error": "\(String(reflecting: error))"])
+        // A database that is down for a moment: tried again every second while the claim's
+        // lease margin lasts, so the delivery moves on as soon as the database is back rather
+        // than when its lease runs out. The claim token makes a second try harmless.
+        let giveUp = ContinuousClock.now + .milliseconds(Self.leaseMarginMillis)
+        while true {
+            do {
+                try await store.bounded("a delivery result") { try await self.apply(claim, resolution, state: state, due: due, now: now, maxBackoffMillis: maxBackoffMillis) }
+                return
+            } catch {
+                guard !self.state.withLock({ $0.closed }), !Task.isCancelled, ContinuousClock.now < giveUp else {
+                    // The claim's lease runs out and the delivery is attempted again (at least once).
+                    logger.error("cannot record a delivery outcome in the database", metadata: ["destination": "\(claim.destination)", "event_id": "\(claim.eventID)", "error": "\(String(reflecting: error))"])
+                    return
+                }
+                logger.warning("cannot record a delivery outcome yet; trying again", metadata: ["destination": "\(claim.destination)", "event_id": "\(claim.eventID)"])
+                try? await Task.sleep(for: .seconds(1))
+            }
         }
     }
 

@@ -4,9 +4,9 @@ import RelayCore
 import Synchronization
 
 /// Day partitions and retention. Events, deliveries and attempts live in one partition per UTC
-/// day of the event's receive time (`relay_event_20261130`, …). The partitions of yesterday,
-/// today and the next two days are made at start and by every maintenance pass, and an event
-/// stamped with any other day makes its own before it is stored. Retention drops a day's
+/// day of the event's receive time (`relay_event_20261130`, …). Today's and tomorrow's are made
+/// at start and by every maintenance pass, and an event stamped with any other day makes its
+/// own before it is stored. Retention drops a day's
 /// partitions whole, once the day ended more than the retention ago and nothing in it is
 /// unfinished (no pending or in-flight delivery, no running replay that still has to send one
 /// of its events); de-duplication keys are deleted, in small batches, after their window.
@@ -32,10 +32,10 @@ extension PostgresStore {
         knownDays.withLock { $0.subtract(days) }
     }
 
-    /// The partitions around `now`: yesterday to the day after tomorrow.
+    /// The partitions of today and tomorrow (by `now`); any other day is made when an event needs it.
     func ensureDaysAround(_ now: Timestamp) async throws {
         let today = Self.day(of: now.milliseconds)
-        try await ensureDays(Set((today - 1)...(today + 2)))
+        try await ensureDays([today, today + 1])
     }
 }
 
@@ -60,7 +60,7 @@ public final class PostgresRetention: Sendable {
     /// De-duplication keys older than this are deleted.
     public let deduplicationWindowMillis: Int64
     private let held = Atomic<Int>(0)
-    /// The advisory lock key: "relay-retain" folded into 63 bits.
+    /// The advisory lock key: "relay-retain" folded into 63 bits (mixed with the schema's name).
     static let lockKey: Int64 = 0x7265_6C61_795F_7274
     static let keyBatch = 5_000
 
@@ -80,13 +80,13 @@ public final class PostgresRetention: Sendable {
     public func pass(now: Timestamp) async throws -> RetentionPass? {
         try await withDeadline(store.callLimit * 12, "PostgreSQL did not finish a retention pass within \(store.callLimit * 12)") {
             try await self.store.client.withConnection { connection in
-                guard try await connection.query("SELECT pg_try_advisory_lock(\(Self.lockKey))", logger: self.logger).first(Bool.self) == true else { return nil }
+                guard try await connection.query("SELECT pg_try_advisory_lock(\(self.store.lockKey(Self.lockKey)))", logger: self.logger).first(Bool.self) == true else { return nil }
                 do {
                     let result = try await self.pass(now: now, on: connection)
-                    _ = try await connection.query("SELECT pg_advisory_unlock(\(Self.lockKey))", logger: self.logger).first(Bool.self)
+                    _ = try await connection.query("SELECT pg_advisory_unlock(\(self.store.lockKey(Self.lockKey)))", logger: self.logger).first(Bool.self)
                     return result
                 } catch {
-                    _ = try? await connection.query("SELECT pg_advisory_unlock(\(Self.lockKey))", logger: self.logger).first(Bool.self)
+                    _ = try? await connection.query("SELECT pg_advisory_unlock(\(self.store.lockKey(Self.lockKey)))", logger: self.logger).first(Bool.self)
                     throw error
                 }
             }

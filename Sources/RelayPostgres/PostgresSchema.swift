@@ -5,7 +5,7 @@ import PostgresNIO
 /// start, each in its own transaction, while holding an advisory lock: instances starting at
 /// once wait for each other and migrate once.
 enum PostgresSchema {
-    /// The advisory lock key: "relay-schema" folded into 63 bits.
+    /// The advisory lock key: "relay-schema" folded into 63 bits (mixed with the schema's name).
     static let lockKey: Int64 = 0x7265_6C61_795F_7363
 
     static let migrations: [(version: Int32, statements: [String])] = [
@@ -218,7 +218,7 @@ enum PostgresSchema {
     static func migrate(_ store: PostgresStore, upTo target: Int32 = Int32.max) async throws {
         let logger = store.logger
         try await store.client.withConnection { connection in
-            try await connection.query("SELECT pg_advisory_lock(\(lockKey))", logger: logger)
+            try await connection.query("SELECT pg_advisory_lock(\(store.lockKey(lockKey)))", logger: logger)
             do {
                 try await connection.query(PostgresQuery(unsafeSQL: "CREATE SCHEMA IF NOT EXISTS \(store.schema)"), logger: logger)
                 try await connection.query(
@@ -239,10 +239,10 @@ enum PostgresSchema {
                     logger.info("database schema migrated", metadata: ["schema": "\(store.schema)", "version": "\(migration.version)"])
                 }
             } catch {
-                _ = try? await connection.query("SELECT pg_advisory_unlock(\(lockKey))", logger: logger)
+                _ = try? await connection.query("SELECT pg_advisory_unlock(\(store.lockKey(lockKey)))", logger: logger)
                 throw error
             }
-            try await connection.query("SELECT pg_advisory_unlock(\(lockKey))", logger: logger)
+            try await connection.query("SELECT pg_advisory_unlock(\(store.lockKey(lockKey)))", logger: logger)
         }
     }
 }

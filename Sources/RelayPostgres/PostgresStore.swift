@@ -111,6 +111,14 @@ public final class PostgresStore: Sendable {
         try await bounded("a query") { try await self.client.query(query, logger: self.logger).first(T.self) }
     }
 
+    /// An advisory lock key of this store's own: `base` mixed with the schema name (FNV-1a), so
+    /// relays on different schemas of one database never wait for each other's locks.
+    func lockKey(_ base: Int64) -> Int64 {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in schema.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+        return base ^ Int64(bitPattern: hash >> 1)
+    }
+
     /// Runs one database call (its rows read to the end inside it), giving up after `callLimit`
     /// with an error naming `what`: a database that is down or cut off never holds a caller.
     func bounded<T: Sendable>(_ what: String, _ operation: @escaping @Sendable () async throws -> T) async throws -> T {

@@ -1,3 +1,5 @@
+import Synchronization
+
 /// Waits until `condition` holds, checking every 10 ms, for at most `timeout`; returns whether
 /// it held. Tests `#require` the result, so a wait never falls through silently, and the bound
 /// is long (seconds) because it is a deadline for a failure, not a measurement.
@@ -10,4 +12,13 @@ public func eventually(
         try? await Task.sleep(for: .milliseconds(10))
     }
     return try await condition()
+}
+
+/// A value shared by a test's concurrent tasks (a `Mutex` that closures can capture).
+public final class Shared<Value: Sendable>: Sendable {
+    private let value: Mutex<Value>
+
+    public init(_ value: Value) { self.value = Mutex(value) }
+
+    public func withLock<T>(_ body: (inout Value) -> T) -> T { value.withLock { body(&$0) } }
 }

@@ -17,12 +17,17 @@ public final class TestDownstream: Sendable {
         public var body: [UInt8]
         public var time: ContinuousClock.Instant
 
+        /// The value of header `name` (any case; names are kept in their canonical lower case).
         public func header(_ name: String) -> String? {
-            headers.first { $0.name.lowercased() == name.lowercased() }?.value
+            let wanted = name.lowercased()
+            return headers.first { $0.name == wanted }?.value
         }
     }
 
     private let received = Mutex<[Received]>([])
+    /// Requests so far per path and `webhook-id` (what `/flaky` counts), kept as they arrive:
+    /// counting by scanning every earlier request made a busy downstream quadratic.
+    private let seen = Mutex<[String: Int]>([:])
     private let port = Mutex<Int?>(nil)
     private let task = Mutex<Task<Void, any Error>?>(nil)
     private let stopping = Atomic<Bool>(false)
@@ -53,10 +58,12 @@ public final class TestDownstream: Sendable {
             for try await chunk in request.body { body.append(contentsOf: chunk.readableBytesView) }
             let path = request.uri.path
             let webhookID = request.headers[HTTPField.Name("webhook-id")!] ?? ""
-            let earlier = received.withLock { list in
-                let earlier = list.filter { $0.path == path && $0.header("webhook-id") == webhookID }.count
+            let earlier = seen.withLock { counts in
+                defer { counts[path + "\u{0}" + webhookID, default: 0] += 1 }
+                return counts[path + "\u{0}" + webhookID] ?? 0
+            }
+            received.withLock { list in
                 list.append(Received(path: path, headers: request.headers.map { ($0.name.canonicalName, $0.value) }, body: body, time: .now))
-                return earlier
             }
             let parts = path.split(separator: "/")
             switch parts.first {

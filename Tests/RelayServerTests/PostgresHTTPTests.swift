@@ -107,6 +107,85 @@ import Testing
         await downstream.stop()
     }
 
+    /// The database crashes (`pg_ctl stop -m immediate`) under ingest load and starts again:
+    /// every request answered 2xx is in the database and delivered; the others were 503s; the
+    /// relay reconnects by itself and acknowledges again.
+    @Test(.timeLimit(.minutes(2)))
+    func aDatabaseCrashUnderLoadLosesNothingAcknowledged() async throws {
+        let cluster = try await runOffPool("initdb") { try ThrowawayPostgres() }
+        defer { cluster.remove() }
+        let downstream = TestDownstream()
+        let port = try await downstream.start()
+        let relay = try await LiveRelay(
+            routes: forwardingRoutes(["orders": fastRetry("http://127.0.0.1:\(port)/orders", attempts: 50)], routes: #"[{"name": "all", "to": ["orders"]}]"#),
+            store: .postgres(try cluster.url, schema: "relay")
+        )
+        let phase = Shared(0)  // 0 before the crash, 1 down, 2 started again
+        let answers = Shared<[(id: String, status: Int, phase: Int, relayID: String)]>([])
+        // Paced (at most about 80 requests a second): load enough to be mid-commit at the
+        // crash, not so much that the tests running beside this one starve.
+        let clients = 4
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for client in 0..<clients {
+                group.addTask {
+                    var n = 0
+                    while phase.withLock({ $0 }) < 3 {
+                        let id = "crash-\(client)-\(n)"
+                        n += 1
+                        var status = 0  // no answer: neither acknowledged nor refused
+                        var relayID = ""
+                        if let response = try? await relay.post("shop", body: Array("{\"id\":\"\(id)\",\"type\":\"order.paid\"}".utf8)) {
+                            status = response.status
+                            relayID = (try? JSONParser.parse(response.body)["ids"]?.arrayValue?.first?.stringValue) ?? ""
+                        }
+                        let now = phase.withLock { $0 }
+                        answers.withLock { $0.append((id, status, now, relayID)) }
+                        try? await Task.sleep(for: .milliseconds(50))
+                    }
+                }
+            }
+            func acknowledged(after: Int) -> Int { answers.withLock { $0.filter { $0.status == 200 && $0.phase >= after }.count } }
+            #expect(try #require(await eventually(timeout: .seconds(20)) { acknowledged(after: 0) >= 20 }))
+            try await runOffPool("pg_ctl") { try cluster.stop(immediate: true) }
+            phase.withLock { $0 = 1 }
+            #expect(try #require(await eventually(timeout: .seconds(20)) { answers.withLock { $0.contains { $0.phase == 1 && $0.status == 503 } } }), "503 while down")
+            try await runOffPool("pg_ctl") { try cluster.start() }
+            phase.withLock { $0 = 2 }
+            #expect(try #require(await eventually(timeout: .seconds(30)) { acknowledged(after: 2) >= 20 }), "acknowledging again after the restart")
+            phase.withLock { $0 = 3 }
+            try await group.waitForAll()
+        }
+        let all = answers.withLock { $0 }
+        #expect(all.allSatisfy { [0, 200, 503].contains($0.status) }, "only 200s and 503s: \(Set(all.map(\.status)))")
+        let acknowledged = Set(all.filter { $0.status == 200 }.map(\.id))
+        // Every acknowledged event is in the database, and delivered.
+        let stored = try await PostgresHTTPTests.providerIDs(url: try cluster.url)
+        #expect(acknowledged.isSubset(of: stored), "lost: \(acknowledged.subtracting(stored).sorted().prefix(5))")
+        let acknowledgedRelayIDs = Set(all.filter { $0.status == 200 }.map(\.relayID))
+        let delivered = await downstream.wait(timeout: .seconds(60)) { requests in
+            acknowledgedRelayIDs.isSubset(of: Set(requests.compactMap { $0.header("webhook-id") }))
+        }
+        #expect(delivered)
+        await relay.stop()
+        await downstream.stop()
+        _ = try? await runOffPool("pg_ctl") { cluster.remove() }
+    }
+
+    /// The provider ids of every event in a store's default schema.
+    static func providerIDs(url: PostgresURL) async throws -> Set<String> {
+        let store = try PostgresStore(url: url, schema: "relay", maxConnections: 2, logger: makeTestLogger())
+        let running = Task { await store.run() }
+        defer { running.cancel() }
+        var ids: Set<String> = []
+        var cursor: String?
+        repeat {
+            let page = try await store.page(filter: EventFilter(), cursor: cursor, limit: 1_000)
+            ids.formUnion(page.events.map(\.event.providerEventID))
+            cursor = page.nextCursor
+        } while cursor != nil
+        return ids
+    }
+
     @Test(.timeLimit(.minutes(1)))
     func aStoreThatCannotBeReachedStopsTheStartWithAnError() async throws {
         let url = try PostgresURL("postgres://relay:secret@127.0.0.1:\(unusedLoopbackPort())/relay?sslmode=disable")

@@ -38,6 +38,8 @@ public final class SinkServer: Sendable {
     private let logFile: Mutex<FileHandle?>
     private let port = Mutex<Int?>(nil)
     private let counter = Atomic<Int>(0)
+    /// Requests being answered now, per path and replay or not (what `concurrent` logs).
+    private let inFlight = Mutex<[String: Int]>([:])
 
     public init(configuration: Configuration, logger: Logger) throws {
         self.configuration = configuration
@@ -84,6 +86,12 @@ public final class SinkServer: Sendable {
     }
 
     private func respond(_ request: Request) async throws -> Response {
+        let lane = request.uri.path + (request.headers[HTTPField.Name("x-relay-replay")!] == "1" ? " replay" : "")
+        let concurrent = inFlight.withLock { counts in
+            counts[lane, default: 0] += 1
+            return counts[lane] ?? 1
+        }
+        defer { inFlight.withLock { $0[lane, default: 1] -= 1 } }
         var body: [UInt8] = []
         var total = 0
         for try await chunk in request.body {
@@ -99,7 +107,7 @@ public final class SinkServer: Sendable {
         let status = failing ? 503 : configuration.status
         counter.add(1, ordering: .relaxed)
         if logFile.withLock({ $0 != nil }) {
-            let line = logLine(request: request, status: status, body: body)
+            let line = logLine(request: request, status: status, body: body, concurrent: concurrent)
             logFile.withLock { handle in
                 handle?.write(Data(line.utf8))
             }
@@ -107,14 +115,16 @@ public final class SinkServer: Sendable {
         return Response(status: HTTPResponse.Status(code: status))
     }
 
-    private func logLine(request: Request, status: Int, body: [UInt8]) -> String {
+    /// One JSON line; `concurrent` is how many requests to the same path (replayed ones counted
+    /// apart) were being answered when this one arrived, itself included.
+    private func logLine(request: Request, status: Int, body: [UInt8], concurrent: Int) -> String {
         let headers = request.headers
         let webhookID = headers[HTTPField.Name("webhook-id")!] ?? ""
         let attempt = headers[HTTPField.Name("x-relay-attempt")!].flatMap(Int.init) ?? 0
         let replay = headers[HTTPField.Name("x-relay-replay")!] == "1"
         let text = String(decoding: body, as: UTF8.self)
         return "{\"time\":\(JSONWriter.quote(SystemClock().now().rfc3339)),\"path\":\(JSONWriter.quote(request.uri.path)),"
-            + "\"webhook_id\":\(JSONWriter.quote(webhookID)),\"attempt\":\(attempt),\"replay\":\(replay),\"status\":\(status),"
+            + "\"webhook_id\":\(JSONWriter.quote(webhookID)),\"attempt\":\(attempt),\"replay\":\(replay),\"status\":\(status),\"concurrent\":\(concurrent),"
             + "\"body_sha256\":\(JSONWriter.quote(Digest.sha256Hex(body))),\"body\":\(JSONWriter.quote(text))}\n"
     }
 

@@ -157,39 +157,83 @@ func withDeadline<T: Sendable>(_ limit: Duration, _ message: String, _ operation
     }
 }
 
-/// The two sides of `withDeadline`: whichever finishes first answers, once.
+/// The two sides of `withDeadline`: whichever finishes first answers, once. The deadline is
+/// kept by `DeadlineWatch` (one timer for every call), not by a sleeping task per call: a
+/// timer task per database call, cancelled when the call answers, costs a thrown
+/// `CancellationError` per call.
 final class DeadlineRace<T: Sendable>: Sendable {
     private struct State {
         var answered = false
         var work: Task<Void, Never>?
-        var timer: Task<Void, Never>?
+        var watch: UInt64?
     }
 
     private let state = Mutex(State())
 
     func start(_ continuation: CheckedContinuation<T, any Error>, limit: Duration, message: String, _ operation: @escaping @Sendable () async throws -> T) {
+        let watch = DeadlineWatch.shared.add(ContinuousClock.now + limit) { self.finish(continuation, .failure(PostgresStoreError(message))) }
         let work = Task { self.finish(continuation, await Result(catching: operation)) }
-        let timer = Task {
-            // Cancelled when the work answers first: no sleeping timer outlives its call.
-            guard (try? await Task.sleep(for: limit)) != nil else { return }
-            self.finish(continuation, .failure(PostgresStoreError(message)))
-        }
         let answered = state.withLock { state -> Bool in
-            (state.work, state.timer) = (work, timer)
+            (state.work, state.watch) = (work, watch)
             return state.answered
         }
-        if answered { timer.cancel() }
+        if answered { DeadlineWatch.shared.remove(watch) }
     }
 
     private func finish(_ continuation: CheckedContinuation<T, any Error>, _ result: Result<T, any Error>) {
-        let (first, work, timer) = state.withLock { state -> (Bool, Task<Void, Never>?, Task<Void, Never>?) in
+        let (first, work, watch) = state.withLock { state -> (Bool, Task<Void, Never>?, UInt64?) in
             defer { state.answered = true }
-            return (!state.answered, state.work, state.timer)
+            return (!state.answered, state.work, state.watch)
         }
         guard first else { return }
         continuation.resume(with: result)
-        work?.cancel()
-        timer?.cancel()
+        if case .failure(let error) = result, error is PostgresStoreError { work?.cancel() }
+        if let watch { DeadlineWatch.shared.remove(watch) }
+    }
+}
+
+/// Deadlines of calls in progress, checked by one task every 50 ms while there are any (it
+/// ends when none are left and starts again with the next).
+final class DeadlineWatch: Sendable {
+    static let shared = DeadlineWatch()
+
+    private struct State {
+        var next: UInt64 = 0
+        var entries: [UInt64: (deadline: ContinuousClock.Instant, expire: @Sendable () -> Void)] = [:]
+        var running = false
+    }
+
+    private let state = Mutex(State())
+
+    /// Calls `expire` soon after `deadline` unless removed first.
+    func add(_ deadline: ContinuousClock.Instant, _ expire: @escaping @Sendable () -> Void) -> UInt64 {
+        let (id, start) = state.withLock { state -> (UInt64, Bool) in
+            state.next += 1
+            state.entries[state.next] = (deadline, expire)
+            defer { state.running = true }
+            return (state.next, !state.running)
+        }
+        if start { Task.detached { await self.loop() } }
+        return id
+    }
+
+    func remove(_ id: UInt64) {
+        _ = state.withLock { $0.entries.removeValue(forKey: id) }
+    }
+
+    private func loop() async {
+        while true {
+            try? await Task.sleep(for: .milliseconds(50))
+            let now = ContinuousClock.now
+            let (expired, done) = state.withLock { state -> ([@Sendable () -> Void], Bool) in
+                let due = state.entries.filter { $0.value.deadline <= now }
+                for id in due.keys { state.entries[id] = nil }
+                if state.entries.isEmpty { state.running = false }
+                return (due.values.map(\.expire), state.entries.isEmpty)
+            }
+            for expire in expired { expire() }
+            if done { return }
+        }
     }
 }
 

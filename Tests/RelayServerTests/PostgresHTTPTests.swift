@@ -109,17 +109,25 @@ import Testing
 
     /// The database crashes (`pg_ctl stop -m immediate`) under ingest load and starts again:
     /// every request answered 2xx is in the database and delivered; the others were 503s; the
-    /// relay reconnects by itself and acknowledges again.
+    /// relay reconnects by itself and acknowledges again. The relay is the real binary in a
+    /// process of its own, as operators run it.
     @Test(.timeLimit(.minutes(2)))
     func aDatabaseCrashUnderLoadLosesNothingAcknowledged() async throws {
         let cluster = try await runOffPool("initdb") { try ThrowawayPostgres() }
         defer { cluster.remove() }
         let downstream = TestDownstream()
         let port = try await downstream.start()
-        let relay = try await LiveRelay(
-            routes: forwardingRoutes(["orders": fastRetry("http://127.0.0.1:\(port)/orders", attempts: 50)], routes: #"[{"name": "all", "to": ["orders"]}]"#),
-            store: .postgres(try cluster.url, schema: "relay")
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        try directory.write("routes.json", forwardingRoutes(["orders": fastRetry("http://127.0.0.1:\(port)/orders", attempts: 50)], routes: #"[{"name": "all", "to": ["orders"]}]"#))
+        let process = try RelayProcess(
+            arguments: ["serve", "--config", directory.path + "/routes.json", "--data", directory.path + "/data", "--listen", "127.0.0.1:0",
+                        "--admin-listen", "127.0.0.1:0", "--store", "postgres://postgres@127.0.0.1:\(cluster.port)/postgres?sslmode=disable"],
+            logPath: directory.path + "/relay.log"
         )
+        defer { process.signal(SIGKILL) }
+        let ingestPort = try await process.waitForPort(message: "ingest listening")
+        let body: @Sendable (String) -> [UInt8] = { id in Array("{\"id\":\"\(id)\",\"type\":\"order.paid\"}".utf8) }
         let phase = Shared(0)  // 0 before the crash, 1 down, 2 started again
         let answers = Shared<[(id: String, status: Int, phase: Int, relayID: String)]>([])
         // Paced (at most about 80 requests a second): load enough to be mid-commit at the
@@ -134,7 +142,9 @@ import Testing
                         n += 1
                         var status = 0  // no answer: neither acknowledged nor refused
                         var relayID = ""
-                        if let response = try? await relay.post("shop", body: Array("{\"id\":\"\(id)\",\"type\":\"order.paid\"}".utf8)) {
+                        if let response = try? await TestHTTPClient.send(
+                            port: ingestPort, method: "POST", path: "/webhooks/shop", headers: [("Content-Type", "application/json")], body: body(id)
+                        ) {
                             status = response.status
                             relayID = (try? JSONParser.parse(response.body)["ids"]?.arrayValue?.first?.stringValue) ?? ""
                         }
@@ -166,7 +176,8 @@ import Testing
             acknowledgedRelayIDs.isSubset(of: Set(requests.compactMap { $0.header("webhook-id") }))
         }
         #expect(delivered)
-        await relay.stop()
+        process.signal(SIGTERM)
+        #expect(await process.waitForExit() == 0)
         await downstream.stop()
         _ = try? await runOffPool("pg_ctl") { cluster.remove() }
     }

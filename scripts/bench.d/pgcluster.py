@@ -4,6 +4,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 
 
 class PgCluster:
@@ -24,14 +25,14 @@ class PgCluster:
         version = max(int(v) for v in os.listdir("/usr/lib/postgresql") if v.isdigit())
         self.version = version
         self.bin = f"/usr/lib/postgresql/{version}/bin"
-        self.dir = os.path.join(work, "pg")
-        os.makedirs(self.dir)
+        # A directory of its own under /tmp: the postgres user must reach it, and the caller's
+        # work directory (mkdtemp, 0700) may not be reachable. `remove()` deletes it.
+        self.dir = tempfile.mkdtemp(prefix="relay-pg-")
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             self.port = probe.getsockname()[1]
         self.as_postgres = os.geteuid() == 0
         if self.as_postgres:
-            os.chmod(work, 0o755)  # the postgres user reaches its directory through it
             shutil.chown(self.dir, "postgres")
         self._run("initdb", "-D", self.dir + "/data", "-A", "trust", "-U", "postgres", "--no-sync")
         self.start()
@@ -52,6 +53,11 @@ class PgCluster:
             self._run("pg_ctl", "-D", self.dir + "/data", "-m", mode, "-w", "stop")
         except subprocess.CalledProcessError:
             pass  # not running
+
+    def remove(self):
+        """Stops the cluster and deletes its directory."""
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
 
     def sql(self, statement):
         """The rows of `statement` (psql, unaligned), each a list of fields; None if it failed."""

@@ -202,25 +202,19 @@ extension PostgresStore: EventStore, AttemptRecorder {
             ORDER BY r.n
             """, logger: logger)
         // One change per delivery (an UPDATE applies only one row of its FROM to each row): the
-        // last record's state, the highest attempt.
-        var last: [String: (DeliveryRecord, DeliveryState, Int)] = [:]
-        var order: [String] = []
+        // last record's state, the highest attempt. Their order does not matter.
+        var changes: [String: (record: DeliveryRecord, state: DeliveryState, attempt: Int)] = [:]
         for record in records {
             guard let state = deliveryState(after: record) else { continue }
             let key = "\(record.eventSequence)/\(record.destination)"
-            if let seen = last[key] {
-                last[key] = (record, state, max(seen.2, record.attempt))
-            } else {
-                last[key] = (record, state, record.attempt)
-                order.append(key)
-            }
+            changes[key] = (record, state, max(changes[key]?.attempt ?? 0, record.attempt))
         }
-        let changes = order.compactMap { last[$0] }.map { ($0.0, $0.1, $0.2) }
         guard !changes.isEmpty else { return }
+        let rows = Array(changes.values)
         try await connection.query("""
             UPDATE relay_delivery d SET state = c.state, attempts = greatest(d.attempts, c.attempt)
-            FROM unnest(\(changes.map { Int64(clamping: $0.0.eventSequence) })::bigint[], \(changes.map(\.0.destination))::text[],
-                \(changes.map(\.1.rawValue))::text[], \(changes.map { Int32(clamping: $0.2) })::integer[]) AS c(event_seq, destination, state, attempt)
+            FROM unnest(\(rows.map { Int64(clamping: $0.record.eventSequence) })::bigint[], \(rows.map(\.record.destination))::text[],
+                \(rows.map(\.state.rawValue))::text[], \(rows.map { Int32(clamping: $0.attempt) })::integer[]) AS c(event_seq, destination, state, attempt)
             WHERE d.event_seq = c.event_seq AND d.destination = c.destination
             """, logger: logger)
     }

@@ -148,14 +148,7 @@ public enum TestHTTPClient {
 /// A loopback port nothing listens on: bound to port 0, read, closed (tests of refused
 /// connections, or a fixed port for a server started later).
 public func unusedLoopbackPort() -> Int {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
-    _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
-    let port = Int(UInt16(bigEndian: address.sin_port))
+    let (fd, port) = bindLoopbackPortZero()
     // Kept bound but never listening: connections to it are refused, and no other server of
     // this test process (tests run in parallel) can take the port meanwhile. A test that later
     // starts its own server there releases it first (`TestDownstream.start(port:)`).
@@ -164,6 +157,20 @@ public func unusedLoopbackPort() -> Int {
 }
 
 private let reservedPorts = Mutex<[Int: Int32]>([:])
+
+/// A TCP socket bound to `127.0.0.1:0`, and the port it got (0 if binding failed).
+private func bindLoopbackPortZero() -> (fd: Int32, port: Int) {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { return (fd, 0) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
+    guard bound == 0 else { return (fd, 0) }
+    _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+    return (fd, Int(UInt16(bigEndian: address.sin_port)))
+}
 
 /// Frees a port `unusedLoopbackPort()` holds, so a server can bind it.
 public func releaseReservedPort(_ port: Int) {
@@ -177,19 +184,12 @@ public final class SilentListener: Sendable {
     private let fd: Int32
 
     public init() throws {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw TestHTTPClient.Failure(description: "socket: \(errno)") }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
-        guard bound == 0, listen(fd, 64) == 0 else {
-            close(fd)
-            throw TestHTTPClient.Failure(description: "bind or listen: \(errno)")
+        let (fd, port) = bindLoopbackPortZero()
+        guard fd >= 0, port > 0, listen(fd, 64) == 0 else {
+            if fd >= 0 { close(fd) }
+            throw TestHTTPClient.Failure(description: "socket, bind or listen: \(errno)")
         }
-        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
-        self.port = Int(UInt16(bigEndian: address.sin_port))
+        self.port = port
         self.fd = fd
     }
 

@@ -68,38 +68,22 @@ class PgCluster:
         return [line.split("\t") for line in result.stdout.splitlines() if line]
 
     def cpu_seconds(self):
-        """CPU seconds (user + system) used by every process of this cluster so far."""
+        """CPU seconds (user + system) used so far by this cluster: its postmaster and the
+        processes it forked (every PostgreSQL backend and worker is the postmaster's child)."""
+        postmaster = self.postmaster()
         total = 0.0
         tick = os.sysconf("SC_CLK_TCK")
         for pid in os.listdir("/proc"):
             if not pid.isdigit():
                 continue
             try:
-                with open(f"/proc/{pid}/cmdline", "rb") as f:
-                    cmdline = f.read()
                 with open(f"/proc/{pid}/stat") as f:
                     fields = f.read().rsplit(")", 1)[1].split()
             except OSError:
                 continue
-            if b"postgres" not in cmdline:
-                continue
-            # The postmaster names its data directory; its children carry the port's socket dir
-            # only through their parent: count processes whose parent chain reaches our postmaster.
-            if self._ours(int(pid)):
+            if int(pid) == postmaster or int(fields[1]) == postmaster:
                 total += (int(fields[11]) + int(fields[12])) / tick
         return total
-
-    def _ours(self, pid):
-        postmaster = self.postmaster()
-        while pid > 1:
-            if pid == postmaster:
-                return True
-            try:
-                with open(f"/proc/{pid}/stat") as f:
-                    pid = int(f.read().rsplit(")", 1)[1].split()[1])
-            except OSError:
-                return False
-        return False
 
     def postmaster(self):
         try:

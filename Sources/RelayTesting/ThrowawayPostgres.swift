@@ -8,8 +8,8 @@ import Glibc
 /// A PostgreSQL cluster of a test's own, for tests that stop and start the database: `initdb`
 /// on a temporary directory, a loopback port, run as the `postgres` user when the test runs
 /// as root (initdb and postgres refuse root). `stop(immediate:)` and `start()` act only on
-/// this cluster's own postmaster (pg_ctl reads its PID from the data directory); `remove()`
-/// stops it and deletes the directory.
+/// this cluster's own postmaster (pg_ctl reads its PID from the data directory); `with` stops
+/// it and deletes the directory at the end.
 public final class ThrowawayPostgres: Sendable {
     public let port: Int
     public let directory: String
@@ -19,9 +19,24 @@ public final class ThrowawayPostgres: Sendable {
         get throws { try PostgresURL("postgres://postgres@127.0.0.1:\(port)/postgres?sslmode=disable") }
     }
 
-    /// Makes and starts a cluster. Throws (the test fails, never skips) without PostgreSQL
-    /// installed; scripts/test installs it.
-    public init() throws {
+    /// Makes and starts a cluster, runs `body` with it, and removes it, however `body` ends.
+    /// Throws (the test fails, never skips) without PostgreSQL installed; scripts/test installs
+    /// it. The tools run on a thread of their own (see `runOffPool`): initdb and pg_ctl take
+    /// seconds, and a test waiting for them on a cooperative thread would stall every other
+    /// test's relay in this process meanwhile.
+    public static func with<T: Sendable>(_ body: (ThrowawayPostgres) async throws -> T) async throws -> T {
+        let cluster = try await runOffPool("initdb") { try ThrowawayPostgres() }
+        do {
+            let result = try await body(cluster)
+            await cluster.remove()
+            return result
+        } catch {
+            await cluster.remove()
+            throw error
+        }
+    }
+
+    private init() throws {
         let versions = (try? FileManager.default.contentsOfDirectory(atPath: "/usr/lib/postgresql")) ?? []
         guard let version = versions.compactMap(Int.init).max() else {
             throw TestHTTPClient.Failure(description: "PostgreSQL is not installed (/usr/lib/postgresql/*/bin); scripts/test installs it")
@@ -32,11 +47,15 @@ public final class ThrowawayPostgres: Sendable {
         releaseReservedPort(port)
         if getuid() == 0 { try Self.run("/usr/bin/chown", ["postgres:", directory], log: "/dev/null") }
         try asPostgres("initdb", ["-D", directory + "/data", "-A", "trust", "-U", "postgres", "--no-sync"])
-        try start()
+        try startBlocking()
     }
 
     /// Starts the cluster and waits until it accepts connections.
-    public func start() throws {
+    public func start() async throws {
+        try await runOffPool("pg_ctl") { try self.startBlocking() }
+    }
+
+    private func startBlocking() throws {
         try asPostgres("pg_ctl", [
             "-D", directory + "/data", "-w", "-l", directory + "/postgres.log",
             "-o", "-c listen_addresses=127.0.0.1 -p \(port) -k \(directory) -c max_connections=100", "start",
@@ -44,14 +63,20 @@ public final class ThrowawayPostgres: Sendable {
     }
 
     /// Stops the cluster: `immediate` is a crash (no shutdown checkpoint; recovery at the next start).
-    public func stop(immediate: Bool = false) throws {
+    public func stop(immediate: Bool = false) async throws {
+        try await runOffPool("pg_ctl") { try self.stopBlocking(immediate: immediate) }
+    }
+
+    private func stopBlocking(immediate: Bool) throws {
         try asPostgres("pg_ctl", ["-D", directory + "/data", "-m", immediate ? "immediate" : "fast", "-w", "stop"])
     }
 
     /// Stops the cluster if it runs and deletes its directory.
-    public func remove() {
-        try? stop()
-        try? FileManager.default.removeItem(atPath: directory)
+    private func remove() async {
+        _ = try? await runOffPool("pg_ctl") {
+            try? self.stopBlocking(immediate: false)
+            try? FileManager.default.removeItem(atPath: self.directory)
+        }
     }
 
     private func asPostgres(_ tool: String, _ arguments: [String]) throws {

@@ -219,11 +219,11 @@ private func ids(_ json: JSONValue?) -> [String] {
         let admin = ["--admin", "http://127.0.0.1:\(adminPort)"]
         let env = ["RELAY_ADMIN_TOKEN": token]
 
-        let json = try runRelay(["events", "list", "--json", "--status", "FAILED"] + admin, environment: env)
+        let json = try await runRelay(["events", "list", "--json", "--status", "FAILED"] + admin, environment: env)
         #expect(json.status == 0, "\(json.err)")
         #expect(ids(try JSONParser.parse(Array(json.out.utf8))) == [stored[1]])
 
-        let table = try runRelay(["events", "list", "--limit", "2"] + admin, environment: env)
+        let table = try await runRelay(["events", "list", "--limit", "2"] + admin, environment: env)
         #expect(table.status == 0, "\(table.err)")
         let lines = table.out.split(separator: "\n").map(String.init)
         #expect(lines.first?.hasPrefix("ID") == true)
@@ -231,7 +231,7 @@ private func ids(_ json: JSONValue?) -> [String] {
         #expect(lines[1].hasPrefix(stored[2]) && lines[2].hasPrefix(stored[1]))
         #expect(lines.last?.contains("next page: --cursor") == true)
 
-        let show = try runRelay(["events", "show", stored[0]] + admin, environment: env)
+        let show = try await runRelay(["events", "show", stored[0]] + admin, environment: env)
         #expect(show.status == 0, "\(show.err)")
         #expect(show.out.contains("provider_event_id  cli-0"))
         #expect(show.out.contains("{\"id\":\"cli-0\""))
@@ -246,7 +246,7 @@ private func ids(_ json: JSONValue?) -> [String] {
             (["events", "list", "--admin", "http://127.0.0.1:\(unusedLoopbackPort())"], env, "cannot reach the relay"),
         ]
         for (arguments, environment, expected) in failures {
-            let result = try runRelay(arguments, environment: environment)
+            let result = try await runRelay(arguments, environment: environment)
             #expect(result.status != 0, "\(arguments)")
             #expect(result.out.isEmpty, "\(arguments)")
             let errorLines = result.err.split(separator: "\n")

@@ -425,14 +425,14 @@ private func checkpointMarkers(_ relay: LiveRelay) throws -> [UInt64] {
     /// README "Forwarding", start-up: a checkpoint is written every `--checkpoint-records` new
     /// records, default 200,000 (the scheduler's and the server configuration's default, and
     /// `relay serve`'s), and every 10 minutes.
-    @Test func defaultsAre200000RecordsAndTenMinutes() throws {
+    @Test func defaultsAre200000RecordsAndTenMinutes() async throws {
         let scheduler = DeliveryScheduler.Configuration()
         #expect(scheduler.checkpointEveryRecords == 200_000)
         #expect(scheduler.checkpointInterval == .seconds(600))
         let server = RelayServerConfiguration(configPath: "routes.json", dataDirectory: "data")
         #expect(server.scheduler.checkpointEveryRecords == 200_000)
         #expect(server.scheduler.checkpointInterval == .seconds(600))
-        let help = try runRelay(["serve", "--help"])
+        let help = try await runRelay(["serve", "--help"])
         let option = help.out.components(separatedBy: "\n  --").first { $0.hasPrefix("checkpoint-records ") }
         #expect(option?.contains("(default: 200000)") == true, "relay serve --help: \(help.out)")
     }

@@ -113,73 +113,72 @@ import Testing
     /// process of its own, as operators run it.
     @Test(.timeLimit(.minutes(2)))
     func aDatabaseCrashUnderLoadLosesNothingAcknowledged() async throws {
-        let cluster = try await runOffPool("initdb") { try ThrowawayPostgres() }
-        defer { cluster.remove() }
-        let downstream = TestDownstream()
-        let port = try await downstream.start()
-        let directory = try TemporaryDirectory()
-        defer { directory.remove() }
-        try directory.write("routes.json", forwardingRoutes(["orders": fastRetry("http://127.0.0.1:\(port)/orders", attempts: 50)], routes: #"[{"name": "all", "to": ["orders"]}]"#))
-        let process = try RelayProcess(
-            arguments: ["serve", "--config", directory.path + "/routes.json", "--data", directory.path + "/data", "--listen", "127.0.0.1:0",
-                        "--admin-listen", "127.0.0.1:0", "--store", "postgres://postgres@127.0.0.1:\(cluster.port)/postgres?sslmode=disable"],
-            logPath: directory.path + "/relay.log"
-        )
-        defer { process.signal(SIGKILL) }
-        let ingestPort = try await process.waitForPort(message: "ingest listening")
-        let body: @Sendable (String) -> [UInt8] = { id in Array("{\"id\":\"\(id)\",\"type\":\"order.paid\"}".utf8) }
-        let phase = Shared(0)  // 0 before the crash, 1 down, 2 started again
-        let answers = Shared<[(id: String, status: Int, phase: Int, relayID: String)]>([])
-        // Paced (at most about 80 requests a second): load enough to be mid-commit at the
-        // crash, not so much that the tests running beside this one starve.
-        let clients = 4
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for client in 0..<clients {
-                group.addTask {
-                    var n = 0
-                    while phase.withLock({ $0 }) < 3 {
-                        let id = "crash-\(client)-\(n)"
-                        n += 1
-                        var status = 0  // no answer: neither acknowledged nor refused
-                        var relayID = ""
-                        if let response = try? await TestHTTPClient.send(
-                            port: ingestPort, method: "POST", path: "/webhooks/shop", headers: [("Content-Type", "application/json")], body: body(id)
-                        ) {
-                            status = response.status
-                            relayID = (try? JSONParser.parse(response.body)["ids"]?.arrayValue?.first?.stringValue) ?? ""
+        try await ThrowawayPostgres.with { cluster in
+            let downstream = TestDownstream()
+            let port = try await downstream.start()
+            let directory = try TemporaryDirectory()
+            defer { directory.remove() }
+            try directory.write("routes.json", forwardingRoutes(["orders": fastRetry("http://127.0.0.1:\(port)/orders", attempts: 50)], routes: #"[{"name": "all", "to": ["orders"]}]"#))
+            let process = try RelayProcess(
+                arguments: ["serve", "--config", directory.path + "/routes.json", "--data", directory.path + "/data", "--listen", "127.0.0.1:0",
+                            "--admin-listen", "127.0.0.1:0", "--store", "postgres://postgres@127.0.0.1:\(cluster.port)/postgres?sslmode=disable"],
+                logPath: directory.path + "/relay.log"
+            )
+            defer { process.signal(SIGKILL) }
+            let ingestPort = try await process.waitForPort(message: "ingest listening")
+            let body: @Sendable (String) -> [UInt8] = { id in Array("{\"id\":\"\(id)\",\"type\":\"order.paid\"}".utf8) }
+            let phase = Shared(0)  // 0 before the crash, 1 down, 2 started again
+            let answers = Shared<[(id: String, status: Int, phase: Int, relayID: String)]>([])
+            // Paced (at most about 80 requests a second): load enough to be mid-commit at the
+            // crash, not so much that the tests running beside this one starve.
+            let clients = 4
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for client in 0..<clients {
+                    group.addTask {
+                        var n = 0
+                        while phase.withLock({ $0 }) < 3 {
+                            let id = "crash-\(client)-\(n)"
+                            n += 1
+                            var status = 0  // no answer: neither acknowledged nor refused
+                            var relayID = ""
+                            if let response = try? await TestHTTPClient.send(
+                                port: ingestPort, method: "POST", path: "/webhooks/shop", headers: [("Content-Type", "application/json")], body: body(id)
+                            ) {
+                                status = response.status
+                                relayID = (try? JSONParser.parse(response.body)["ids"]?.arrayValue?.first?.stringValue) ?? ""
+                            }
+                            let now = phase.withLock { $0 }
+                            answers.withLock { $0.append((id, status, now, relayID)) }
+                            try? await Task.sleep(for: .milliseconds(50))
                         }
-                        let now = phase.withLock { $0 }
-                        answers.withLock { $0.append((id, status, now, relayID)) }
-                        try? await Task.sleep(for: .milliseconds(50))
                     }
                 }
+                func acknowledged(after: Int) -> Int { answers.withLock { $0.filter { $0.status == 200 && $0.phase >= after }.count } }
+                #expect(try #require(await eventually(timeout: .seconds(20)) { acknowledged(after: 0) >= 20 }))
+                try await cluster.stop(immediate: true)
+                phase.withLock { $0 = 1 }
+                #expect(try #require(await eventually(timeout: .seconds(20)) { answers.withLock { $0.contains { $0.phase == 1 && $0.status == 503 } } }), "503 while down")
+                try await cluster.start()
+                phase.withLock { $0 = 2 }
+                #expect(try #require(await eventually(timeout: .seconds(30)) { acknowledged(after: 2) >= 20 }), "acknowledging again after the restart")
+                phase.withLock { $0 = 3 }
+                try await group.waitForAll()
             }
-            func acknowledged(after: Int) -> Int { answers.withLock { $0.filter { $0.status == 200 && $0.phase >= after }.count } }
-            #expect(try #require(await eventually(timeout: .seconds(20)) { acknowledged(after: 0) >= 20 }))
-            try await runOffPool("pg_ctl") { try cluster.stop(immediate: true) }
-            phase.withLock { $0 = 1 }
-            #expect(try #require(await eventually(timeout: .seconds(20)) { answers.withLock { $0.contains { $0.phase == 1 && $0.status == 503 } } }), "503 while down")
-            try await runOffPool("pg_ctl") { try cluster.start() }
-            phase.withLock { $0 = 2 }
-            #expect(try #require(await eventually(timeout: .seconds(30)) { acknowledged(after: 2) >= 20 }), "acknowledging again after the restart")
-            phase.withLock { $0 = 3 }
-            try await group.waitForAll()
+            let all = answers.withLock { $0 }
+            #expect(all.allSatisfy { [0, 200, 503].contains($0.status) }, "only 200s and 503s: \(Set(all.map(\.status)))")
+            let acknowledged = Set(all.filter { $0.status == 200 }.map(\.id))
+            // Every acknowledged event is in the database, and delivered.
+            let stored = try await PostgresHTTPTests.providerIDs(url: try cluster.url)
+            #expect(acknowledged.isSubset(of: stored), "lost: \(acknowledged.subtracting(stored).sorted().prefix(5))")
+            let acknowledgedRelayIDs = Set(all.filter { $0.status == 200 }.map(\.relayID))
+            let delivered = await downstream.wait(timeout: .seconds(60)) { requests in
+                acknowledgedRelayIDs.isSubset(of: Set(requests.compactMap { $0.header("webhook-id") }))
+            }
+            #expect(delivered)
+            process.signal(SIGTERM)
+            #expect(await process.waitForExit() == 0)
+            await downstream.stop()
         }
-        let all = answers.withLock { $0 }
-        #expect(all.allSatisfy { [0, 200, 503].contains($0.status) }, "only 200s and 503s: \(Set(all.map(\.status)))")
-        let acknowledged = Set(all.filter { $0.status == 200 }.map(\.id))
-        // Every acknowledged event is in the database, and delivered.
-        let stored = try await PostgresHTTPTests.providerIDs(url: try cluster.url)
-        #expect(acknowledged.isSubset(of: stored), "lost: \(acknowledged.subtracting(stored).sorted().prefix(5))")
-        let acknowledgedRelayIDs = Set(all.filter { $0.status == 200 }.map(\.relayID))
-        let delivered = await downstream.wait(timeout: .seconds(60)) { requests in
-            acknowledgedRelayIDs.isSubset(of: Set(requests.compactMap { $0.header("webhook-id") }))
-        }
-        #expect(delivered)
-        process.signal(SIGTERM)
-        #expect(await process.waitForExit() == 0)
-        await downstream.stop()
-        _ = try? await runOffPool("pg_ctl") { cluster.remove() }
     }
 
     /// The provider ids of every event in a store's default schema.
@@ -226,15 +225,15 @@ import Testing
         let url = try StoreKind.postgresURL()
         let text = try #require(ProcessInfo.processInfo.environment["RELAY_TEST_POSTGRES_URL"])
         let schema = "t_" + String(UInt64.random(in: 0...UInt64.max), radix: 36)
-        let before = try runRelay(["store", "status", "--schema", schema], environment: ["RELAY_STORE": text])
+        let before = try await runRelay(["store", "status", "--schema", schema], environment: ["RELAY_STORE": text])
         #expect(before.status == 0 && before.out.contains("version 0"), "\(before)")
-        let migrate = try runRelay(["store", "migrate", "--store", text, "--schema", schema])
+        let migrate = try await runRelay(["store", "migrate", "--store", text, "--schema", schema])
         #expect(migrate.status == 0, "\(migrate)")
         #expect(migrate.out.contains("schema \(schema) at version"))
-        let status = try runRelay(["store", "status", "--store", text, "--schema", schema])
+        let status = try await runRelay(["store", "status", "--store", text, "--schema", schema])
         #expect(status.status == 0 && status.out.contains("instances: 0") && status.out.contains("deliveries:"), "\(status)")
         #expect(!status.out.contains("version 0"))
-        let bad = try runRelay(["store", "status", "--store", "postgres://u:hunter2@h:99999/db"])
+        let bad = try await runRelay(["store", "status", "--store", "postgres://u:hunter2@h:99999/db"])
         #expect(bad.status == 2 && bad.err.contains("--store: port") && !bad.err.contains("hunter2"), "\(bad)")
         await dropPostgresSchema(url: url, schema: schema)
     }

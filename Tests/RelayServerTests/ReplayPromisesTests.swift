@@ -44,7 +44,7 @@ private func waitForStates(_ relay: LiveRelay, _ id: String, _ expected: [String
 /// The `relay` CLI, on a thread of its own: it blocks until the command ends, and the
 /// in-process relay it talks to needs the cooperative pool meanwhile.
 private func cli(_ arguments: [String]) async throws -> (status: Int32, out: String, err: String) {
-    try await runOffPool("relay-cli") { try runRelay(arguments) }
+    try await runRelay(arguments)
 }
 
 /// Requests the replay lane sent (marked `x-relay-replay: 1`).

@@ -95,14 +95,14 @@ import Testing
         await sink.stop()
     }
 
-    @Test func aMalformedRetentionIsOneLineAndExitTwo() throws {
+    @Test func aMalformedRetentionIsOneLineAndExitTwo() async throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
         try directory.write("routes.json", #"{ "sources": { "shop": { "provider": "generic" } } }"#)
         for bad in ["30", "thirty days", "-1d", "1.5d", ""] {
             // A value that starts with "-" must be attached, or it would read as an option.
             let option = bad.hasPrefix("-") ? ["--retention=\(bad)"] : ["--retention", bad]
-            let result = try runRelay(["serve", "--config", directory.path + "/routes.json", "--data", directory.path + "/data"] + option)
+            let result = try await runRelay(["serve", "--config", directory.path + "/routes.json", "--data", directory.path + "/data"] + option)
             #expect(result.status == 2, "--retention \(bad): exit \(result.status)")
             let lines = result.err.split(separator: "\n")
             #expect(lines.count == 1 && lines.first?.contains("--retention") == true && lines.first?.contains("invalid duration") == true, "\(result.err)")

@@ -220,7 +220,7 @@ import Testing
 }
 
 /// `relay store migrate|status` against the test cluster.
-@Suite struct StoreCommandTests {
+@Suite(.timeLimit(.minutes(2))) struct StoreCommandTests {
     @Test func migrateThenStatusShowsTheVersionInstancesAndDeliveries() async throws {
         let url = try StoreKind.postgresURL()
         let text = try #require(ProcessInfo.processInfo.environment["RELAY_TEST_POSTGRES_URL"])

@@ -22,7 +22,7 @@ func finished(_ relay: LiveRelay, _ id: String, timeout: Duration = .seconds(60)
     return done ? status : nil
 }
 
-@Suite struct ReplayTests {
+@Suite(.timeLimit(.minutes(3))) struct ReplayTests {
     static func routes(a: String, b: String = "http://127.0.0.1:9/b", to: String = "a") -> String {
         """
         { "sources": { "shop": { "provider": "generic", "fields": { "id": "/id", "type": "/type", "status": "/status" } } },
@@ -218,7 +218,7 @@ func finished(_ relay: LiveRelay, _ id: String, timeout: Duration = .seconds(60)
 /// The outage, end to end with the real binary and `relay replay`: a destination is down, its
 /// deliveries die, it comes back, and `relay replay --delivery-state dead` sends each missed
 /// event exactly once more, with its webhook-id, and nothing to the destination that had them.
-@Suite struct OutageReplayTests {
+@Suite(.timeLimit(.minutes(3))) struct OutageReplayTests {
     @Test(.timeLimit(.minutes(2)))
     func replayDeadDeliversEachMissedEventExactlyOnceMore() async throws {
         let dir = try TemporaryDirectory()

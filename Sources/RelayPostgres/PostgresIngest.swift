@@ -71,7 +71,10 @@ extension PostgresStore: IngestStore {
                 logger.error("cannot store events in PostgreSQL", metadata: ["error": "\(String(reflecting: error))"])
                 result = .failure(IngestError(.unavailable, "the database did not confirm the write; retry later"))
             }
-            if case .success(let outcomes) = result, outcomes.contains(where: { if case .stored = $0 { true } else { false } }) {
+            // Only new deliveries are work for the instances; an event routed nowhere wakes nobody.
+            if case .success(let outcomes) = result, zip(batch.flatMap(\.candidates), outcomes).contains(where: { candidate, outcome in
+                if case .stored = outcome { !candidate.decision.destinations.isEmpty } else { false }
+            }) {
                 workSignal.signal()
                 wakeUps.request(self)
             }
@@ -99,83 +102,77 @@ extension PostgresStore: IngestStore {
         }
     }
 
-    /// Stores `candidates` in one transaction: de-duplicated by (source, provider event id), each
-    /// new event with its routing decision and its deliveries. Returns one outcome per candidate.
+    /// Stores `candidates` in one statement, so one transaction and one round trip: the
+    /// de-duplication keys (by source and provider event id), the new events with their routing
+    /// decisions, and their deliveries. Returns one outcome per candidate.
     func commit(_ candidates: [IngestCandidate]) async throws -> [IngestOutcome] {
         // Within the batch, a key's first candidate is the one to store.
         var first: [String: Int] = [:]
         var duplicateOf: [Int: Int] = [:]
+        var keyed = [Bool](repeating: false, count: candidates.count)
         for (index, candidate) in candidates.enumerated() where !candidate.event.providerEventID.isEmpty {
             let key = candidate.event.source + "\u{0}" + candidate.event.providerEventID
-            if let earlier = first[key] { duplicateOf[index] = earlier } else { first[key] = index }
+            if let earlier = first[key] { duplicateOf[index] = earlier } else { first[key] = index; keyed[index] = true }
         }
-        // Keys in a stable order, so concurrent transactions lock them in the same order.
-        let keyed = first.values.sorted { (candidates[$0].event.source, candidates[$0].event.providerEventID) < (candidates[$1].event.source, candidates[$1].event.providerEventID) }
-        return try await client.withTransaction(logger: logger) { connection in
-            var earlierID: [Int: String] = [:]
-            if !keyed.isEmpty {
-                let sources = keyed.map { candidates[$0].event.source }
-                let providerIDs = keyed.map { candidates[$0].event.providerEventID }
-                let ids = keyed.map { candidates[$0].event.id }
-                let times = keyed.map { candidates[$0].event.receivedAt.milliseconds }
-                // ON CONFLICT DO NOTHING waits for a concurrent uncommitted insert of the same key,
-                // so of copies arriving at once on any instance exactly one is stored.
-                var inserted: Set<String> = []
-                let rows = try await connection.query("""
-                    INSERT INTO relay_dedup (source, provider_event_id, event_id, received_at)
-                    SELECT * FROM unnest(\(sources)::text[], \(providerIDs)::text[], \(ids)::text[], \(times)::bigint[])
-                    ON CONFLICT DO NOTHING RETURNING event_id
-                    """, logger: logger)
-                for try await id in rows.decode(String.self) { inserted.insert(id) }
-                let conflicting = keyed.filter { !inserted.contains(candidates[$0].event.id) }
-                if !conflicting.isEmpty {
-                    var existing: [String: String] = [:]
-                    let rows = try await connection.query("""
-                        SELECT d.source, d.provider_event_id, d.event_id FROM relay_dedup d
-                        JOIN unnest(\(conflicting.map { candidates[$0].event.source })::text[], \(conflicting.map { candidates[$0].event.providerEventID })::text[]) AS k(source, provider_event_id)
-                        ON d.source = k.source AND d.provider_event_id = k.provider_event_id
-                        """, logger: logger)
-                    for try await (source, providerID, id) in rows.decode((String, String, String).self) { existing[source + "\u{0}" + providerID] = id }
-                    for index in conflicting {
-                        let key = candidates[index].event.source + "\u{0}" + candidates[index].event.providerEventID
-                        guard let id = existing[key] else { throw PostgresStoreError("a de-duplication row vanished during the transaction") }
-                        earlierID[index] = id
-                    }
-                }
-            }
-            var outcomes: [IngestOutcome] = []
-            var fresh: [IngestCandidate] = []
-            for (index, candidate) in candidates.enumerated() {
-                if let earlier = duplicateOf[index] {
-                    outcomes.append(.duplicate(id: earlierID[earlier] ?? candidates[earlier].event.id))
-                } else if let id = earlierID[index] {
-                    outcomes.append(.duplicate(id: id))
-                } else {
-                    outcomes.append(.stored(id: candidate.event.id))
-                    fresh.append(candidate)
-                }
-            }
-            guard !fresh.isEmpty else { return outcomes }
-            let events = fresh.map(\.event)
-            try await connection.query("""
-                INSERT INTO relay_event (id, received_at, source, provider, type, status, provider_event_id, event, decision)
+        let batch = candidates.indices.filter { duplicateOf[$0] == nil }
+        let events = batch.map { candidates[$0].event }
+        let deliveries = batch.flatMap { index in candidates[index].decision.destinations.map { (candidates[index].event.id, $0) } }
+        // ON CONFLICT DO NOTHING waits for a concurrent uncommitted insert of the same key, so of
+        // copies arriving at once on any instance exactly one is stored. Keys are inserted in a
+        // stable order, so concurrent statements lock them in the same order. An event goes in
+        // only if its key did (or it has none); its deliveries join it in its own partition.
+        let rows = try await client.query("""
+            WITH c AS (
                 SELECT * FROM unnest(
                     \(events.map(\.id))::text[], \(events.map(\.receivedAt.milliseconds))::bigint[], \(events.map(\.source))::text[],
                     \(events.map(\.provider))::text[], \(events.map(\.type))::text[], \(events.map(\.status))::text[],
                     \(events.map(\.providerEventID))::text[], \(events.map { ByteBuffer(bytes: $0.encoded()) })::bytea[],
-                    \(fresh.map { ByteBuffer(bytes: $0.decision.encoded()) })::bytea[])
+                    \(batch.map { ByteBuffer(bytes: candidates[$0].decision.encoded()) })::bytea[], \(batch.map { keyed[$0] })::boolean[])
+                    AS c(id, received_at, source, provider, type, status, provider_event_id, event, decision, keyed)
+            ), k AS (
+                INSERT INTO relay_dedup (source, provider_event_id, event_id, received_at)
+                SELECT source, provider_event_id, id, received_at FROM c WHERE keyed ORDER BY source, provider_event_id
+                ON CONFLICT DO NOTHING RETURNING event_id
+            ), e AS (
+                INSERT INTO relay_event (id, received_at, source, provider, type, status, provider_event_id, event, decision)
+                SELECT id, received_at, source, provider, type, status, provider_event_id, event, decision FROM c
+                WHERE NOT keyed OR id IN (SELECT event_id FROM k)
+                RETURNING seq, id, received_at
+            ), d AS (
+                INSERT INTO relay_delivery (event_seq, received_at, destination, due_at)
+                SELECT e.seq, e.received_at, x.destination, e.received_at
+                FROM e JOIN unnest(\(deliveries.map(\.0))::text[], \(deliveries.map(\.1))::text[]) AS x(event_id, destination) ON x.event_id = e.id
+            )
+            SELECT id FROM e
+            """, logger: logger)
+        var stored: Set<String> = []
+        for try await id in rows.decode(String.self) { stored.insert(id) }
+        // A key that was there already: the id of the event stored under it (committed, since
+        // the insert waited for it).
+        var earlierID: [Int: String] = [:]
+        let conflicting = batch.filter { keyed[$0] && !stored.contains(candidates[$0].event.id) }
+        if !conflicting.isEmpty {
+            var existing: [String: String] = [:]
+            let rows = try await client.query("""
+                SELECT d.source, d.provider_event_id, d.event_id FROM relay_dedup d
+                JOIN unnest(\(conflicting.map { candidates[$0].event.source })::text[], \(conflicting.map { candidates[$0].event.providerEventID })::text[]) AS k(source, provider_event_id)
+                ON d.source = k.source AND d.provider_event_id = k.provider_event_id
                 """, logger: logger)
-            let deliveries = fresh.flatMap { candidate in candidate.decision.destinations.map { (candidate.event.id, $0, candidate.event.receivedAt.milliseconds) } }
-            if !deliveries.isEmpty {
-                // Joined on (id, received_at): the event's own partition only.
-                try await connection.query("""
-                    INSERT INTO relay_delivery (event_seq, received_at, destination, due_at)
-                    SELECT e.seq, e.received_at, d.destination, d.received_at
-                    FROM unnest(\(deliveries.map(\.0))::text[], \(deliveries.map(\.1))::text[], \(deliveries.map(\.2))::bigint[]) AS d(event_id, destination, received_at)
-                    JOIN relay_event e ON e.id = d.event_id AND e.received_at = d.received_at
-                    """, logger: logger)
+            for try await (source, providerID, id) in rows.decode((String, String, String).self) { existing[source + "\u{0}" + providerID] = id }
+            for index in conflicting {
+                let key = candidates[index].event.source + "\u{0}" + candidates[index].event.providerEventID
+                guard let id = existing[key] else { throw PostgresStoreError("a de-duplication key vanished just after it conflicted") }
+                earlierID[index] = id
             }
-            return outcomes
+        }
+        return candidates.indices.map { index in
+            if let earlier = duplicateOf[index] {
+                return .duplicate(id: earlierID[earlier] ?? candidates[earlier].event.id)
+            } else if let id = earlierID[index] {
+                return .duplicate(id: id)
+            } else {
+                return .stored(id: candidates[index].event.id)
+            }
         }
     }
 }

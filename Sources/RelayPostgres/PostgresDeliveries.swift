@@ -396,6 +396,8 @@ public struct PostgresStoreStatus: Sendable {
     public var latestVersion: Int
     public var instances: [Instance]
     public var destinations: [Destination]
+    /// The UTC days that have partitions (`YYYY-MM-DD`), oldest first: what retention has kept.
+    public var days: [String] = []
 }
 
 extension PostgresStore {
@@ -419,6 +421,13 @@ extension PostgresStore {
             for try await (name, pending, inFlight, dead) in deliveries.decode((String, Int64, Int64, Int64).self) {
                 status.destinations.append(.init(name: name, pending: Int(pending), inFlight: Int(inFlight), dead: Int(dead)))
             }
+            let days = try await self.client.query("""
+                SELECT to_char(to_date(right(c.relname, 8), 'YYYYMMDD'), 'YYYY-MM-DD')
+                FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+                WHERE i.inhparent = 'relay_event'::regclass AND c.relname ~ '^relay_event_[0-9]{8}$'
+                ORDER BY 1
+                """, logger: self.logger)
+            for try await day in days.decode(String.self) { status.days.append(day) }
             return status
         }
     }

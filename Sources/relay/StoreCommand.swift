@@ -58,7 +58,7 @@ struct StoreTools: AsyncParsableCommand {
     }
 
     struct Status: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Schema version, instances alive with their heartbeat age, deliveries per destination.")
+        static let configuration = CommandConfiguration(abstract: "Schema version, instances alive with their heartbeat age, deliveries per destination, day partitions kept.")
         @OptionGroup var options: StoreOptions
 
         func run() async throws {
@@ -72,6 +72,13 @@ struct StoreTools: AsyncParsableCommand {
             print("deliveries:")
             for destination in status.destinations {
                 print("  \(destination.name): pending \(destination.pending), in flight \(destination.inFlight), dead \(destination.dead)")
+            }
+            // The day partitions retention has kept: a day older than the retention is one held
+            // by an unfinished delivery or a running replay.
+            if let oldest = status.days.first, let newest = status.days.last {
+                print("days: \(status.days.count) partitions, \(oldest) to \(newest)")
+            } else {
+                print("days: none")
             }
         }
     }

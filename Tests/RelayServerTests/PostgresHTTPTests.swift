@@ -232,6 +232,10 @@ import Testing
         #expect(migrate.out.contains("schema \(schema) at version"))
         let status = try await runRelay(["store", "status", "--store", text, "--schema", schema])
         #expect(status.status == 0 && status.out.contains("instances: 0") && status.out.contains("deliveries:"), "\(status)")
+        // Migration makes today's and tomorrow's partitions.
+        let today = String(ISO8601DateFormatter().string(from: Date()).prefix(10))
+        #expect(status.out.contains("days: 2 partitions, \(today) to "), "\(status.out)")
+        #expect(before.out.contains("days: none"), "\(before.out)")
         #expect(!status.out.contains("version 0"))
         let bad = try await runRelay(["store", "status", "--store", "postgres://u:hunter2@h:99999/db"])
         #expect(bad.status == 2 && bad.err.contains("--store: port") && !bad.err.contains("hunter2"), "\(bad)")

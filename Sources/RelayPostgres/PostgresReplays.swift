@@ -70,12 +70,37 @@ extension PostgresDeliveryStore {
         }
     }
 
+    /// Records the end of a replay. If the database cannot take it now, it is tried again every
+    /// `finishRetry` in the background until it can: while this instance lives it owns the
+    /// replay, so no other instance would take it over and finish it (one that does after this
+    /// instance is gone finds nothing left and finishes it then).
     public func finishReplay(id: String, at time: Timestamp) async {
+        if await recordFinish(id: id, at: time, logFailure: true) { return }
+        Task {
+            for _ in 0..<Self.finishRetries {
+                try? await Task.sleep(for: Self.finishRetry)
+                if await self.recordFinish(id: id, at: time, logFailure: false) {
+                    self.logger.info("recorded the end of a replay after the database came back", metadata: ["replay_id": "\(id)"])
+                    return
+                }
+            }
+            self.logger.error("gave up recording the end of a replay; it shows as running until this instance stops", metadata: ["replay_id": "\(id)"])
+        }
+    }
+
+    static var finishRetry: Duration { .seconds(1) }
+    /// An hour of tries.
+    static var finishRetries: Int { 3_600 }
+
+    private func recordFinish(id: String, at time: Timestamp, logFailure: Bool) async -> Bool {
         do {
             try await execute("the end of a replay", "UPDATE relay_replay SET finished_at = \(time.milliseconds) WHERE id = \(id) AND finished_at IS NULL")
+            return true
         } catch {
-            // Another instance will take it over, find nothing left, and finish it.
-            logger.warning("cannot record the end of a replay", metadata: ["replay_id": "\(id)", "error": "\(String(reflecting: error))"])
+            if logFailure {
+                logger.warning("cannot record the end of a replay; trying again every second", metadata: ["replay_id": "\(id)", "error": "\(String(reflecting: error))"])
+            }
+            return false
         }
     }
 

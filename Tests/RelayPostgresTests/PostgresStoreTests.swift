@@ -30,6 +30,28 @@ import Testing
         }
     }
 
+    /// The end of a replay that the database cannot record at that moment (it is down) is
+    /// recorded once the database is back, by the same instance: the replay does not show as
+    /// running for good on every other instance.
+    @Test(.timeLimit(.minutes(2)))
+    func theEndOfAReplayIsRecordedOnceTheDatabaseIsBack() async throws {
+        try await ThrowawayPostgres.with { cluster in
+            let store = try PostgresStore(url: try cluster.url, schema: "relay", maxConnections: 2, callLimit: .seconds(1), logger: Self.logger)
+            let running = Task { await store.run() }
+            defer { running.cancel() }
+            try await store.prepare()
+            let deliveries = PostgresDeliveryStore(store: store, instance: "owner")
+            let started = Timestamp(seconds: 1_800_000_000)
+            try await deliveries.saveReplay(StoredReplay(id: "rpl_down", matchedEvents: 0, concurrency: 1, ratePerSecond: nil, startedAt: started, total: 0, remaining: []))
+            #expect(await deliveries.replayStatus(id: "rpl_down")?.running == true)
+            try await cluster.stop()
+            await deliveries.finishReplay(id: "rpl_down", at: started)
+            try await cluster.start()
+            let recorded = await eventually(timeout: .seconds(30)) { await deliveries.replayStatus(id: "rpl_down")?.running == false }
+            #expect(recorded, "the end was recorded after the database came back")
+        }
+    }
+
     @Test func instancesStartingAtOnceMigrateOnce() async throws {
         let schema = "t_" + String(UInt64.random(in: 0...UInt64.max), radix: 36)
         let url = try StoreKind.postgresURL()

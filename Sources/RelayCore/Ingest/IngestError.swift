@@ -49,8 +49,8 @@ public struct IngestError: Error, Sendable, Equatable, CustomStringConvertible {
         case .tooLarge: "too_large"
         case .badRequest: "bad_request"
         case .timeout: "body_timeout"
-        case .unavailable: "journal_unavailable"
-        case .overloaded: "journal_overloaded"
+        case .unavailable: "store_unavailable"
+        case .overloaded: "store_overloaded"
         }
     }
 

@@ -87,6 +87,16 @@ extension PostgresStore: IngestStore {
                 request.completion(result.map { Array($0[offset..<offset + count]) })
                 offset += count
             }
+            // The database failed this commit (down, or no answer within the call limit): what
+            // queued behind it is refused now rather than after a commit of its own, so every
+            // request gets its 503 within one call limit. The next request tries again.
+            if case .failure(let error) = result, error.code == .unavailable {
+                let waiting = ingest.state.withLock { state -> [IngestBatcher.Request] in
+                    defer { state.queue = []; state.queuedEvents = 0 }
+                    return state.queue
+                }
+                for request in waiting { request.completion(.failure(error)) }
+            }
         }
     }
 

@@ -195,6 +195,22 @@ import Testing
         }
         // Ended by the call limit (not the connect timeout, 5 s, or never: the time limit).
         #expect(log.messages.contains { "\($0.metadata["error"] ?? "")".contains("did not answer an ingest commit within 0.3 seconds") }, "\(log.messages)")
+        // A request queued behind a commit that fails is refused with it, not after a commit
+        // (and a call limit) of its own: one failed commit answers both.
+        let failedBefore = log.messages.filter { "\($0.metadata["error"] ?? "")".contains("did not answer an ingest commit") }.count
+        let first = Task { try await store.store([TestEvents().candidate("s2", to: ["a"])]) }
+        try await Task.sleep(for: .milliseconds(100))
+        let second = Task { try await store.store([TestEvents().candidate("s3", to: ["a"])]) }
+        for request in [first, second] {
+            do {
+                _ = try await request.value
+                Issue.record("stored without a database")
+            } catch {
+                #expect((error as? IngestError)?.httpStatus == 503)
+            }
+        }
+        let failedAfter = log.messages.filter { "\($0.metadata["error"] ?? "")".contains("did not answer an ingest commit") }.count
+        #expect(failedAfter - failedBefore == 1, "one commit tried for both requests: \(failedAfter - failedBefore)")
         let deliveries = PostgresDeliveryStore(store: store, instance: "silent")
         await deliveries.configure(["a": DestinationConfig(name: "a", url: "http://127.0.0.1:9/a")])
         let now = Timestamp(milliseconds: 1_000)

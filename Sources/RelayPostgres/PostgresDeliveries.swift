@@ -35,6 +35,15 @@ public final class PostgresDeliveryStore: DeliveryStore {
         var closed = false
     }
 
+    /// Results waiting to be recorded, and whether a flush is taking them.
+    struct Results {
+        var queue: [(result: DeliveryResult, done: CheckedContinuation<Void, any Error>)] = []
+        var flushing = false
+    }
+    let results = Mutex(Results())
+    /// Results recorded per transaction at most.
+    static let maxResultBatch = 200
+
     public init(
         store: PostgresStore, instance: String = "relay-" + UUID().uuidString.lowercased(), breaker: CircuitBreaker.Configuration = .init(),
         pollInterval: Duration = .milliseconds(500), retention: PostgresRetention? = nil, maintenanceInterval: Duration = .seconds(60), clock: any RelayClock = SystemClock()
@@ -239,7 +248,7 @@ public final class PostgresDeliveryStore: DeliveryStore {
         let giveUp = ContinuousClock.now + .milliseconds(Self.leaseMarginMillis)
         while true {
             do {
-                try await store.bounded("a delivery result") { try await self.apply(claim, resolution, state: state, due: due, now: now, maxBackoffMillis: maxBackoffMillis) }
+                try await record(DeliveryResult(claim: claim, resolution: resolution, state: state, due: due, now: now, maxBackoffMillis: maxBackoffMillis))
                 return
             } catch {
                 guard !self.state.withLock({ $0.closed }), !Task.isCancelled, ContinuousClock.now < giveUp else {
@@ -253,41 +262,112 @@ public final class PostgresDeliveryStore: DeliveryStore {
         }
     }
 
-    private func apply(_ claim: DeliveryClaim, _ resolution: AttemptResolution, state: String, due: Int64, now: Timestamp, maxBackoffMillis: Int64) async throws {
+    /// Hands a result to the flusher and waits until its transaction committed (or failed).
+    /// Results that finish together are recorded together: one transaction (and one lock of
+    /// each destination's lane row, one commit) for many, as ingest does for events.
+    private func record(_ result: DeliveryResult) async throws {
+        try await withCheckedThrowingContinuation { (done: CheckedContinuation<Void, any Error>) in
+            let start = results.withLock { results -> Bool in
+                results.queue.append((result, done))
+                guard !results.flushing else { return false }
+                results.flushing = true
+                return true
+            }
+            if start { Task { await self.flushResults() } }
+        }
+    }
+
+    private func flushResults() async {
+        while true {
+            let batch = results.withLock { results -> [(result: DeliveryResult, done: CheckedContinuation<Void, any Error>)] in
+                let batch = Array(results.queue.prefix(Self.maxResultBatch))
+                results.queue.removeFirst(batch.count)
+                if batch.isEmpty { results.flushing = false }
+                return batch
+            }
+            if batch.isEmpty { return }
+            let items = batch.map(\.result)
+            do {
+                try await store.bounded("delivery results") { try await self.apply(items) }
+                for (_, done) in batch { done.resume() }
+            } catch {
+                for (_, done) in batch { done.resume(throwing: error) }
+            }
+        }
+    }
+
+    /// Records `results` in one transaction: each delivery moves on only with its claim's
+    /// current token (else its attempt is recorded as fenced), then each destination's breaker
+    /// and counters take its results in order.
+    private func apply(_ results: [DeliveryResult]) async throws {
         let logger = self.logger
+        // A result handed over twice (a retry after an unknown outcome) counts once; the second is fenced.
+        var seen: Set<Int64> = []
+        let first = results.map { seen.insert(Int64(clamping: $0.claim.token)).inserted }
         try await client.withTransaction(logger: logger) { connection in
-            let updated = try await connection.query("""
-                UPDATE relay_delivery SET state = \(state), attempts = \(Int32(clamping: resolution.record.attempt)), due_at = \(due), lease_owner = NULL, lease_until = NULL
-                WHERE event_seq = \(Int64(clamping: claim.event.sequence)) AND received_at = \(claim.receivedAt.milliseconds) AND destination = \(claim.destination)
-                  AND state = 'in_flight' AND claim_token = \(Int64(clamping: claim.token))
-                RETURNING 1
-                """, logger: logger)
-            var applied = false
-            for try await _ in updated.decode(Int32.self) { applied = true }
+            let candidates = results.indices.filter { first[$0] }
+            var applied: Set<Int64> = []
+            if !candidates.isEmpty {
+                let rows = try await connection.query("""
+                    UPDATE relay_delivery d SET state = c.state, attempts = c.attempt, due_at = c.due, lease_owner = NULL, lease_until = NULL
+                    FROM unnest(\(candidates.map { Int64(clamping: results[$0].claim.event.sequence) })::bigint[],
+                                \(candidates.map { results[$0].claim.receivedAt.milliseconds })::bigint[],
+                                \(candidates.map { results[$0].claim.destination })::text[],
+                                \(candidates.map { Int64(clamping: results[$0].claim.token) })::bigint[],
+                                \(candidates.map { results[$0].state })::text[],
+                                \(candidates.map { Int32(clamping: results[$0].resolution.record.attempt) })::integer[],
+                                \(candidates.map { results[$0].due })::bigint[]) AS c(event_seq, received_at, destination, token, state, attempt, due)
+                    WHERE d.event_seq = c.event_seq AND d.received_at = c.received_at AND d.destination = c.destination
+                      AND d.state = 'in_flight' AND d.claim_token = c.token
+                    RETURNING c.token
+                    """, logger: logger)
+                for try await token in rows.decode(Int64.self) { applied.insert(token) }
+            }
+            let fenced = results.indices.map { !first[$0] || !applied.contains(Int64(clamping: results[$0].claim.token)) }
             try await connection.query("""
                 INSERT INTO relay_attempt (event_seq, received_at, destination, replay_id, record, fenced)
-                VALUES (\(Int64(clamping: claim.event.sequence)), \(claim.receivedAt.milliseconds), \(claim.destination), '', \(ByteBuffer(bytes: resolution.record.encoded())), \(!applied))
+                SELECT r.event_seq, r.received_at, r.destination, '', r.record, r.fenced FROM unnest(
+                    \(results.map { Int64(clamping: $0.claim.event.sequence) })::bigint[], \(results.map { $0.claim.receivedAt.milliseconds })::bigint[],
+                    \(results.map { $0.claim.destination })::text[], \(results.map { ByteBuffer(bytes: $0.resolution.record.encoded()) })::bytea[],
+                    \(fenced)::boolean[]) WITH ORDINALITY AS r(event_seq, received_at, destination, record, fenced, n)
+                ORDER BY r.n
                 """, logger: logger)
-            guard applied else {
-                logger.warning("a late delivery result was fenced: its claim had moved on", metadata: ["destination": "\(claim.destination)", "event_id": "\(claim.eventID)"])
-                return
+            for index in results.indices where fenced[index] {
+                logger.warning("a late delivery result was fenced: its claim had moved on", metadata: ["destination": "\(results[index].claim.destination)", "event_id": "\(results[index].claim.eventID)"])
             }
-            let lane = try await connection.query("""
-                SELECT consecutive_failures, probes, probe_not_before FROM relay_lane WHERE destination = \(claim.destination) FOR UPDATE
+            let moved = results.indices.filter { !fenced[$0] }
+            guard !moved.isEmpty else { return }
+            // Lane rows locked in a stable order, so concurrent flushes (other instances) agree.
+            let names = Set(moved.map { results[$0].claim.destination }).sorted()
+            let lanes = try await connection.query("""
+                SELECT destination, consecutive_failures, probes, probe_not_before FROM relay_lane WHERE destination = ANY(\(names)::text[]) ORDER BY destination FOR UPDATE
                 """, logger: logger)
-            var breaker = CircuitBreaker(configuration: self.breaker)
-            for try await (failures, probes, notBefore) in lane.decode((Int32, Int32, Int64?).self) {
-                breaker = CircuitBreaker(configuration: self.breaker, consecutiveFailures: Int(failures), probes: Int(probes), probeNotBefore: notBefore.map(Timestamp.init(milliseconds:)))
+            var breakers: [String: CircuitBreaker] = [:]
+            for try await (name, failures, probes, notBefore) in lanes.decode((String, Int32, Int32, Int64?).self) {
+                breakers[name] = CircuitBreaker(configuration: self.breaker, consecutiveFailures: Int(failures), probes: Int(probes), probeNotBefore: notBefore.map(Timestamp.init(milliseconds:)))
             }
-            breaker.record(resolution.breaker, now: now, maxBackoffMillis: maxBackoffMillis)
-            let succeeded: Int64 = resolution.next == .succeeded ? 1 : 0
-            var dead: Int64 = 0
-            var pauses = false
-            if case .dead(let pausesDestination) = resolution.next { (dead, pauses) = (1, pausesDestination) }
+            var succeeded: [String: Int64] = [:], dead: [String: Int64] = [:], pauses: [String: Bool] = [:]
+            for index in moved {
+                let result = results[index]
+                let name = result.claim.destination
+                var breaker = breakers[name] ?? CircuitBreaker(configuration: self.breaker)
+                breaker.record(result.resolution.breaker, now: result.now, maxBackoffMillis: result.maxBackoffMillis)
+                breakers[name] = breaker
+                if result.resolution.next == .succeeded { succeeded[name, default: 0] += 1 }
+                if case .dead(let pausesDestination) = result.resolution.next {
+                    dead[name, default: 0] += 1
+                    if pausesDestination { pauses[name] = true }
+                }
+            }
+            let updates = names.compactMap { name in breakers[name].map { (name, $0) } }
             try await connection.query("""
-                UPDATE relay_lane SET consecutive_failures = \(Int32(clamping: breaker.consecutiveFailures)), probes = \(Int32(clamping: breaker.probes)),
-                    probe_not_before = \(breaker.probeNotBefore?.milliseconds), succeeded = succeeded + \(succeeded), dead = dead + \(dead), paused = paused OR \(pauses)
-                WHERE destination = \(claim.destination)
+                UPDATE relay_lane l SET consecutive_failures = u.failures, probes = u.probes, probe_not_before = nullif(u.not_before, -1),
+                    succeeded = l.succeeded + u.succeeded, dead = l.dead + u.dead, paused = l.paused OR u.pauses
+                FROM unnest(\(updates.map(\.0))::text[], \(updates.map { Int32(clamping: $0.1.consecutiveFailures) })::integer[],
+                            \(updates.map { Int32(clamping: $0.1.probes) })::integer[], \(updates.map { $0.1.probeNotBefore?.milliseconds ?? -1 })::bigint[],
+                            \(updates.map { succeeded[$0.0] ?? 0 })::bigint[], \(updates.map { dead[$0.0] ?? 0 })::bigint[],
+                            \(updates.map { pauses[$0.0] ?? false })::boolean[]) AS u(destination, failures, probes, not_before, succeeded, dead, pauses)
+                WHERE l.destination = u.destination
                 """, logger: logger)
         }
     }
@@ -436,4 +516,15 @@ extension PostgresStore {
     func schemaExists() async throws -> Bool {
         try await integer(sql: "SELECT count(*)::bigint FROM information_schema.tables WHERE table_schema = '\(schema)' AND table_name = 'relay_schema'") == 1
     }
+}
+
+/// One attempt's outcome, waiting to be recorded.
+struct DeliveryResult: Sendable {
+    let claim: DeliveryClaim
+    let resolution: AttemptResolution
+    /// The delivery's state after it (`succeeded`, `pending` for a retry, `dead`) and when it is due.
+    let state: String
+    let due: Int64
+    let now: Timestamp
+    let maxBackoffMillis: Int64
 }

@@ -115,9 +115,9 @@ extension PostgresStore: IngestStore {
         }
     }
 
-    /// Stores `candidates` in one statement, so one transaction and one round trip: the
-    /// de-duplication keys (by source and provider event id), the new events with their routing
-    /// decisions, and their deliveries. Returns one outcome per candidate.
+    /// Stores `candidates` with one statement in one transaction: the de-duplication keys (by
+    /// source and provider event id), the new events with their routing decisions, and their
+    /// deliveries. Returns one outcome per candidate.
     func commit(_ candidates: [IngestCandidate]) async throws -> [IngestOutcome] {
         // Within the batch, a key's first candidate is the one to store.
         var first: [String: Int] = [:]
@@ -134,49 +134,57 @@ extension PostgresStore: IngestStore {
         // copies arriving at once on any instance exactly one is stored. Keys are inserted in a
         // stable order, so concurrent statements lock them in the same order. An event goes in
         // only if its key did (or it has none); its deliveries join it in its own partition.
-        let rows = try await client.query("""
-            WITH c AS (
-                SELECT * FROM unnest(
-                    \(events.map(\.id))::text[], \(events.map(\.receivedAt.milliseconds))::bigint[], \(events.map(\.source))::text[],
-                    \(events.map(\.provider))::text[], \(events.map(\.type))::text[], \(events.map(\.status))::text[],
-                    \(events.map(\.providerEventID))::text[], \(events.map { ByteBuffer(bytes: $0.encoded()) })::bytea[],
-                    \(batch.map { ByteBuffer(bytes: candidates[$0].decision.encoded()) })::bytea[], \(batch.map { keyed[$0] })::boolean[])
-                    AS c(id, received_at, source, provider, type, status, provider_event_id, event, decision, keyed)
-            ), k AS (
-                INSERT INTO relay_dedup (source, provider_event_id, event_id, received_at)
-                SELECT source, provider_event_id, id, received_at FROM c WHERE keyed ORDER BY source, provider_event_id
-                ON CONFLICT DO NOTHING RETURNING event_id
-            ), e AS (
-                INSERT INTO relay_event (id, received_at, source, provider, type, status, provider_event_id, event, decision)
-                SELECT id, received_at, source, provider, type, status, provider_event_id, event, decision FROM c
-                WHERE NOT keyed OR id IN (SELECT event_id FROM k)
-                RETURNING seq, id, received_at
-            ), d AS (
-                INSERT INTO relay_delivery (event_seq, received_at, destination, due_at)
-                SELECT e.seq, e.received_at, x.destination, e.received_at
-                FROM e JOIN unnest(\(deliveries.map(\.0))::text[], \(deliveries.map(\.1))::text[]) AS x(event_id, destination) ON x.event_id = e.id
-            )
-            SELECT id FROM e
-            """, logger: logger)
-        var stored: Set<String> = []
-        for try await id in rows.decode(String.self) { stored.insert(id) }
-        // A key that was there already: the id of the event stored under it (committed, since
-        // the insert waited for it).
-        var earlierID: [Int: String] = [:]
-        let conflicting = batch.filter { keyed[$0] && !stored.contains(candidates[$0].event.id) }
-        if !conflicting.isEmpty {
-            var existing: [String: String] = [:]
-            let rows = try await client.query("""
-                SELECT d.source, d.provider_event_id, d.event_id FROM relay_dedup d
-                JOIN unnest(\(conflicting.map { candidates[$0].event.source })::text[], \(conflicting.map { candidates[$0].event.providerEventID })::text[]) AS k(source, provider_event_id)
-                ON d.source = k.source AND d.provider_event_id = k.provider_event_id
+        // In an explicit transaction: its COMMIT is answered only once the commit is durable.
+        // A lone statement (an implicit transaction) has its rows complete before PostgreSQL
+        // commits it at the protocol's Sync, so its answer could come before the commit.
+        // The ids behind conflicting keys are read in the same transaction, so a batch that
+        // committed is never answered with an error.
+        let earlierID: [Int: String] = try await client.withTransaction(logger: logger) { connection in
+            let rows = try await connection.query("""
+                WITH c AS (
+                    SELECT * FROM unnest(
+                        \(events.map(\.id))::text[], \(events.map(\.receivedAt.milliseconds))::bigint[], \(events.map(\.source))::text[],
+                        \(events.map(\.provider))::text[], \(events.map(\.type))::text[], \(events.map(\.status))::text[],
+                        \(events.map(\.providerEventID))::text[], \(events.map { ByteBuffer(bytes: $0.encoded()) })::bytea[],
+                        \(batch.map { ByteBuffer(bytes: candidates[$0].decision.encoded()) })::bytea[], \(batch.map { keyed[$0] })::boolean[])
+                        AS c(id, received_at, source, provider, type, status, provider_event_id, event, decision, keyed)
+                ), k AS (
+                    INSERT INTO relay_dedup (source, provider_event_id, event_id, received_at)
+                    SELECT source, provider_event_id, id, received_at FROM c WHERE keyed ORDER BY source, provider_event_id
+                    ON CONFLICT DO NOTHING RETURNING event_id
+                ), e AS (
+                    INSERT INTO relay_event (id, received_at, source, provider, type, status, provider_event_id, event, decision)
+                    SELECT id, received_at, source, provider, type, status, provider_event_id, event, decision FROM c
+                    WHERE NOT keyed OR id IN (SELECT event_id FROM k)
+                    RETURNING seq, id, received_at
+                ), d AS (
+                    INSERT INTO relay_delivery (event_seq, received_at, destination, due_at)
+                    SELECT e.seq, e.received_at, x.destination, e.received_at
+                    FROM e JOIN unnest(\(deliveries.map(\.0))::text[], \(deliveries.map(\.1))::text[]) AS x(event_id, destination) ON x.event_id = e.id
+                )
+                SELECT id FROM e
                 """, logger: logger)
-            for try await (source, providerID, id) in rows.decode((String, String, String).self) { existing[source + "\u{0}" + providerID] = id }
-            for index in conflicting {
-                let key = candidates[index].event.source + "\u{0}" + candidates[index].event.providerEventID
-                guard let id = existing[key] else { throw PostgresStoreError("a de-duplication key vanished just after it conflicted") }
-                earlierID[index] = id
+            var stored: Set<String> = []
+            for try await id in rows.decode(String.self) { stored.insert(id) }
+            // A key that was there already: the id of the event stored under it (committed, since
+            // the insert waited for it).
+            var earlierID: [Int: String] = [:]
+            let conflicting = batch.filter { keyed[$0] && !stored.contains(candidates[$0].event.id) }
+            if !conflicting.isEmpty {
+                var existing: [String: String] = [:]
+                let rows = try await connection.query("""
+                    SELECT d.source, d.provider_event_id, d.event_id FROM relay_dedup d
+                    JOIN unnest(\(conflicting.map { candidates[$0].event.source })::text[], \(conflicting.map { candidates[$0].event.providerEventID })::text[]) AS k(source, provider_event_id)
+                    ON d.source = k.source AND d.provider_event_id = k.provider_event_id
+                    """, logger: logger)
+                for try await (source, providerID, id) in rows.decode((String, String, String).self) { existing[source + "\u{0}" + providerID] = id }
+                for index in conflicting {
+                    let key = candidates[index].event.source + "\u{0}" + candidates[index].event.providerEventID
+                    guard let id = existing[key] else { throw PostgresStoreError("a de-duplication key vanished just after it conflicted") }
+                    earlierID[index] = id
+                }
             }
+            return earlierID
         }
         return candidates.indices.map { index in
             if let earlier = duplicateOf[index] {

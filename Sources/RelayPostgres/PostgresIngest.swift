@@ -8,8 +8,8 @@ import Synchronization
 /// `maxBatch` events) and commits it in one transaction, so concurrent requests share commits
 /// (group commit) with no added wait. One flusher, not several: while a commit is in flight the
 /// next batch gathers, and fewer, larger commits cost the database less (measured with
-/// `scripts/bench --store postgres`: one flusher acknowledged 30–45% more at 64 connections than
-/// four, with a third of the commits per request).
+/// `scripts/bench --store postgres` on 2 cores: one flusher acknowledged more at 64 connections
+/// than two or four, with a third of the commits per request).
 final class IngestBatcher: Sendable {
     struct Request: Sendable {
         let candidates: [IngestCandidate]

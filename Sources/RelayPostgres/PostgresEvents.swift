@@ -34,10 +34,10 @@ extension PostgresStore: EventStore, AttemptRecorder {
         let result = try await client.query("""
             SELECT seq, event, decision FROM relay_event
             WHERE seq <= \(upper)
-              AND (cardinality(\(filter.ids)::text[]) = 0 OR id = ANY(\(filter.ids)::text[]))
-              AND (cardinality(\(filter.sources)::text[]) = 0 OR source = ANY(\(filter.sources)::text[]))
-              AND (cardinality(\(filter.providers)::text[]) = 0 OR provider = ANY(\(filter.providers)::text[]))
-              AND (cardinality(\(filter.statuses)::text[]) = 0 OR status = ANY(\(filter.statuses)::text[]))
+              AND (cardinality(\(filter.ids.map(PostgresStore.text))::text[]) = 0 OR id = ANY(\(filter.ids.map(PostgresStore.text))::text[]))
+              AND (cardinality(\(filter.sources.map(PostgresStore.text))::text[]) = 0 OR source = ANY(\(filter.sources.map(PostgresStore.text))::text[]))
+              AND (cardinality(\(filter.providers.map(PostgresStore.text))::text[]) = 0 OR provider = ANY(\(filter.providers.map(PostgresStore.text))::text[]))
+              AND (cardinality(\(filter.statuses.map(PostgresStore.text))::text[]) = 0 OR status = ANY(\(filter.statuses.map(PostgresStore.text))::text[]))
               AND received_at >= \(since) AND received_at < \(until)
             ORDER BY seq DESC LIMIT \(Self.chunk)
             """, logger: logger)

@@ -129,6 +129,8 @@ extension PostgresStore: IngestStore {
         }
         let batch = candidates.indices.filter { duplicateOf[$0] == nil }
         let events = batch.map { candidates[$0].event }
+        // Text columns as PostgreSQL can hold them (no NUL); the event itself is stored as it came.
+        let sources = events.map { PostgresStore.text($0.source) }, providerIDs = events.map { PostgresStore.text($0.providerEventID) }
         let deliveries = batch.flatMap { index in candidates[index].decision.destinations.map { (candidates[index].event.id, $0) } }
         // ON CONFLICT DO NOTHING waits for a concurrent uncommitted insert of the same key, so of
         // copies arriving at once on any instance exactly one is stored. Keys are inserted in a
@@ -143,9 +145,9 @@ extension PostgresStore: IngestStore {
             let rows = try await connection.query("""
                 WITH c AS (
                     SELECT * FROM unnest(
-                        \(events.map(\.id))::text[], \(events.map(\.receivedAt.milliseconds))::bigint[], \(events.map(\.source))::text[],
-                        \(events.map(\.provider))::text[], \(events.map(\.type))::text[], \(events.map(\.status))::text[],
-                        \(events.map(\.providerEventID))::text[], \(events.map { ByteBuffer(bytes: $0.encoded()) })::bytea[],
+                        \(events.map(\.id))::text[], \(events.map(\.receivedAt.milliseconds))::bigint[], \(sources)::text[],
+                        \(events.map { PostgresStore.text($0.provider) })::text[], \(events.map { PostgresStore.text($0.type) })::text[],
+                        \(events.map { PostgresStore.text($0.status) })::text[], \(providerIDs)::text[], \(events.map { ByteBuffer(bytes: $0.encoded()) })::bytea[],
                         \(batch.map { ByteBuffer(bytes: candidates[$0].decision.encoded()) })::bytea[], \(batch.map { keyed[$0] })::boolean[])
                         AS c(id, received_at, source, provider, type, status, provider_event_id, event, decision, keyed)
                 ), k AS (
@@ -174,12 +176,13 @@ extension PostgresStore: IngestStore {
                 var existing: [String: String] = [:]
                 let rows = try await connection.query("""
                     SELECT d.source, d.provider_event_id, d.event_id FROM relay_dedup d
-                    JOIN unnest(\(conflicting.map { candidates[$0].event.source })::text[], \(conflicting.map { candidates[$0].event.providerEventID })::text[]) AS k(source, provider_event_id)
+                    JOIN unnest(\(conflicting.map { PostgresStore.text(candidates[$0].event.source) })::text[],
+                                \(conflicting.map { PostgresStore.text(candidates[$0].event.providerEventID) })::text[]) AS k(source, provider_event_id)
                     ON d.source = k.source AND d.provider_event_id = k.provider_event_id
                     """, logger: logger)
                 for try await (source, providerID, id) in rows.decode((String, String, String).self) { existing[source + "\u{0}" + providerID] = id }
                 for index in conflicting {
-                    let key = candidates[index].event.source + "\u{0}" + candidates[index].event.providerEventID
+                    let key = PostgresStore.text(candidates[index].event.source) + "\u{0}" + PostgresStore.text(candidates[index].event.providerEventID)
                     guard let id = existing[key] else { throw PostgresStoreError("a de-duplication key vanished just after it conflicted") }
                     earlierID[index] = id
                 }
@@ -195,5 +198,14 @@ extension PostgresStore: IngestStore {
                 return .stored(id: candidates[index].event.id)
             }
         }
+    }
+}
+
+extension PostgresStore {
+    /// `value` as a PostgreSQL text value: PostgreSQL text cannot hold NUL, which a JSON string
+    /// may (`"\u0000"`), so each becomes U+FFFD. Used for the columns that index events and
+    /// for the filters that match them; the event's own bytes are stored untouched.
+    static func text(_ value: String) -> String {
+        value.utf8.contains(0) ? String(value.map { $0 == "\u{0}" ? "\u{FFFD}" : $0 }) : value
     }
 }

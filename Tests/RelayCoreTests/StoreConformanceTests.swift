@@ -45,6 +45,24 @@ import Testing
         await store.close()
     }
 
+    /// A JSON string may hold NUL (`"\u0000"`), which PostgreSQL text cannot: such an event is
+    /// stored (not refused with a 503 its provider would retry forever), de-duplicated, listed
+    /// and matched by its status, on every store, and its own fields come back as they came.
+    @Test(arguments: StoreKind.allCases)
+    func fieldsWithNULAreStoredDeduplicatedAndFound(_ kind: StoreKind) async throws {
+        let store = try await kind.make()
+        let events = Events()
+        let odd = events.candidate("a\u{0}b", type: "order.\u{0}paid", status: "PAID\u{0}"), plain = events.candidate("ab")
+        #expect(try await store.ingest.store([odd, plain]) == [.stored(id: odd.event.id), .stored(id: plain.event.id)], "stored beside an event of the same batch")
+        #expect(try await store.ingest.store([events.candidate("a\u{0}b")]) == [.duplicate(id: odd.event.id)])
+        var filter = EventFilter()
+        filter.statuses = ["PAID\u{0}"]
+        let page = try await store.events.page(filter: filter, cursor: nil, limit: 10)
+        #expect(page.events.map(\.event.id) == [odd.event.id])
+        #expect(page.events.first?.event.providerEventID == "a\u{0}b" && page.events.first?.event.type == "order.\u{0}paid")
+        await store.close()
+    }
+
     @Test(arguments: StoreKind.allCases)
     func fiftyConcurrentIdenticalRequestsStoreExactlyOne(_ kind: StoreKind) async throws {
         let store = try await kind.make()

@@ -237,18 +237,14 @@ public final class PostgresDeliveryStore: DeliveryStore {
     }
 
     public func complete(_ claim: DeliveryClaim, _ resolution: AttemptResolution, now: Timestamp, maxBackoffMillis: Int64) async {
-        let (state, due): (String, Int64) = switch resolution.next {
-        case .succeeded: ("succeeded", now.milliseconds)
-        case .retry(let at): ("pending", at.milliseconds)
-        case .dead: ("dead", now.milliseconds)
-        }
+        let result = DeliveryResult(claim: claim, resolution: resolution, now: now, maxBackoffMillis: maxBackoffMillis)
         // A database that is down for a moment: tried again every second while the claim's
         // lease margin lasts, so the delivery moves on as soon as the database is back rather
         // than when its lease runs out. The claim token makes a second try harmless.
         let giveUp = ContinuousClock.now + .milliseconds(Self.leaseMarginMillis)
         while true {
             do {
-                try await record(DeliveryResult(claim: claim, resolution: resolution, state: state, due: due, now: now, maxBackoffMillis: maxBackoffMillis))
+                try await record(result)
                 return
             } catch {
                 guard !self.state.withLock({ $0.closed }), !Task.isCancelled, ContinuousClock.now < giveUp else {
@@ -522,9 +518,19 @@ extension PostgresStore {
 struct DeliveryResult: Sendable {
     let claim: DeliveryClaim
     let resolution: AttemptResolution
-    /// The delivery's state after it (`succeeded`, `pending` for a retry, `dead`) and when it is due.
-    let state: String
-    let due: Int64
     let now: Timestamp
     let maxBackoffMillis: Int64
+
+    /// The delivery's state after it (`succeeded`, `pending` for a retry, `dead`) and when it is due.
+    var state: String {
+        switch resolution.next {
+        case .succeeded: "succeeded"
+        case .retry: "pending"
+        case .dead: "dead"
+        }
+    }
+
+    var due: Int64 {
+        if case .retry(let at) = resolution.next { at.milliseconds } else { now.milliseconds }
+    }
 }

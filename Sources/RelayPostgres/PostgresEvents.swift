@@ -31,13 +31,16 @@ extension PostgresStore: EventStore, AttemptRecorder {
         let upper = Int64(clamping: min(before == 0 ? 0 : before - 1, through))
         let since = filter.since?.milliseconds ?? Int64.min
         let until = filter.until?.milliseconds ?? Int64.max
+        // As the columns hold them (see `PostgresStore.text`).
+        let (ids, sources) = (filter.ids.map(PostgresStore.text), filter.sources.map(PostgresStore.text))
+        let (providers, statuses) = (filter.providers.map(PostgresStore.text), filter.statuses.map(PostgresStore.text))
         let result = try await client.query("""
             SELECT seq, event, decision FROM relay_event
             WHERE seq <= \(upper)
-              AND (cardinality(\(filter.ids.map(PostgresStore.text))::text[]) = 0 OR id = ANY(\(filter.ids.map(PostgresStore.text))::text[]))
-              AND (cardinality(\(filter.sources.map(PostgresStore.text))::text[]) = 0 OR source = ANY(\(filter.sources.map(PostgresStore.text))::text[]))
-              AND (cardinality(\(filter.providers.map(PostgresStore.text))::text[]) = 0 OR provider = ANY(\(filter.providers.map(PostgresStore.text))::text[]))
-              AND (cardinality(\(filter.statuses.map(PostgresStore.text))::text[]) = 0 OR status = ANY(\(filter.statuses.map(PostgresStore.text))::text[]))
+              AND (cardinality(\(ids)::text[]) = 0 OR id = ANY(\(ids)::text[]))
+              AND (cardinality(\(sources)::text[]) = 0 OR source = ANY(\(sources)::text[]))
+              AND (cardinality(\(providers)::text[]) = 0 OR provider = ANY(\(providers)::text[]))
+              AND (cardinality(\(statuses)::text[]) = 0 OR status = ANY(\(statuses)::text[]))
               AND received_at >= \(since) AND received_at < \(until)
             ORDER BY seq DESC LIMIT \(Self.chunk)
             """, logger: logger)

@@ -171,20 +171,21 @@ extension PostgresStore: IngestStore {
             // A key that was there already: the id of the event stored under it (committed, since
             // the insert waited for it).
             var earlierID: [Int: String] = [:]
-            let conflicting = batch.filter { keyed[$0] && !stored.contains(candidates[$0].event.id) }
+            // Positions in `batch` (and so in `sources` and `providerIDs`).
+            let conflicting = batch.indices.filter { keyed[batch[$0]] && !stored.contains(events[$0].id) }
             if !conflicting.isEmpty {
                 var existing: [String: String] = [:]
                 let rows = try await connection.query("""
                     SELECT d.source, d.provider_event_id, d.event_id FROM relay_dedup d
-                    JOIN unnest(\(conflicting.map { PostgresStore.text(candidates[$0].event.source) })::text[],
-                                \(conflicting.map { PostgresStore.text(candidates[$0].event.providerEventID) })::text[]) AS k(source, provider_event_id)
+                    JOIN unnest(\(conflicting.map { sources[$0] })::text[], \(conflicting.map { providerIDs[$0] })::text[]) AS k(source, provider_event_id)
                     ON d.source = k.source AND d.provider_event_id = k.provider_event_id
                     """, logger: logger)
                 for try await (source, providerID, id) in rows.decode((String, String, String).self) { existing[source + "\u{0}" + providerID] = id }
-                for index in conflicting {
-                    let key = PostgresStore.text(candidates[index].event.source) + "\u{0}" + PostgresStore.text(candidates[index].event.providerEventID)
-                    guard let id = existing[key] else { throw PostgresStoreError("a de-duplication key vanished just after it conflicted") }
-                    earlierID[index] = id
+                for position in conflicting {
+                    guard let id = existing[sources[position] + "\u{0}" + providerIDs[position]] else {
+                        throw PostgresStoreError("a de-duplication key vanished just after it conflicted")
+                    }
+                    earlierID[batch[position]] = id
                 }
             }
             return earlierID

@@ -41,12 +41,6 @@ private func waitForStates(_ relay: LiveRelay, _ id: String, _ expected: [String
     return states
 }
 
-/// The `relay` CLI, on a thread of its own: it blocks until the command ends, and the
-/// in-process relay it talks to needs the cooperative pool meanwhile.
-private func cli(_ arguments: [String]) async throws -> (status: Int32, out: String, err: String) {
-    try await runRelay(arguments)
-}
-
 /// Requests the replay lane sent (marked `x-relay-replay: 1`).
 private func replayed(_ requests: [TestDownstream.Received]) -> [TestDownstream.Received] {
     requests.filter { $0.header("x-relay-replay") == "1" }
@@ -121,7 +115,7 @@ private func replayed(_ requests: [TestDownstream.Received]) -> [TestDownstream.
         #expect(dead.compactMap { $0["id"]?.stringValue } == [id])
 
         // The CLI follows the replay to its end and exits 1: the delivery died.
-        let wait = try await cli(["replay", "--id", id, "--wait", "--admin", "http://127.0.0.1:\(relay.adminPort)"])
+        let wait = try await runRelay(["replay", "--id", id, "--wait", "--admin", "http://127.0.0.1:\(relay.adminPort)"])
         #expect(wait.status == 1, "out: \(wait.out) err: \(wait.err)")
         #expect(wait.out.contains("finished: 0 succeeded, 1 dead"), "\(wait.out)")
         #expect(replayed(downstream.requests).count == 6)
@@ -273,12 +267,12 @@ private func replayed(_ requests: [TestDownstream.Received]) -> [TestDownstream.
         #expect(counts() == ["/a": 1, "/b": 2], "the routed destination and the given one")
 
         let admin = "http://127.0.0.1:\(relay.adminPort)"
-        let also = try await cli(["replay", "--id", id, "--destination", "c", "--also", "--wait", "--admin", admin])
+        let also = try await runRelay(["replay", "--id", id, "--destination", "c", "--also", "--wait", "--admin", admin])
         #expect(also.status == 0, "\(also.out) \(also.err)")
         #expect(also.out.contains("2 deliveries scheduled") && also.out.contains("finished: 2 succeeded, 0 dead"), "\(also.out)")
         #expect(counts() == ["/a": 2, "/b": 2, "/c": 1])
 
-        let instead = try await cli(["replay", "--id", id, "--destination", "c", "--wait", "--admin", admin])
+        let instead = try await runRelay(["replay", "--id", id, "--destination", "c", "--wait", "--admin", admin])
         #expect(instead.status == 0, "\(instead.out) \(instead.err)")
         #expect(instead.out.contains("1 delivery scheduled (c 1)"), "\(instead.out)")
         #expect(counts() == ["/a": 2, "/b": 2, "/c": 2])

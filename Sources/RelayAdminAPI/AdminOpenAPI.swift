@@ -46,6 +46,16 @@ public enum AdminOpenAPI {
             "200": { "description": "a dry run", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/ReplayAnswer" } } } },
             "202": { "description": "started", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/ReplayAnswer" } } } },
             "400": { "$ref": "#/components/responses/BadRequest" }, "413": { "$ref": "#/components/responses/BadRequest" } } } },
+        "/admin/destinations": { "get": { "summary": "Every destination: state, deliveries, and the last 5 minutes' attempts (this instance's)", "responses": {
+          "200": { "description": "destinations by name", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/DestinationList" } } } } } } },
+        "/admin/destinations/{name}/pause": { "post": { "summary": "Pause a destination until resumed (holds across restarts and reloads; its deliveries wait)", "parameters": [{ "name": "name", "in": "path", "required": true, "schema": { "type": "string" } }],
+          "responses": { "200": { "description": "paused", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Destination" } } } },
+            "404": { "$ref": "#/components/responses/NotFound" }, "503": { "$ref": "#/components/responses/BadRequest" } } } },
+        "/admin/destinations/{name}/resume": { "post": { "summary": "Resume a destination an operator paused", "parameters": [{ "name": "name", "in": "path", "required": true, "schema": { "type": "string" } }],
+          "responses": { "200": { "description": "resumed", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Destination" } } } },
+            "404": { "$ref": "#/components/responses/NotFound" }, "503": { "$ref": "#/components/responses/BadRequest" } } } },
+        "/admin/activity": { "get": { "summary": "The last hour, minute by minute: events stored and delivery attempts by outcome (this instance's; empty after a restart)", "responses": {
+          "200": { "description": "60 minutes, oldest first", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Activity" } } } } } } },
         "/admin/replays/{id}": { "get": { "summary": "A replay's progress (the last 100, until a restart)", "parameters": [{ "name": "id", "in": "path", "required": true, "schema": { "type": "string" } }],
           "responses": { "200": { "description": "progress", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/ReplayStatus" } } } }, "404": { "$ref": "#/components/responses/NotFound" } } } }
       },
@@ -103,6 +113,17 @@ public enum AdminOpenAPI {
             "state": { "enum": ["pending", "succeeded", "dead"] }, "received_at": { "type": "string", "format": "date-time" } } },
           "DeliveryPage": { "type": "object", "additionalProperties": false, "required": ["deliveries", "next_cursor"], "properties": {
             "deliveries": { "type": "array", "items": { "$ref": "#/components/schemas/Delivery" } }, "next_cursor": { "type": ["string", "null"] } } },
+          "DestinationList": { "type": "object", "additionalProperties": false, "required": ["destinations"], "properties": { "destinations": { "type": "array", "items": { "$ref": "#/components/schemas/Destination" } } } },
+          "Destination": { "type": "object", "additionalProperties": false,
+            "required": ["name", "state", "configured", "paused", "paused_by_410", "breaker_open", "pending", "in_flight", "succeeded", "dead", "max_in_flight", "attempts_5m", "succeeded_5m", "success_rate_5m", "p99_ms_5m"],
+            "properties": { "name": { "type": "string" }, "state": { "enum": ["healthy", "breaker_open", "paused_by_410", "paused", "unconfigured"] },
+              "configured": { "type": "boolean" }, "paused": { "type": "boolean" }, "paused_by_410": { "type": "boolean" }, "breaker_open": { "type": "boolean" },
+              "pending": { "type": "integer", "minimum": 0 }, "in_flight": { "type": "integer", "minimum": 0 }, "succeeded": { "type": "integer", "minimum": 0 }, "dead": { "type": "integer", "minimum": 0 },
+              "max_in_flight": { "type": ["integer", "null"] }, "attempts_5m": { "type": "integer", "minimum": 0 }, "succeeded_5m": { "type": "integer", "minimum": 0 },
+              "success_rate_5m": { "type": ["number", "null"] }, "p99_ms_5m": { "type": ["integer", "null"] } } },
+          "Activity": { "type": "object", "additionalProperties": false, "required": ["minutes"], "properties": { "minutes": { "type": "array", "items": {
+            "type": "object", "additionalProperties": false, "required": ["minute", "events", "succeeded", "retried", "dead"],
+            "properties": { "minute": { "type": "string" }, "events": { "type": "integer", "minimum": 0 }, "succeeded": { "type": "integer", "minimum": 0 }, "retried": { "type": "integer", "minimum": 0 }, "dead": { "type": "integer", "minimum": 0 } } } } } },
           "RetryAnswer": { "type": "object", "additionalProperties": false, "required": ["replay_id", "delivery"], "properties": { "replay_id": { "type": "string" }, "delivery": { "type": "string" } } },
           "ReplayRequest": { "type": "object", "additionalProperties": false, "required": ["filter"], "properties": {
             "filter": { "type": "object", "minProperties": 1, "additionalProperties": false, "properties": {

@@ -95,11 +95,16 @@ public actor DeliveryScheduler: DeliveryEngine {
     }
 
     /// Applies a reloaded config: new destinations get lanes, changed ones their new settings,
-    /// and paused lanes resume. Deliveries to a destination that was removed wait until it returns.
+    /// and lanes paused by a 410 resume (an operator's pause holds). Deliveries to a destination that was removed wait until it returns.
     public func updateDestinations(_ destinations: [String: DestinationConfig]) async {
         self.destinations = destinations
         templates = Self.templates(destinations)
         await store.configure(destinations)
+        wake()
+    }
+
+    public func setOperatorPause(_ destination: String, paused: Bool) async throws {
+        try await store.setOperatorPause(destination, paused: paused)
         wake()
     }
 

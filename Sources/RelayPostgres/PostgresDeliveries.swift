@@ -152,6 +152,18 @@ public final class PostgresDeliveryStore: DeliveryStore {
         }
     }
 
+    /// Saved in the destination's lane row, which every instance's claims read.
+    public func setOperatorPause(_ destination: String, paused: Bool) async throws {
+        try await execute("a pause of a destination", """
+            INSERT INTO relay_lane (destination, operator_paused) VALUES (\(destination), \(paused))
+            ON CONFLICT (destination) DO UPDATE SET operator_paused = EXCLUDED.operator_paused
+            """)
+        if !paused {
+            store.workSignal.signal()
+            store.wakeUps.request(store)
+        }
+    }
+
     public func claim(now: Timestamp) async -> ClaimBatch {
         let destinations = state.withLock { $0.destinations }
         guard !destinations.isEmpty else { return ClaimBatch(claims: [], nextDue: nil) }
@@ -170,7 +182,7 @@ public final class PostgresDeliveryStore: DeliveryStore {
     private func claim(now: Timestamp, destinations: [String: DestinationConfig], on connection: PostgresConnection) async throws -> ClaimBatch {
         var lanes: [(String, CircuitBreaker)] = []
         let locked = try await connection.query("""
-            SELECT destination, consecutive_failures, probes, probe_not_before, paused FROM relay_lane
+            SELECT destination, consecutive_failures, probes, probe_not_before, paused OR operator_paused FROM relay_lane
             WHERE destination = ANY(\(destinations.keys.sorted())::text[]) ORDER BY destination FOR UPDATE SKIP LOCKED
             """, logger: logger)
         for try await (name, failures, probes, notBefore, paused) in locked.decode((String, Int32, Int32, Int64?, Bool).self) where !paused {
@@ -397,15 +409,15 @@ public final class PostgresDeliveryStore: DeliveryStore {
     private func readStatuses() async throws -> [String: DestinationStatus] {
         var result: [String: DestinationStatus] = [:]
         let rows = try await client.query("""
-            SELECT l.destination, l.paused, l.consecutive_failures, l.succeeded, l.dead,
+            SELECT l.destination, l.paused, l.operator_paused, l.consecutive_failures, l.succeeded, l.dead,
                 (SELECT count(*) FROM relay_delivery d WHERE d.destination = l.destination AND d.state IN ('pending', 'in_flight')),
                 (SELECT count(*) FROM relay_delivery d WHERE d.destination = l.destination AND d.state = 'in_flight')
             FROM relay_lane l
             """, logger: logger)
-        for try await (name, paused, failures, succeeded, dead, pending, inFlight) in rows.decode((String, Bool, Int32, Int64, Int64, Int64, Int64).self) {
+        for try await (name, paused, operatorPaused, failures, succeeded, dead, pending, inFlight) in rows.decode((String, Bool, Bool, Int32, Int64, Int64, Int64, Int64).self) {
             result[name] = DestinationStatus(
                 pending: Int(pending), inFlight: Int(inFlight), succeeded: Int(succeeded), dead: Int(dead), paused: paused,
-                breakerOpen: Int(failures) >= breaker.threshold, overflowing: false
+                breakerOpen: Int(failures) >= breaker.threshold, overflowing: false, operatorPaused: operatorPaused
             )
         }
         return result

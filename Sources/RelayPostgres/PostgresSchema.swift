@@ -210,6 +210,10 @@ enum PostgresSchema {
             // De-duplication keys expire after their window.
             "CREATE INDEX relay_dedup_by_time ON relay_dedup (received_at)",
         ]),
+        (5, [
+            // An operator's pause: held until resumed, whatever the config says.
+            "ALTER TABLE relay_lane ADD COLUMN operator_paused boolean NOT NULL DEFAULT false",
+        ]),
     ]
 
     static var latest: Int32 { migrations.last?.version ?? 0 }

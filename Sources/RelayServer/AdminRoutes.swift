@@ -46,6 +46,30 @@ struct AdminRoutes {
     let metrics: @Sendable () async -> [UInt8]
     /// Where the store ends (`GET /admin/journal`).
     let journalEnd: @Sendable () async -> JournalBody
+    /// Minute-by-minute counts (`GET /admin/activity`, destination health).
+    let activity: ActivityLog
+
+    /// Every destination configured or with deliveries in the store, by name.
+    func destinationList() async -> [DestinationBody] {
+        let statuses = await deliveries.laneStatuses()
+        let configured = config().destinations
+        let health = activity.health()
+        return Set(statuses.keys).union(configured.keys).sorted().map { name in
+            Self.destination(name, status: statuses[name], config: configured[name], health: health[name])
+        }
+    }
+
+    static func destination(_ name: String, status: DestinationStatus?, config: DestinationConfig?, health: ActivityLog.Health?) -> DestinationBody {
+        let status = status ?? DestinationStatus(pending: 0, inFlight: 0, succeeded: 0, dead: 0, paused: false, breakerOpen: false, overflowing: false)
+        let state = if status.operatorPaused { "paused" } else if config == nil { "unconfigured" } else if status.paused { "paused_by_410" }
+            else if status.breakerOpen { "breaker_open" } else { "healthy" }
+        let attempts = health?.attempts ?? 0, succeeded = health?.succeeded ?? 0
+        return DestinationBody(
+            name: name, state: state, configured: config != nil, paused: status.operatorPaused, pausedBy410: status.paused, breakerOpen: status.breakerOpen,
+            pending: status.pending, inFlight: status.inFlight, succeeded: status.succeeded, dead: status.dead, maxInFlight: config?.maxInFlight,
+            attempts5m: attempts, succeeded5m: succeeded, successRate5m: attempts > 0 ? Double(succeeded) / Double(attempts) : nil, p99Ms5m: health?.p99Millis
+        )
+    }
 
     func register(on router: Router<BasicRequestContext>) {
         router.get("/healthz") { _, _ in JSONResponse.ok("{\"status\":\"ok\"}") }
@@ -187,6 +211,30 @@ struct AdminRoutes {
                 }
                 return JSONResponse.encoded(RetryAnswerBody(replayID: replayID, delivery: id), status: .accepted)
             }
+        }
+        router.get("/admin/destinations") { _, _ in
+            JSONResponse.encoded(DestinationListBody(destinations: await destinationList()))
+        }
+        for (action, pause) in [("pause", true), ("resume", false)] {
+            router.post("/admin/destinations/{name}/\(action)") { _, context in
+                let name = context.parameters.get("name") ?? ""
+                let statuses = await deliveries.laneStatuses()
+                guard config().destinations[name] != nil || statuses[name] != nil else {
+                    return JSONResponse.error(.notFound, "no destination \(JSONWriter.quote(name)) in the routes file in force or in the store")
+                }
+                do {
+                    try await deliveries.setOperatorPause(name, paused: pause)
+                } catch {
+                    return JSONResponse.error(.serviceUnavailable, "the store could not save the \(action): \(error); retry later", retryAfter: 1)
+                }
+                let body = await destinationList().first { $0.name == name }
+                return JSONResponse.encoded(body ?? Self.destination(name, status: nil, config: config().destinations[name], health: nil))
+            }
+        }
+        router.get("/admin/activity") { _, _ in
+            JSONResponse.encoded(ActivityBody(minutes: activity.lastHour().map {
+                ActivityMinuteBody(minute: Timestamp(milliseconds: $0.start).rfc3339, events: $0.events, succeeded: $0.succeeded, retried: $0.retried, dead: $0.dead)
+            }))
         }
         router.post("/admin/routes/reload") { _, _ in
             switch reload() {

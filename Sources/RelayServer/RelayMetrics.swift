@@ -9,7 +9,7 @@ import Synchronization
 /// process never share one), recorded through swift-metrics and served at `GET /metrics`.
 ///
 /// Counters and histograms move as things happen; the per-destination gauges (pending, dead,
-/// breaker, paused) and replay progress are read from the scheduler when scraped. Label values
+/// breaker, paused by a 410 or by an operator) and replay progress are read from the scheduler when scraped. Label values
 /// come from routes.json (sources, destinations) or from verified events (type), never from
 /// an unauthenticated request: an unknown source is counted as `(unknown)`.
 public final class RelayMetrics: DeliveryObserver {
@@ -19,8 +19,11 @@ public final class RelayMetrics: DeliveryObserver {
     private let timers = Mutex<[String: CoreMetrics.Timer]>([:])
     private let batchSizes: Recorder
     private let commitTime: CoreMetrics.Timer
+    /// Minute-by-minute counts for the console (`GET /admin/activity`, `GET /admin/destinations`).
+    public let activity: ActivityLog
 
-    public init() {
+    public init(clock: any RelayClock = SystemClock()) {
+        activity = ActivityLog(clock: clock)
         var factory = PrometheusMetricsFactory(registry: registry)
         factory.valueHistogramBuckets["relay_journal_commit_records"] = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024]
         factory.durationHistogramBuckets["relay_journal_commit_seconds"] = [
@@ -54,6 +57,7 @@ public final class RelayMetrics: DeliveryObserver {
     // MARK: - Ingest and journal
 
     func ingested(_ result: IngestResult, source: SourceConfig) {
+        activity.stored(result.routed.count)
         for (event, _) in result.routed {
             counter("relay_events_ingested_total", [("source", source.name), ("provider", event.provider), ("type", event.type)]).increment()
         }
@@ -91,6 +95,7 @@ public final class RelayMetrics: DeliveryObserver {
         }
         timer("relay_delivery_attempt_seconds", [("destination", destination)])
             .recordNanoseconds(Self.nanoseconds(duration))
+        activity.attempted(destination: destination, outcome: outcome, millis: Int(Self.nanoseconds(duration) / 1_000_000))
     }
 
     /// The Prometheus text, after reading the scheduler's gauges.
@@ -106,6 +111,7 @@ public final class RelayMetrics: DeliveryObserver {
             registry.makeGauge(name: "relay_deliveries_dead", labels: labels).set(to: Double(lane.dead))
             registry.makeGauge(name: "relay_destination_breaker_open", labels: labels).set(to: lane.breakerOpen ? 1.0 : 0.0)
             registry.makeGauge(name: "relay_destination_paused", labels: labels).set(to: lane.paused ? 1.0 : 0.0)
+            registry.makeGauge(name: "relay_destination_operator_paused", labels: labels).set(to: lane.operatorPaused ? 1.0 : 0.0)
         }
         let replays = await engine.replaySummary()
         registry.makeGauge(name: "relay_replays_running").set(to: Double(replays.running))

@@ -58,7 +58,7 @@ public final class RelayServer: Sendable {
         try configuration.validate()
         self.configuration = configuration
         self.logger = logger
-        let metrics = RelayMetrics()
+        let metrics = RelayMetrics(clock: clock)
         self.metrics = metrics
         self.io = ThreadPoolIO()
         let engine = try CurlEngine(logger: logger)
@@ -90,6 +90,7 @@ public final class RelayServer: Sendable {
                     checkpointInterval: settings.checkpointInterval, retentionInterval: settings.retentionInterval
                 ),
                 checkpoints: CheckpointStore(directory: configuration.journal.directory), participants: [ingestStore.deduplication], io: io, retention: retention,
+                pauses: OperatorPauses(directory: configuration.journal.directory),
                 clock: clock, logger: logger
             )
             self.deliveryStore = journalDeliveries
@@ -208,7 +209,8 @@ public final class RelayServer: Sendable {
                 // On PostgreSQL: the last event's sequence, and no segment.
                 guard let durable = journal?.durable else { return JournalBody(lastSequence: (try? await events.mark()) ?? 0, segment: 0, offset: 0) }
                 return JournalBody(lastSequence: durable.lastSequence, segment: durable.end.segment, offset: durable.end.offset)
-            }
+            },
+            activity: metrics.activity
         ).register(on: adminRouter)
         let admin = Application(
             router: adminRouter,

@@ -183,6 +183,13 @@ public final class MemoryStore: IngestStore, EventStore, AttemptRecorder, Delive
         }
     }
 
+    /// Held in memory only: this store ends with its process.
+    public func setOperatorPause(_ destination: String, paused: Bool) async throws {
+        state.withLock { state in
+            state.lanes[destination, default: LaneState(breaker: CircuitBreaker(configuration: breaker))].operatorPaused = paused
+        }
+    }
+
     public func claim(now: Timestamp) async -> ClaimBatch {
         state.withLock { state in
             var batch = ClaimBatch(claims: [], nextDue: nil)

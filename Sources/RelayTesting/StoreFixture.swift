@@ -62,7 +62,9 @@ public enum StoreKind: String, CaseIterable, Sendable, CustomStringConvertible {
             let logger = Logger(label: "store-under-test", factory: { _ in SwiftLogNoOpLogHandler() })
             let journal = try Journal.open(JournalConfiguration(directory: directory.path + "/journal"), logger: logger)
             let io = ThreadPoolIO(threads: 2)
-            let deliveries = try JournalDeliveryStore(journal: journal, destinations: [:], configuration: .init(breaker: breaker), io: io, logger: logger)
+            let deliveries = try JournalDeliveryStore(
+                journal: journal, destinations: [:], configuration: .init(breaker: breaker), io: io, pauses: OperatorPauses(directory: directory.path + "/journal"), logger: logger
+            )
             let following = Task { await deliveries.run(newWork: {}, replaysNeed: ReplayFloor()) }
             return StoreUnderTest(
                 ingest: JournalIngestStore(journal: journal, logger: logger),

@@ -125,6 +125,40 @@ import Testing
     }
 
     @Test(arguments: StoreKind.withDeliveries)
+    func anOperatorsPauseHoldsDeliveriesThroughAReloadUntilResumed(_ kind: StoreKind) async throws {
+        let store = try await kind.make(breaker: Self.breaker)
+        let deliveries = try #require(store.deliveries)
+        let config = ["held": destination("held"), "free": destination("free")]
+        await deliveries.configure(config)
+        let events = Events()
+        let first = events.candidate("h0", at: 0, to: ["held", "free"])
+        _ = try await store.ingest.store([first])
+        let inFlight = try await claim(store, now: at(10), count: 2)
+        try await deliveries.setOperatorPause("held", paused: true)
+        var status = try #require(await deliveries.statuses()["held"])
+        #expect(status.operatorPaused && !status.paused && status.inFlight == 1)
+        #expect(await deliveries.statuses()["free"]?.operatorPaused == false)
+        // An attempt in flight when the pause came still finishes (a failure stays pending).
+        let held = try #require(inFlight.first { $0.destination == "held" })
+        await deliveries.complete(held, resolve(held, status: 503, now: at(20)), now: at(20), maxBackoffMillis: 60_000)
+        let second = events.candidate("h1", at: 30, to: ["held", "free"])
+        _ = try await store.ingest.store([second])
+        // Only the other destination is served: the paused one's deliveries wait, not die.
+        let served = try await claim(store, now: at(100_000), count: 1)
+        #expect(served.map(\.destination) == ["free"] && served.map(\.eventID) == [second.event.id])
+        #expect(await deliveries.claim(now: at(100_000)).claims.isEmpty, "paused")
+        await deliveries.configure(config)
+        #expect(await deliveries.claim(now: at(100_000)).claims.isEmpty, "a reload does not resume an operator's pause")
+        status = try #require(await deliveries.statuses()["held"])
+        #expect(status.operatorPaused && status.pending == 2 && status.dead == 0)
+        try await deliveries.setOperatorPause("held", paused: false)
+        let resumed = try await claim(store, now: at(100_000), count: 2)
+        #expect(Set(resumed.map(\.eventID)) == [first.event.id, second.event.id] && resumed.allSatisfy { $0.destination == "held" })
+        #expect(await deliveries.statuses()["held"]?.operatorPaused == false)
+        await store.close()
+    }
+
+    @Test(arguments: StoreKind.withDeliveries)
     func anOpenBreakerLetsOneProbeThroughPerCooldown(_ kind: StoreKind) async throws {
         let store = try await kind.make(breaker: Self.breaker)
         let deliveries = try #require(store.deliveries)

@@ -9,6 +9,8 @@ public struct LaneState: Sendable {
     public var breaker: CircuitBreaker
     /// Paused by a 410 until the config is reloaded.
     public var paused = false
+    /// Paused by an operator until resumed (a reload does not resume it; the store saves it).
+    public var operatorPaused = false
     public var succeeded = 0
     public var dead = 0
 
@@ -16,12 +18,13 @@ public struct LaneState: Sendable {
         self.breaker = breaker
     }
 
-    /// Takes every delivery that may start at `now`: none while paused or unconfigured, one
+    /// Takes every delivery that may start at `now`: none while paused (by a 410 or by an
+    /// operator) or unconfigured, one
     /// probe per cool-down while the breaker is open (a dead destination that refuses at once is
     /// not tried in a tight loop), else due ones up to `max_in_flight`. Also returns when more
     /// may start (nil: when something changes).
     public mutating func claim(now: Timestamp) -> (deliveries: [PendingDelivery], nextDue: Timestamp?) {
-        guard let destination, !paused else { return ([], nil) }
+        guard let destination, !paused, !operatorPaused else { return ([], nil) }
         let limit: Int
         switch breaker.admission(now: now, maxInFlight: destination.maxInFlight) {
         case .wait(let notBefore):
@@ -91,7 +94,7 @@ public struct LaneState: Sendable {
     public func status(overflowing: Bool) -> DestinationStatus {
         DestinationStatus(
             pending: queue.count, inFlight: inFlight, succeeded: succeeded, dead: dead, paused: paused,
-            breakerOpen: breaker.isOpen, overflowing: overflowing
+            breakerOpen: breaker.isOpen, overflowing: overflowing, operatorPaused: operatorPaused
         )
     }
 }

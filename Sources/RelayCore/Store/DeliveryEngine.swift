@@ -7,8 +7,10 @@ public protocol DeliveryEngine: Sendable {
     func run() async throws
     /// Stops taking new work.
     func stop() async
-    /// Applies a reloaded config (paused destinations resume).
+    /// Applies a reloaded config (destinations paused by a 410 resume; an operator's pause holds).
     func updateDestinations(_ destinations: [String: DestinationConfig]) async
+    /// Pauses a destination, or resumes it, by an operator's hand: see `DeliveryStore.setOperatorPause`.
+    func setOperatorPause(_ destination: String, paused: Bool) async throws
     /// Every destination's lane.
     func laneStatuses() async -> [String: DestinationStatus]
     func status(of destination: String) async -> DestinationStatus?
@@ -29,14 +31,17 @@ public struct DestinationStatus: Sendable, Equatable {
     public var inFlight: Int
     public var succeeded: Int
     public var dead: Int
+    /// Paused by a 410 (until a reload).
     public var paused: Bool
     public var breakerOpen: Bool
     /// Whether more pending deliveries wait in the journal beyond the in-memory window.
     public var overflowing: Bool
+    /// Paused by an operator (until resumed).
+    public var operatorPaused: Bool
 
-    public init(pending: Int, inFlight: Int, succeeded: Int, dead: Int, paused: Bool, breakerOpen: Bool, overflowing: Bool) {
+    public init(pending: Int, inFlight: Int, succeeded: Int, dead: Int, paused: Bool, breakerOpen: Bool, overflowing: Bool, operatorPaused: Bool = false) {
         (self.pending, self.inFlight, self.succeeded, self.dead) = (pending, inFlight, succeeded, dead)
-        (self.paused, self.breakerOpen, self.overflowing) = (paused, breakerOpen, overflowing)
+        (self.paused, self.breakerOpen, self.overflowing, self.operatorPaused) = (paused, breakerOpen, overflowing, operatorPaused)
     }
 }
 

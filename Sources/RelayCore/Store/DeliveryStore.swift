@@ -50,9 +50,14 @@ public protocol DeliveryStore: Sendable {
     /// Stops following, after the engine has finished its attempts (the journal then saves a
     /// checkpoint).
     func close() async
-    /// Applies the config's destinations (a reload): lanes paused by a 410 resume; deliveries
+    /// Applies the config's destinations (a reload): lanes paused by a 410 resume (an operator's
+    /// pause holds); deliveries
     /// to a destination that is gone wait until it returns.
     func configure(_ destinations: [String: DestinationConfig]) async
+    /// Pauses a destination (or resumes it) by an operator's hand: its deliveries wait, neither
+    /// attempted nor given up, until it is resumed; attempts already in flight finish. Saved
+    /// before it returns, so it holds across restarts and reloads (`configure` leaves it).
+    func setOperatorPause(_ destination: String, paused: Bool) async throws
     /// Takes every delivery that may be attempted at `now`, marking each in flight.
     func claim(now: Timestamp) async -> ClaimBatch
     /// Applies and records the resolution of a claimed delivery's attempt.

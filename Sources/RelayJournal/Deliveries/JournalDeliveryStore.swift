@@ -41,6 +41,11 @@ public actor JournalDeliveryStore: DeliveryStore {
     let ledger: DeliveryLedger
     private let logger: Logger
     private let checkpoints: CheckpointStore?
+    /// Where an operator's pauses are saved; nil keeps them in memory only.
+    private let pauses: OperatorPauses?
+    /// The destinations an operator paused, as last asked for, and the save in progress.
+    private var operatorPauses: Set<String>
+    private var pauseSave: Task<Void, any Error>?
     private let participants: [any CheckpointParticipant]
     /// Where checkpoint saves and retention passes run.
     private let io: any BlockingIO
@@ -80,7 +85,7 @@ public actor JournalDeliveryStore: DeliveryStore {
     public init(
         journal: Journal, destinations: [String: DestinationConfig], configuration: Configuration = Configuration(),
         checkpoints: CheckpointStore? = nil, participants: [any CheckpointParticipant] = [], io: any BlockingIO,
-        retention: JournalRetention? = nil, clock: any RelayClock = SystemClock(), logger: Logger
+        retention: JournalRetention? = nil, pauses: OperatorPauses? = nil, clock: any RelayClock = SystemClock(), logger: Logger
     ) throws {
         self.journal = journal
         self.configuration = configuration
@@ -95,6 +100,9 @@ public actor JournalDeliveryStore: DeliveryStore {
             window: configuration.window, destinations: destinations, breaker: configuration.breaker, now: clock.now(), logger: logger
         )
         self.ledger = ledger
+        self.pauses = pauses
+        operatorPauses = try pauses?.load() ?? []
+        for name in operatorPauses { ledger.lane(name).state.operatorPaused = true }
         self.recoveredRecords = recovery.records
         self.recoveredFromCheckpoint = recovery.checkpoint
         // Counted from the checkpoint on disk: a long replay at start-up is saved at once, so the
@@ -195,6 +203,26 @@ public actor JournalDeliveryStore: DeliveryStore {
             lane.state.destination = destination
             lane.state.paused = false
         }
+    }
+
+    public func setOperatorPause(_ destination: String, paused: Bool) async throws {
+        if paused { operatorPauses.insert(destination) } else { operatorPauses.remove(destination) }
+        // Saves run one after another, each with the names as they were when it was asked for,
+        // so the last one saved is the last one asked for.
+        let (names, previous, io, pauses) = (operatorPauses, pauseSave, io, pauses)
+        let save = Task {
+            _ = await previous?.result
+            if let pauses { try await io.run { try pauses.save(names) } }
+        }
+        pauseSave = save
+        do {
+            try await save.value
+        } catch {
+            // Not saved: what holds is what was applied before.
+            if ledger.lane(destination).state.operatorPaused { operatorPauses.insert(destination) } else { operatorPauses.remove(destination) }
+            throw error
+        }
+        ledger.lane(destination).state.operatorPaused = operatorPauses.contains(destination)
     }
 
     public func claim(now: Timestamp) -> ClaimBatch {

@@ -1,0 +1,78 @@
+import Glibc
+
+/// The destinations an operator paused, saved beside the journal in one small file
+/// (`paused-destinations`, one name per line) that is replaced atomically: written to a
+/// temporary file, synced, renamed over the old one, directory synced. It is not a journal
+/// record, so retention and checkpoints never touch it.
+public struct OperatorPauses: Sendable {
+    public let path: String
+
+    public init(directory: String) {
+        path = directory + "/paused-destinations"
+    }
+
+    /// The saved names; none if the file does not exist. Blocking (reads a file).
+    public func load() throws -> Set<String> {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        if fd < 0 {
+            if errno == ENOENT { return [] }
+            throw OperatorPauseError("cannot open \(path): \(String(cString: strerror(errno)))")
+        }
+        defer { close(fd) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let count = chunk.withUnsafeMutableBytes { raw in read(fd, raw.baseAddress, raw.count) }
+            if count < 0 && errno == EINTR { continue }
+            guard count >= 0 else { throw OperatorPauseError("cannot read \(path): \(String(cString: strerror(errno)))") }
+            if count == 0 { break }
+            bytes += chunk[0..<count]
+        }
+        return Set(bytes.split(separator: UInt8(ascii: "\n")).map { String(decoding: $0, as: UTF8.self) })
+    }
+
+    /// Replaces the saved names. Blocking (writes and syncs): call it off the cooperative pool.
+    public func save(_ names: Set<String>) throws {
+        let text = names.sorted().map { $0 + "\n" }.joined()
+        let temporary = path + ".tmp"
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw OperatorPauseError("cannot create \(temporary): \(String(cString: strerror(errno)))") }
+        let bytes = Array(text.utf8)
+        var done = 0
+        while done < bytes.count {
+            let result = bytes.withUnsafeBytes { raw in raw.baseAddress.map { write(fd, $0 + done, raw.count - done) } ?? 0 }
+            if result < 0 && errno == EINTR { continue }
+            guard result > 0 else {
+                let reason = String(cString: strerror(errno))
+                close(fd)
+                unlink(temporary)
+                throw OperatorPauseError("cannot write \(temporary): \(reason)")
+            }
+            done += result
+        }
+        guard fsync(fd) == 0 else {
+            let reason = String(cString: strerror(errno))
+            close(fd)
+            unlink(temporary)
+            throw OperatorPauseError("cannot sync \(temporary): \(reason)")
+        }
+        close(fd)
+        guard rename(temporary, path) == 0 else {
+            let reason = String(cString: strerror(errno))
+            unlink(temporary)
+            throw OperatorPauseError("cannot replace \(path): \(reason)")
+        }
+        let directory = String(path[..<(path.lastIndex(of: "/") ?? path.startIndex)])
+        let dirfd = open(directory.isEmpty ? "." : directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if dirfd >= 0 {
+            _ = fsync(dirfd)
+            close(dirfd)
+        }
+    }
+}
+
+/// The pause file could not be read or saved.
+public struct OperatorPauseError: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}

@@ -226,7 +226,9 @@ public actor DeliveryScheduler: DeliveryEngine {
     private func drain() async {
         let deadline = ContinuousClock.now + configuration.drainTimeout
         while running > 0 && ContinuousClock.now < deadline {
-            try? await Task.sleep(for: .milliseconds(50))
+            // Shutdown may come as a cancellation: this wait is bounded and must not spin, so it
+            // sleeps in a task of its own, which the cancellation does not reach.
+            await Task { try? await Task.sleep(for: .milliseconds(50)) }.value
         }
     }
 

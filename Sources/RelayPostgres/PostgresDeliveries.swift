@@ -85,7 +85,9 @@ public final class PostgresDeliveryStore: DeliveryStore {
                     newWork()
                     sincePoll = .zero
                 }
-                try? await Task.sleep(for: tick)
+                // Cancelled: stop as if closed. A sleep that throws at once would make this loop
+                // spin, holding one of the few cooperative threads.
+                do { try await Task.sleep(for: tick) } catch { break }
                 sincePoll += tick
             }
             group.cancelAll()
@@ -109,7 +111,7 @@ public final class PostgresDeliveryStore: DeliveryStore {
             }
             let next = ContinuousClock.now + maintenanceInterval
             while ContinuousClock.now < next, !state.withLock({ $0.closed }) {
-                try? await Task.sleep(for: .milliseconds(500))
+                do { try await Task.sleep(for: .milliseconds(500)) } catch { return }  // cancelled: no spinning
             }
         }
     }

@@ -69,7 +69,8 @@ public final class RelayProcess: @unchecked Sendable {
     public func waitForExit(timeout: Double = 20) async -> Int32 {
         let deadline = Date().addingTimeInterval(timeout)
         while process.isRunning && Date() < deadline {
-            try? await Task.sleep(for: .milliseconds(20))
+            // Cancelled: the child is killed below, rather than spinning until the deadline.
+            do { try await Task.sleep(for: .milliseconds(20)) } catch { break }
         }
         if process.isRunning {
             kill(process.processIdentifier, SIGKILL)

@@ -44,7 +44,7 @@ public final class TestDownstream: Sendable {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
             if condition(requests) { return true }
-            try? await Task.sleep(for: .milliseconds(20))
+            do { try await Task.sleep(for: .milliseconds(20)) } catch { break }  // cancelled: no spinning
         }
         return condition(requests)
     }
@@ -77,7 +77,7 @@ public final class TestDownstream: Sendable {
                 // In steps, so that stopping the downstream does not wait for a long delay.
                 let until = ContinuousClock.now + .milliseconds(parts.count > 1 ? Int(parts[1]) ?? 1000 : 1000)
                 while ContinuousClock.now < until, !stopping.load(ordering: .relaxed) {
-                    try? await Task.sleep(for: min(.milliseconds(10), until - ContinuousClock.now))
+                    do { try await Task.sleep(for: min(.milliseconds(10), until - ContinuousClock.now)) } catch { break }
                 }
                 return Response(status: .noContent)
             case "flaky":

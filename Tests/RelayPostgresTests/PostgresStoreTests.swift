@@ -221,6 +221,27 @@ import Testing
     /// Retention drops a day's partitions whole once the day ended more than the retention ago
     /// and nothing in it is unfinished; a day with a pending delivery is held until it finishes.
     /// De-duplication keys expire after their window, so a provider id seen long ago is new.
+    /// A cancelled `run` (a shutdown by cancellation, or a test's time limit) ends without
+    /// `close()`, and its maintenance loop with it: before, both went on, and a sleep that no
+    /// longer waited made them spin, holding the cooperative threads for the maintenance
+    /// interval (a minute), which froze every other task of the process.
+    @Test(.timeLimit(.minutes(1)))
+    func aCancelledRunEndsWithoutClose() async throws {
+        try await withStore { store in
+            let deliveries = PostgresDeliveryStore(
+                store: store, instance: "cancelled", retention: PostgresRetention(store: store, retentionMillis: 0), maintenanceInterval: .seconds(3_600)
+            )
+            let ended = Shared(false)
+            let running = Task {
+                await deliveries.run(newWork: {}, replaysNeed: ReplayFloor())
+                ended.withLock { $0 = true }
+            }
+            try await Task.sleep(for: .milliseconds(300))
+            running.cancel()
+            #expect(await eventually(timeout: .seconds(20)) { ended.withLock { $0 } }, "run ended after its cancellation")
+        }
+    }
+
     @Test func retentionDropsFinishedOldDaysAndHoldsUnfinishedOnes() async throws {
         try await withStore { store in
             let day: Int64 = 86_400_000

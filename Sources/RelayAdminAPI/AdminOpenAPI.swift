@@ -139,7 +139,12 @@ public enum AdminOpenAPI {
             "replay_id": { "type": ["string", "null"] }, "dry_run": { "type": "boolean" }, "routing": { "enum": ["current", "original"] },
             "matched_events": { "type": "integer", "minimum": 0 }, "deliveries": { "type": "object", "additionalProperties": { "type": "integer", "minimum": 0 } },
             "total_deliveries": { "type": "integer", "minimum": 0 },
-            "sample": { "type": "array", "items": { "type": "object", "additionalProperties": false, "required": ["id", "destinations"], "properties": { "id": { "type": "string" }, "destinations": { "type": "array", "items": { "type": "string" } } } } } } },
+            "sample": { "type": "array", "items": { "type": "object", "additionalProperties": false, "required": ["id", "destinations"], "properties": { "id": { "type": "string" }, "destinations": { "type": "array", "items": { "type": "string" } } } } },
+            "backtest": { "type": "object", "additionalProperties": false, "required": ["changed_events", "added", "removed", "changes"], "description": "backtests only: what the routes file would change against the destinations recorded when each event arrived", "properties": {
+              "changed_events": { "type": "integer", "minimum": 0 }, "added": { "type": "object", "additionalProperties": { "type": "integer" } }, "removed": { "type": "object", "additionalProperties": { "type": "integer" } },
+              "changes": { "type": "array", "maxItems": 100, "items": { "type": "object", "additionalProperties": false, "required": ["id", "before", "after", "added", "removed"], "properties": {
+                "id": { "type": "string" }, "before": { "$ref": "#/components/schemas/Names" }, "after": { "$ref": "#/components/schemas/Names" }, "added": { "$ref": "#/components/schemas/Names" }, "removed": { "$ref": "#/components/schemas/Names" } } } } } } } },
+          "Names": { "type": "array", "items": { "type": "string" } },
           "ReplayStatus": { "type": "object", "additionalProperties": false, "required": ["replay_id", "state", "matched_events", "deliveries", "started", "succeeded", "dead", "skipped", "retrying", "in_flight", "attempts", "started_at", "finished_at"], "properties": {
             "replay_id": { "type": "string" }, "state": { "enum": ["running", "finished"] }, "matched_events": { "type": "integer" }, "deliveries": { "type": "integer" },
             "started": { "type": "integer" }, "succeeded": { "type": "integer" }, "dead": { "type": "integer" }, "skipped": { "type": "integer" },

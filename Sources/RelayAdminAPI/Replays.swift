@@ -22,14 +22,19 @@ public struct ReplayAnswerBody: Codable, Sendable, Equatable {
     public var totalDeliveries: Int
     /// Dry runs only: the first ten events (oldest first).
     public var sample: [ReplaySampleBody]?
+    /// Backtests only (a dry run with `config`): what the routes file would change.
+    public var backtest: BacktestBody?
 
-    public init(replayID: String?, dryRun: Bool, routing: String, matchedEvents: Int, deliveries: [String: Int], totalDeliveries: Int, sample: [ReplaySampleBody]?) {
+    public init(
+        replayID: String?, dryRun: Bool, routing: String, matchedEvents: Int, deliveries: [String: Int], totalDeliveries: Int, sample: [ReplaySampleBody]?,
+        backtest: BacktestBody? = nil
+    ) {
         (self.replayID, self.dryRun, self.routing, self.matchedEvents) = (replayID, dryRun, routing, matchedEvents)
-        (self.deliveries, self.totalDeliveries, self.sample) = (deliveries, totalDeliveries, sample)
+        (self.deliveries, self.totalDeliveries, self.sample, self.backtest) = (deliveries, totalDeliveries, sample, backtest)
     }
 
     enum CodingKeys: String, CodingKey {
-        case routing, deliveries, sample
+        case routing, deliveries, sample, backtest
         case replayID = "replay_id", dryRun = "dry_run", matchedEvents = "matched_events", totalDeliveries = "total_deliveries"
     }
 
@@ -42,6 +47,36 @@ public struct ReplayAnswerBody: Codable, Sendable, Equatable {
         try container.encode(deliveries, forKey: .deliveries)
         try container.encode(totalDeliveries, forKey: .totalDeliveries)
         try container.encodeIfPresent(sample, forKey: .sample)
+        try container.encodeIfPresent(backtest, forKey: .backtest)
+    }
+}
+
+/// A backtest's changes against the destinations recorded when each event arrived.
+public struct BacktestBody: Codable, Sendable, Equatable {
+    public var changedEvents: Int
+    public var added: [String: Int]
+    public var removed: [String: Int]
+    /// The newest changed events (at most 100), newest first.
+    public var changes: [BacktestChangeBody]
+
+    public init(changedEvents: Int, added: [String: Int], removed: [String: Int], changes: [BacktestChangeBody]) {
+        (self.changedEvents, self.added, self.removed, self.changes) = (changedEvents, added, removed, changes)
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case added, removed, changes, changedEvents = "changed_events"
+    }
+}
+
+public struct BacktestChangeBody: Codable, Sendable, Equatable {
+    public var id: String
+    public var before: [String]
+    public var after: [String]
+    public var added: [String]
+    public var removed: [String]
+
+    public init(id: String, before: [String], after: [String], added: [String], removed: [String]) {
+        (self.id, self.before, self.after, self.added, self.removed) = (id, before, after, added, removed)
     }
 }
 

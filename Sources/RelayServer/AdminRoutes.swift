@@ -135,7 +135,12 @@ struct AdminRoutes {
                 if replay.dryRun {
                     return JSONResponse.encoded(ReplayAnswerBody(
                         replayID: nil, dryRun: true, routing: replay.routing.rawValue, matchedEvents: plan.matchedEvents, deliveries: plan.perDestination,
-                        totalDeliveries: total, sample: plan.sample.map { ReplaySampleBody(id: $0.id, destinations: $0.destinations) }
+                        totalDeliveries: total, sample: plan.sample.map { ReplaySampleBody(id: $0.id, destinations: $0.destinations) },
+                        backtest: plan.backtest.map { backtest in
+                            BacktestBody(changedEvents: backtest.changedEvents, added: backtest.added, removed: backtest.removed, changes: backtest.changes.map {
+                                BacktestChangeBody(id: $0.id, before: $0.before, after: $0.after, added: $0.added, removed: $0.removed)
+                            })
+                        }
                     ))
                 }
                 let id = newReplayID()

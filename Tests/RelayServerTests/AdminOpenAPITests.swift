@@ -87,6 +87,15 @@ import Testing
         try await check("POST", "/admin/deliveries/nocolon/retry", as: "/admin/deliveries/{id}/retry", expect: 400)
         try await check("POST", "/admin/deliveries/\(ids[0]):nowhere/retry", as: "/admin/deliveries/{id}/retry", expect: 404)
         try await check("POST", "/admin/replay", as: "/admin/replay", body: #"{"filter":{"type":"order.*"},"dry_run":true}"#, expect: 200)
+        // A backtest: order.* now goes to "flaky" too, and FAILED ones no longer do.
+        let backtest = try await check("POST", "/admin/replay", as: "/admin/replay", body: #"""
+            {"filter":{"since":"1h"},"dry_run":true,"config":{"sources":{"shop":{"provider":"generic"}},
+             "destinations":{"ok":{"url":"http://127.0.0.1:9/ok"},"flaky":{"url":"http://127.0.0.1:9/f"}},
+             "routes":[{"name":"orders","match":{"type":"order.*"},"to":["ok","flaky"]}]}}
+            """#, expect: 200)
+        #expect(backtest?["backtest"]?["changed_events"]?.doubleValue == 1, "only order.paid changes: \(String(describing: backtest?["backtest"]))")
+        let change = backtest?["backtest"]?["changes"]?.arrayValue?.first
+        #expect(change?["id"]?.stringValue == ids[0] && change?["added"] == .array([.string("flaky")]) && change?["removed"] == .array([]))
         let started = try await check("POST", "/admin/replay", as: "/admin/replay", body: #"{"filter":{"type":"order.*"},"destinations":["ok"]}"#, expect: 202)
         try await check("POST", "/admin/replay", as: "/admin/replay", body: #"{"filter":{}}"#, expect: 400)
         let replay = try #require(started?["replay_id"]?.stringValue)

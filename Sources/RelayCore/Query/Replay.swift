@@ -146,6 +146,37 @@ public struct ReplayPlan: Sendable {
     public var perDestination: [String: Int] = [:]
     /// The first few events (oldest first) and where each goes.
     public var sample: [(id: String, destinations: [String])] = []
+    /// A backtest (a dry run with another routes file): what it changes against the
+    /// destinations recorded when each event arrived.
+    public var backtest: Backtest?
+
+    public struct Backtest: Sendable, Equatable {
+        /// Events whose destinations would change.
+        public var changedEvents = 0
+        /// Per destination, events it would newly get / no longer get.
+        public var added: [String: Int] = [:]
+        public var removed: [String: Int] = [:]
+        /// The newest changed events (at most `Backtest.limit`), newest first.
+        public var changes: [Change] = []
+        public static let limit = 100
+
+        public struct Change: Sendable, Equatable {
+            public var id: String
+            public var before: [String]
+            public var after: [String]
+            public var added: [String] { after.filter { !before.contains($0) } }
+            public var removed: [String] { before.filter { !after.contains($0) } }
+        }
+
+        mutating func record(id: String, before: [String], after: [String]) {
+            let change = Change(id: id, before: before, after: after)
+            guard !change.added.isEmpty || !change.removed.isEmpty else { return }
+            changedEvents += 1
+            for name in change.added { added[name, default: 0] += 1 }
+            for name in change.removed { removed[name, default: 0] += 1 }
+            if changes.count < Self.limit { changes.append(change) }
+        }
+    }
 
     /// Selects from `store` every event matching the request up to `through` (the store's mark
     /// when the replay was asked for, so events arriving meanwhile are not part of it). Keeps only
@@ -157,8 +188,10 @@ public struct ReplayPlan: Sendable {
         let prepare: @Sendable (Event) -> [String] = { event in routesAgain ? table.decide(event).destinations : [] }
         // The scan goes newest first; a dry run keeps only the last (oldest) few for its sample.
         var newestFirst: [(reference: EventReference, id: String, targets: [String])] = []
+        if request.config != nil { plan.backtest = Backtest() }
         for try await match in store.matches(filter: request.filter, through: through, prepare: prepare) {
             let targets = request.targets(for: match)
+            plan.backtest?.record(id: match.id, before: match.decision?.destinations ?? [], after: targets)
             plan.matchedEvents += 1
             for target in targets { plan.perDestination[target, default: 0] += 1 }
             if !keepItems && newestFirst.count == 10 { newestFirst.removeFirst() }

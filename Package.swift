@@ -98,6 +98,8 @@ let package = Package(
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ],
+            // The web console: plain files, compiled into the binary as byte arrays (no build step).
+            resources: ["index.html", "style.css", "app.js", "api.js", "ui.js", "operations.js", "events.js", "replay.js"].map { .embedInCode("Console/" + $0) },
             swiftSettings: swiftSettings
         ),
         .target(

@@ -12,6 +12,39 @@ struct AdminRoutes {
         JSONResponse.error(.serviceUnavailable, "the store could not save the replay, so nothing was sent: \(error); retry later", retryAfter: 1)
     }
 
+    /// A path parameter, percent-decoded (a client may encode the ":" of EVENT_ID:DESTINATION,
+    /// or any character of a destination's name); as given if it is not valid percent-encoding.
+    static func pathParameter(_ context: BasicRequestContext, _ name: String) -> String {
+        let raw = context.parameters.get(name) ?? ""
+        guard raw.contains("%") else { return raw }
+        var bytes: [UInt8] = []
+        var index = raw.utf8.startIndex
+        let utf8 = raw.utf8
+        while index != utf8.endIndex {
+            let byte = utf8[index]
+            if byte == UInt8(ascii: "%") {
+                let first = utf8.index(after: index)
+                guard first != utf8.endIndex, utf8.index(after: first) != utf8.endIndex,
+                      let high = hexValue(utf8[first]), let low = hexValue(utf8[utf8.index(after: first)]) else { return raw }
+                bytes.append(high << 4 | low)
+                index = utf8.index(first, offsetBy: 2)
+            } else {
+                bytes.append(byte)
+                index = utf8.index(after: index)
+            }
+        }
+        return String(validating: bytes, as: UTF8.self) ?? raw
+    }
+
+    private static func hexValue(_ byte: UInt8) -> UInt8? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
+        default: nil
+        }
+    }
+
     /// The `limit` query parameter: 1…1000, `default` when absent.
     static func limit(_ query: [(name: String, value: String)], default fallback: Int) throws(FilterError) -> Int {
         guard let text = query.last(where: { $0.name == "limit" })?.value else { return fallback }
@@ -105,7 +138,7 @@ struct AdminRoutes {
             }
         }
         router.get("/admin/events/{id}") { _, context in
-            let id = context.parameters.get("id") ?? ""
+            let id = Self.pathParameter(context, "id")
             guard let detail = try await events.detail(id: id) else {
                 return JSONResponse.error(.notFound, "no event \(JSONWriter.quote(id))")
             }
@@ -159,7 +192,7 @@ struct AdminRoutes {
             }
         }
         router.get("/admin/replays/{id}") { _, context in
-            let id = context.parameters.get("id") ?? ""
+            let id = Self.pathParameter(context, "id")
             guard let status = await deliveries.replayStatus(id) else {
                 return JSONResponse.error(.notFound, "no replay \(JSONWriter.quote(id)) (progress is kept for the last 100 replays until a restart)")
             }
@@ -190,7 +223,7 @@ struct AdminRoutes {
             }
         }
         router.post("/admin/deliveries/{id}/retry") { _, context in
-            let id = context.parameters.get("id") ?? ""
+            let id = Self.pathParameter(context, "id")
             guard let colon = id.firstIndex(of: ":") else {
                 return JSONResponse.error(.badRequest, "a delivery id is EVENT_ID:DESTINATION, not \(JSONWriter.quote(id))")
             }
@@ -222,7 +255,7 @@ struct AdminRoutes {
         }
         for (action, pause) in [("pause", true), ("resume", false)] {
             router.post("/admin/destinations/{name}/\(action)") { _, context in
-                let name = context.parameters.get("name") ?? ""
+                let name = Self.pathParameter(context, "name")
                 let statuses = await deliveries.laneStatuses()
                 guard config().destinations[name] != nil || statuses[name] != nil else {
                     return JSONResponse.error(.notFound, "no destination \(JSONWriter.quote(name)) in the routes file in force or in the store")

@@ -212,6 +212,7 @@ public final class RelayServer: Sendable {
             },
             activity: metrics.activity
         ).register(on: adminRouter)
+        ConsoleRoutes.register(on: adminRouter)
         let admin = Application(
             router: adminRouter,
             server: .http1(configuration: .init(additionalChannelHandlers: [CloseAfterResponseHandler()], idleTimeout: TimeAmount(configuration.idleTimeout))),

@@ -101,8 +101,28 @@ public enum TestHTTPClient {
             }
             if n == 0 { break }
             received.append(contentsOf: chunk[0..<n])
+            // A server that keeps the connection open despite `Connection: close` (chromedriver)
+            // has answered once its declared length (or last chunk) is in.
+            if isComplete(received) { break }
         }
         return try parse(received)
+    }
+
+    /// Whether `bytes` hold a whole response: its head, then Content-Length bytes or a last chunk.
+    static func isComplete(_ bytes: [UInt8]) -> Bool {
+        let separator: [UInt8] = [13, 10, 13, 10]
+        guard bytes.count >= 4, let headerEnd = bytes.indices.first(where: { bytes.count - $0 >= 4 && bytes[$0..<($0 + 4)].elementsEqual(separator) }) else { return false }
+        let head = String(decoding: bytes[0..<headerEnd], as: UTF8.self).lowercased()
+        let bodyCount = bytes.count - headerEnd - 4
+        for line in head.components(separatedBy: "\r\n") {
+            if line.hasPrefix("content-length:"), let length = Int(line.dropFirst("content-length:".count).trimmingCharacters(in: .whitespaces)) {
+                return bodyCount >= length
+            }
+            if line.hasPrefix("transfer-encoding:") && line.contains("chunked") {
+                return bytes.suffix(5).elementsEqual([48, 13, 10, 13, 10])
+            }
+        }
+        return false
     }
 
     static func parse(_ bytes: [UInt8]) throws -> Response {

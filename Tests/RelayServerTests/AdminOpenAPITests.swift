@@ -85,6 +85,8 @@ import Testing
         try await check("GET", "/admin/deliveries?state=lost", as: "/admin/deliveries", expect: 400)
         try await check("POST", "/admin/deliveries/\(ids[0]):ok/retry", as: "/admin/deliveries/{id}/retry", expect: 202)
         try await check("POST", "/admin/deliveries/nocolon/retry", as: "/admin/deliveries/{id}/retry", expect: 400)
+        // The colon may come percent-encoded (the console encodes path segments).
+        try await check("POST", "/admin/deliveries/\(ids[0])%3Aok/retry", as: "/admin/deliveries/{id}/retry", expect: 202)
         try await check("POST", "/admin/deliveries/\(ids[0]):nowhere/retry", as: "/admin/deliveries/{id}/retry", expect: 404)
         try await check("POST", "/admin/replay", as: "/admin/replay", body: #"{"filter":{"type":"order.*"},"dry_run":true}"#, expect: 200)
         // A backtest: order.* now goes to "flaky" too, and FAILED ones no longer do.

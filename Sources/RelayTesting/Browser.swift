@@ -39,7 +39,7 @@ public final class Browser: @unchecked Sendable {
         let capabilities = """
             {"capabilities":{"alwaysMatch":{"browserName":"chrome","goog:chromeOptions":{"binary":\(JSONWriter.quote(chromium)),
             "args":["--headless=new","--no-sandbox","--disable-gpu","--disable-dev-shm-usage","--no-first-run","--window-size=\(width),\(height)"]},
-            "goog:loggingPrefs":{"browser":"ALL"}}}}
+            "goog:loggingPrefs":{"browser":"ALL","performance":"ALL"}}}}
             """
         let created: JSONValue
         do {
@@ -158,6 +158,18 @@ public final class Browser: @unchecked Sendable {
     public func requestedURLs() async throws -> [String] {
         let value = try await run("return [location.href].concat(performance.getEntriesByType('resource').map(e => e.name))")
         return value.arrayValue?.compactMap(\.stringValue) ?? []
+    }
+
+    /// Every URL the browser asked the network for since the last call (DevTools'
+    /// `Network.requestWillBeSent`, from chromedriver's performance log): requests a page's
+    /// policy then blocked included.
+    public func networkRequests() async throws -> [String] {
+        let value = try await call("POST", "/se/log", body: "{\"type\":\"performance\"}")
+        return value.arrayValue?.compactMap { entry -> String? in
+            guard let text = entry["message"]?.stringValue, let message = try? JSONParser.parse(Array(text.utf8))["message"],
+                  message["method"]?.stringValue == "Network.requestWillBeSent" else { return nil }
+            return message["params"]?["request"]?["url"]?.stringValue
+        } ?? []
     }
 
     /// The browser's console and network messages since the last call.

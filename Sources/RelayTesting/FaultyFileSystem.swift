@@ -1,5 +1,6 @@
 import RelayCore
 import RelayJournal
+import Dispatch
 import Synchronization
 
 #if canImport(Glibc)

@@ -1,6 +1,5 @@
 import RelayCore
 import RelayJournal
-import Dispatch
 import Synchronization
 
 #if canImport(Glibc)
@@ -99,14 +98,18 @@ public final class FaultyFileSystem: JournalFileSystem {
         func sync() throws {
             owner.syncs.add(1, ordering: .relaxed)
             while owner.syncsHeld {
-                var spec = timespec(tv_sec: 0, tv_nsec: 1_000_000)
-                nanosleep(&spec, nil)
+                usleep(1_000)
             }
             let delay = owner.currentSyncDelay
             if delay > .zero {
                 let nanos = delay.components.seconds * 1_000_000_000 + delay.components.attoseconds / 1_000_000_000
-                var spec = timespec(tv_sec: Int(nanos / 1_000_000_000), tv_nsec: Int(nanos % 1_000_000_000))
-                nanosleep(&spec, nil)
+                // In steps under a second (usleep's limit).
+                var micros = nanos / 1_000
+                while micros > 0 {
+                    let step = min(micros, 500_000)
+                    usleep(useconds_t(step))
+                    micros -= step
+                }
             }
             if let errno = owner.takeSyncFailure() { throw JournalError(.io, "injected fdatasync failure", errno: errno) }
             try inner.sync()

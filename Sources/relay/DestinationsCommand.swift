@@ -53,7 +53,7 @@ struct Destinations: ParsableCommand {
     }
 
     static func act(_ action: String, _ name: String, _ options: AdminOptions) throws {
-        let path = "/admin/destinations/\(AdminClient.percentEncode(name))/\(action)"
+        let path = "/admin/destinations/\(AdminClient.percentEncode(name).replacingOccurrences(of: "/", with: "%2F"))/\(action)"
         let (destination, json) = try AdminClient(options, command: "destinations \(action)").request(DestinationBody.self, path, body: [])
         if options.json {
             print(JSONWriter.serialize(json))

@@ -98,6 +98,14 @@ import Testing
         #expect(backtest?["backtest"]?["changed_events"]?.doubleValue == 1, "only order.paid changes: \(String(describing: backtest?["backtest"]))")
         let change = backtest?["backtest"]?["changes"]?.arrayValue?.first
         #expect(change?["id"]?.stringValue == ids[0] && change?["added"] == .array([.string("flaky")]) && change?["removed"] == .array([]))
+        // The replay's own destination choice is not a change of the routes file.
+        let chosen = try await check("POST", "/admin/replay", as: "/admin/replay", body: #"""
+            {"filter":{"since":"1h"},"dry_run":true,"destinations":["ok"],"config":{"sources":{"shop":{"provider":"generic"}},
+             "destinations":{"ok":{"url":"http://127.0.0.1:9/ok"},"flaky":{"url":"http://127.0.0.1:9/f"}},
+             "routes":[{"name":"orders","match":{"type":"order.*"},"to":["ok","flaky"]}]}}
+            """#, expect: 200)
+        #expect(chosen?["backtest"]?["changed_events"]?.doubleValue == 1)
+        try await check("POST", "/admin/replay", as: "/admin/replay", body: #"{"filter":{"since":"1h"},"dry_run":true,"routing":"original","config":{"sources":{}}}"#, expect: 400)
         let started = try await check("POST", "/admin/replay", as: "/admin/replay", body: #"{"filter":{"type":"order.*"},"destinations":["ok"]}"#, expect: 202)
         try await check("POST", "/admin/replay", as: "/admin/replay", body: #"{"filter":{}}"#, expect: 400)
         let replay = try #require(started?["replay_id"]?.stringValue)

@@ -115,7 +115,7 @@ import Testing
             try await shoot("replay")
             let before = orders.requests.count
             try await browser.click("#run-replay")
-            try await browser.waitForText("finished", in: "#progress", timeout: .seconds(30))
+            try await browser.waitFor("#progress[data-state=finished]", timeout: .seconds(30))
             let progress = try await browser.text("#progress")
             #expect(progress.contains("3 of 3 deliveries finished: 3 succeeded"), "\(progress)")
             #expect(orders.requests.count >= before + 2, "the replay reached orders")

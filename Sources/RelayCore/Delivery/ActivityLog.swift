@@ -26,16 +26,17 @@ public final class ActivityLog: Sendable {
         public var p99Millis: Int?
     }
 
-    /// Upper bounds (ms) of the duration histogram: about 25% apart from 1 ms to 2 minutes.
+    /// Upper bounds (ms) of the duration histogram: about 25% apart from 1 ms to an hour
+    /// (attempts longer than that are reported as an hour).
     static let bounds: [Int] = {
         var bounds: [Int] = []
         var value = 1.0
-        while value < 120_000 {
+        while value < 3_600_000 {
             let rounded = Int(value.rounded(.up))
             if bounds.last != rounded { bounds.append(rounded) }
             value *= 1.25
         }
-        return bounds + [120_000]
+        return bounds + [3_600_000]
     }()
 
     struct DestinationMinute {

@@ -120,6 +120,7 @@ public struct ReplayRequest: Sendable {
             }
         }
         if !dryRun && config != nil { throw FilterError("config", "routing with another routes file is for dry runs (backtests) only; deploy it first") }
+        if config != nil && routing == .original { throw FilterError("config", "a backtest routes events with the given file, so it cannot use routing \"original\"") }
     }
 
     /// The destinations one matched event is sent to.
@@ -191,7 +192,8 @@ public struct ReplayPlan: Sendable {
         if request.config != nil { plan.backtest = Backtest() }
         for try await match in store.matches(filter: request.filter, through: through, prepare: prepare) {
             let targets = request.targets(for: match)
-            plan.backtest?.record(id: match.id, before: match.decision?.destinations ?? [], after: targets)
+            // What the file routes the event to (not the replay's destination choices).
+            plan.backtest?.record(id: match.id, before: match.decision?.destinations ?? [], after: match.prepared)
             plan.matchedEvents += 1
             for target in targets { plan.perDestination[target, default: 0] += 1 }
             if !keepItems && newestFirst.count == 10 { newestFirst.removeFirst() }

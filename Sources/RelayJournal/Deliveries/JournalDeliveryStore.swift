@@ -43,8 +43,8 @@ public actor JournalDeliveryStore: DeliveryStore {
     private let checkpoints: CheckpointStore?
     /// Where an operator's pauses are saved; nil keeps them in memory only.
     private let pauses: OperatorPauses?
-    /// The destinations an operator paused, as last asked for, and the save in progress.
-    private var operatorPauses: Set<String>
+    /// The destinations an operator paused, as last saved, and the change being saved.
+    private var savedPauses: Set<String>
     private var pauseSave: Task<Void, any Error>?
     private let participants: [any CheckpointParticipant]
     /// Where checkpoint saves and retention passes run.
@@ -101,8 +101,8 @@ public actor JournalDeliveryStore: DeliveryStore {
         )
         self.ledger = ledger
         self.pauses = pauses
-        operatorPauses = try pauses?.load() ?? []
-        for name in operatorPauses { ledger.lane(name).state.operatorPaused = true }
+        savedPauses = try pauses?.load() ?? []
+        for name in savedPauses { ledger.lane(name).state.operatorPaused = true }
         self.recoveredRecords = recovery.records
         self.recoveredFromCheckpoint = recovery.checkpoint
         // Counted from the checkpoint on disk: a long replay at start-up is saved at once, so the
@@ -206,23 +206,25 @@ public actor JournalDeliveryStore: DeliveryStore {
     }
 
     public func setOperatorPause(_ destination: String, paused: Bool) async throws {
-        if paused { operatorPauses.insert(destination) } else { operatorPauses.remove(destination) }
-        // Saves run one after another, each with the names as they were when it was asked for,
-        // so the last one saved is the last one asked for.
-        let (names, previous, io, pauses) = (operatorPauses, pauseSave, io, pauses)
-        let save = Task {
+        // One change at a time, each from the set the one before saved: the file and the
+        // lanes always agree, and a change that could not be saved changes nothing.
+        let (previous, io, pauses) = (pauseSave, io, pauses)
+        let save = Task { () async throws -> Void in
             _ = await previous?.result
-            if let pauses { try await io.run { try pauses.save(names) } }
+            var names = await self.savedPauses
+            if paused { names.insert(destination) } else { names.remove(destination) }
+            let saving = names
+            if let pauses { try await io.run { try pauses.save(saving) } }
+            await self.applyPauses(saving)
         }
         pauseSave = save
-        do {
-            try await save.value
-        } catch {
-            // Not saved: what holds is what was applied before.
-            if ledger.lane(destination).state.operatorPaused { operatorPauses.insert(destination) } else { operatorPauses.remove(destination) }
-            throw error
-        }
-        ledger.lane(destination).state.operatorPaused = operatorPauses.contains(destination)
+        try await save.value
+    }
+
+    private func applyPauses(_ names: Set<String>) {
+        savedPauses = names
+        for (name, lane) in ledger.lanes { lane.state.operatorPaused = names.contains(name) }
+        for name in names { ledger.lane(name).state.operatorPaused = true }
     }
 
     public func claim(now: Timestamp) -> ClaimBatch {

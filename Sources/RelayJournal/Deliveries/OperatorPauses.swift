@@ -1,7 +1,8 @@
 import Glibc
+import RelayCore
 
 /// The destinations an operator paused, saved beside the journal in one small file
-/// (`paused-destinations`, one name per line) that is replaced atomically: written to a
+/// (`paused-destinations`, a JSON array of names) that is replaced atomically: written to a
 /// temporary file, synced, renamed over the old one, directory synced. It is not a journal
 /// record, so retention and checkpoints never touch it.
 public struct OperatorPauses: Sendable {
@@ -28,12 +29,13 @@ public struct OperatorPauses: Sendable {
             if count == 0 { break }
             bytes += chunk[0..<count]
         }
-        return Set(bytes.split(separator: UInt8(ascii: "\n")).map { String(decoding: $0, as: UTF8.self) })
+        guard let names = (try? JSONParser.parse(bytes))?.arrayValue else { throw OperatorPauseError("\(path): not a JSON array of destination names") }
+        return Set(names.compactMap(\.stringValue))
     }
 
     /// Replaces the saved names. Blocking (writes and syncs): call it off the cooperative pool.
     public func save(_ names: Set<String>) throws {
-        let text = names.sorted().map { $0 + "\n" }.joined()
+        let text = JSONWriter.serialize(.array(names.sorted().map(JSONValue.string))) + "\n"
         let temporary = path + ".tmp"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw OperatorPauseError("cannot create \(temporary): \(String(cString: strerror(errno)))") }

@@ -1,6 +1,6 @@
 // The console's entry: the token prompt, the router (#/page/…), and one refresh timer per page.
 import { api, AuthError, setToken, token } from "./api.js";
-import { h, render, errorBox } from "./ui.js";
+import { h, render, errorBox, notify } from "./ui.js";
 import { overviewPage, deliveriesPage, destinationsPage } from "./operations.js";
 import { eventsPage, eventPage } from "./events.js";
 import { replayPage, routesPage } from "./replay.js";
@@ -15,10 +15,15 @@ const pages = {
   routes: routesPage,
 };
 
-/** Timers and pollers of the page on screen; cleared when another page opens. */
+/** Timers and pollers of the page on screen; cleared when another page opens. A page that is
+ *  no longer on screen (`started` is old) starts none. A failed poll is a notice, not a new page:
+ *  the next poll may well succeed (a relay restarting). */
 const running = new Set();
-export function every(milliseconds, work) {
-  const timer = setInterval(() => { work().catch(handle); }, milliseconds);
+export function every(started, milliseconds, work) {
+  if (!current(started)) return null;
+  const timer = setInterval(() => {
+    work().catch((error) => (error instanceof AuthError ? handle(error) : notify(error.message, "error")));
+  }, milliseconds);
   running.add(timer);
   return timer;
 }
@@ -60,7 +65,7 @@ function askForToken(problem) {
   running.clear();
   generation++;
   document.getElementById("logout").hidden = true;
-  const input = h("input", { type: "password", name: "token", autocomplete: "current-password", required: true, "aria-label": "Admin token" });
+  const input = h("input", { type: "password", name: "token", autocomplete: "off", required: true, "aria-label": "Admin token" });
   const form = h("form", { class: "card login", onsubmit: async (event) => {
     event.preventDefault();
     const given = input.value.trim();

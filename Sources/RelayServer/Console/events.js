@@ -49,7 +49,7 @@ export async function eventsPage(args, started) {
   // The first page follows new events while it is open (polling every 2 s; a page further back stays still).
   if (cursor) return;
   liveNote.textContent = "New events appear here as they arrive.";
-  every(2000, async () => {
+  every(started, 2000, async () => {
     const page = await api("/admin/events" + query({ ...filter, limit: 50 }));
     if (!current(started)) return;
     const known = new Set(events.map((e) => e.id));

@@ -92,7 +92,7 @@ export async function overviewPage(_args, started) {
     fill(destinationsBox, destinationTable(destinations.destinations));
   }
   await load();
-  every(5000, load);
+  every(started, 5000, load);
 }
 
 export async function destinationsPage(_args, started) {
@@ -106,13 +106,13 @@ export async function destinationsPage(_args, started) {
     fill(box, destinationTable(list.destinations, { actions: true, reload: load }));
   }
   await load();
-  every(3000, load);
+  every(started, 3000, load);
 }
 
 export async function deliveriesPage(args, started) {
   const destinations = (await api("/admin/destinations")).destinations.map((d) => d.name);
   if (!current(started)) return;
-  const values = Object.fromEntries(new URLSearchParams(args[0] || "state=dead"));
+  const values = Object.fromEntries(new URLSearchParams(args.length ? args[0] : "state=dead"));
   const listBox = h("div");
   const form = h("form", { class: "card filters", onsubmit: (event) => {
     event.preventDefault();
@@ -161,6 +161,9 @@ export async function deliveriesPage(args, started) {
     location.hash = "#/replay/" + encodeURIComponent(started[started.length - 1]);
   }
   async function replayAllMatching() {
+    if (destination && !state) {
+      return notify("Choose a state (dead, pending or succeeded) to replay one destination's deliveries: without one, every matching event would be sent there.", "error");
+    }
     const body = { filter: { ...filter, ...(state ? { delivery_state: state } : {}) }, routing: "original" };
     if (destination) body.destinations = [destination];
     if (!Object.keys(body.filter).length) return notify("Choose a state or a filter first: a replay of everything is refused.", "error");

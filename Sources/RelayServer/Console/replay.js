@@ -14,6 +14,7 @@ function progressView(id, started) {
     const status = await api("/admin/replays/" + encodeURIComponent(id));
     if (!current(started)) return true;
     const done = status.succeeded + status.dead + status.skipped;
+    box.setAttribute("data-state", status.state);
     const bar = h("div");
     bar.style.width = (status.deliveries ? Math.round((100 * done) / status.deliveries) : 100) + "%";
     fill(box, 
@@ -30,7 +31,7 @@ export async function replayPage(args, started) {
     const { box, load } = progressView(args[0], started);
     render(h("h1", {}, "Replay"), box, h("p", {}, link("replay", "Build another replay")));
     if (!(await load())) {
-      const timer = every(1000, async () => { if (await load()) clearInterval(timer); });
+      const timer = every(started, 1000, async () => { if (await load()) clearInterval(timer); });
     }
     return;
   }
@@ -54,6 +55,9 @@ export async function replayPage(args, started) {
     const filter = readFilter(form);
     if (!Object.keys(filter).length) throw new Error("Give at least one filter: a replay of everything is refused (use Since to replay all after a time).");
     const body = { filter, routing: form.elements.routing.value };
+    for (const [name, title] of [["concurrency", "Concurrency"], ["rate", "Rate per second"]]) {
+      if (!form.elements[name].validity.valid) throw new Error(`${title}: not a valid number.`);
+    }
     const concurrency = Number(form.elements.concurrency.value || 8);
     if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 256) throw new Error("Concurrency: a whole number from 1 to 256.");
     body.concurrency = concurrency;
@@ -137,7 +141,7 @@ export async function routesPage(_args, started) {
         h("h2", {}, b.changed_events > b.changes.length ? `The newest ${b.changes.length} changed events` : "Changed events"),
         table([
           ["Event", (c) => link("event/" + c.id, c.id)],
-          ["Now", (c) => c.before.join(", ") || "none"],
+          ["When received", (c) => c.before.join(", ") || "none"],
           ["With this file", (c) => c.after.join(", ") || "none"],
           ["Added", (c) => c.added.join(", ")],
           ["Removed", (c) => c.removed.join(", ")],

@@ -91,7 +91,7 @@ export async function copy(text) {
   notify("Copied.");
 }
 
-const relative = /^\d+(ms|s|m|h|d)$/;
+const relative = /^\d{1,9}[smhd]$/;
 const rfc3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;
 
 /** Checks a time filter before it is sent: RFC 3339 or relative (15m, 2h, 7d). */

@@ -115,11 +115,11 @@ public enum AdminOpenAPI {
             "deliveries": { "type": "array", "items": { "$ref": "#/components/schemas/Delivery" } }, "next_cursor": { "type": ["string", "null"] } } },
           "DestinationList": { "type": "object", "additionalProperties": false, "required": ["destinations"], "properties": { "destinations": { "type": "array", "items": { "$ref": "#/components/schemas/Destination" } } } },
           "Destination": { "type": "object", "additionalProperties": false,
-            "required": ["name", "state", "configured", "paused", "paused_by_410", "breaker_open", "pending", "in_flight", "succeeded", "dead", "max_in_flight", "attempts_5m", "succeeded_5m", "success_rate_5m", "p99_ms_5m"],
+            "required": ["name", "state", "configured", "paused", "paused_by_410", "breaker_open", "pending", "in_flight", "succeeded", "dead", "max_in_flight", "rate_per_s", "rate_limited", "attempts_5m", "succeeded_5m", "success_rate_5m", "p99_ms_5m"],
             "properties": { "name": { "type": "string" }, "state": { "enum": ["healthy", "breaker_open", "paused_by_410", "paused", "unconfigured"] },
               "configured": { "type": "boolean" }, "paused": { "type": "boolean" }, "paused_by_410": { "type": "boolean" }, "breaker_open": { "type": "boolean" },
               "pending": { "type": "integer", "minimum": 0 }, "in_flight": { "type": "integer", "minimum": 0 }, "succeeded": { "type": "integer", "minimum": 0 }, "dead": { "type": "integer", "minimum": 0 },
-              "max_in_flight": { "type": ["integer", "null"] }, "attempts_5m": { "type": "integer", "minimum": 0 }, "succeeded_5m": { "type": "integer", "minimum": 0 },
+              "max_in_flight": { "type": ["integer", "null"] }, "rate_per_s": { "type": ["number", "null"] }, "rate_limited": { "type": "integer", "minimum": 0 }, "attempts_5m": { "type": "integer", "minimum": 0 }, "succeeded_5m": { "type": "integer", "minimum": 0 },
               "success_rate_5m": { "type": ["number", "null"] }, "p99_ms_5m": { "type": ["integer", "null"] } } },
           "Activity": { "type": "object", "additionalProperties": false, "required": ["minutes"], "properties": { "minutes": { "type": "array", "items": {
             "type": "object", "additionalProperties": false, "required": ["minute", "events", "succeeded", "retried", "dead"],

@@ -23,6 +23,10 @@ public struct DestinationBody: Codable, Sendable, Equatable {
     public var succeeded: Int
     public var dead: Int
     public var maxInFlight: Int?
+    /// The configured rate limit (attempts per second), nil for none, and how many times a due
+    /// delivery or a replay attempt waited for it.
+    public var ratePerSecond: Double?
+    public var rateLimited: Int
     /// Attempts in the last 5 minutes (by this instance), those that succeeded, their share
     /// (nil without attempts) and the 99th percentile duration (bucket upper bound).
     public var attempts5m: Int
@@ -32,8 +36,10 @@ public struct DestinationBody: Codable, Sendable, Equatable {
 
     public init(
         name: String, state: String, configured: Bool, paused: Bool, pausedBy410: Bool, breakerOpen: Bool, pending: Int, inFlight: Int,
-        succeeded: Int, dead: Int, maxInFlight: Int?, attempts5m: Int, succeeded5m: Int, successRate5m: Double?, p99Ms5m: Int?
+        succeeded: Int, dead: Int, maxInFlight: Int?, attempts5m: Int, succeeded5m: Int, successRate5m: Double?, p99Ms5m: Int?,
+        ratePerSecond: Double? = nil, rateLimited: Int = 0
     ) {
+        (self.ratePerSecond, self.rateLimited) = (ratePerSecond, rateLimited)
         (self.name, self.state, self.configured, self.paused, self.pausedBy410, self.breakerOpen) = (name, state, configured, paused, pausedBy410, breakerOpen)
         (self.pending, self.inFlight, self.succeeded, self.dead, self.maxInFlight) = (pending, inFlight, succeeded, dead, maxInFlight)
         (self.attempts5m, self.succeeded5m, self.successRate5m, self.p99Ms5m) = (attempts5m, succeeded5m, successRate5m, p99Ms5m)
@@ -42,6 +48,7 @@ public struct DestinationBody: Codable, Sendable, Equatable {
     enum CodingKeys: String, CodingKey {
         case name, state, configured, paused, pending, succeeded, dead
         case pausedBy410 = "paused_by_410", breakerOpen = "breaker_open", inFlight = "in_flight", maxInFlight = "max_in_flight"
+        case ratePerSecond = "rate_per_s", rateLimited = "rate_limited"
         case attempts5m = "attempts_5m", succeeded5m = "succeeded_5m", successRate5m = "success_rate_5m", p99Ms5m = "p99_ms_5m"
     }
 
@@ -59,6 +66,8 @@ public struct DestinationBody: Codable, Sendable, Equatable {
         try container.encode(succeeded, forKey: .succeeded)
         try container.encode(dead, forKey: .dead)
         try container.encode(maxInFlight, forKey: .maxInFlight)
+        try container.encode(ratePerSecond, forKey: .ratePerSecond)
+        try container.encode(rateLimited, forKey: .rateLimited)
         try container.encode(attempts5m, forKey: .attempts5m)
         try container.encode(succeeded5m, forKey: .succeeded5m)
         try container.encode(successRate5m, forKey: .successRate5m)

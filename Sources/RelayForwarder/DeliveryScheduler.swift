@@ -51,7 +51,7 @@ public actor DeliveryScheduler: DeliveryEngine {
     /// Wall time: receive times, due times, records.
     let clock: any RelayClock
     /// What the scheduler's timers sleep on (a test moves it by hand).
-    private let timer: any Clock<Duration>
+    let timer: any Clock<Duration>
     let random: @Sendable (Int64) -> Int64
     let logger: Logger
     private let configuration: Configuration

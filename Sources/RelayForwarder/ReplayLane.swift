@@ -198,6 +198,16 @@ extension DeliveryScheduler {
     /// One replay attempt: send, then resolve it. `firstAttempt` stands in for the receive time
     /// in the retry policy: a replayed delivery's `max_age` counts from its own first attempt.
     nonisolated func replayAttempt(_ start: ReplayStart) async {
+        // The destination's rate limit (`rate_per_s`) holds for replays too: one bucket with its
+        // live deliveries, in the store (so across instances on a shared one).
+        while let notBefore = await store.takeReplayToken(start.item.destination, now: clock.now()) {
+            let millis = max(1, notBefore.milliseconds - clock.now().milliseconds)
+            do {
+                try await timer.sleep(for: .milliseconds(millis))
+            } catch {
+                return await finishReplayAttempt(start, result: .failure(TransportFailure(kind: .cancelled, message: "stopped while waiting for the rate limit")))
+            }
+        }
         let result = await send(start.item.event, attempt: start.attempts + 1, destination: start.destination, template: start.template, replay: true)
         await finishReplayAttempt(start, result: result)
     }

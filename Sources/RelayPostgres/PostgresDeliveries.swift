@@ -182,13 +182,14 @@ public final class PostgresDeliveryStore: DeliveryStore {
     }
 
     private func claim(now: Timestamp, destinations: [String: DestinationConfig], on connection: PostgresConnection) async throws -> ClaimBatch {
-        var lanes: [(String, CircuitBreaker)] = []
+        var lanes: [(String, CircuitBreaker, TokenBucket?)] = []
         let locked = try await connection.query("""
-            SELECT destination, consecutive_failures, probes, probe_not_before, paused OR operator_paused FROM relay_lane
+            SELECT destination, consecutive_failures, probes, probe_not_before, paused OR operator_paused, rate_tokens, rate_updated_at FROM relay_lane
             WHERE destination = ANY(\(destinations.keys.sorted())::text[]) ORDER BY destination FOR UPDATE SKIP LOCKED
             """, logger: logger)
-        for try await (name, failures, probes, notBefore, paused) in locked.decode((String, Int32, Int32, Int64?, Bool).self) where !paused {
-            lanes.append((name, CircuitBreaker(configuration: breaker, consecutiveFailures: Int(failures), probes: Int(probes), probeNotBefore: notBefore.map(Timestamp.init(milliseconds:)))))
+        for try await (name, failures, probes, notBefore, paused, tokens, updatedAt) in locked.decode((String, Int32, Int32, Int64?, Bool, Double?, Int64?).self) where !paused {
+            let bucket = destinations[name].flatMap { Self.bucket($0, tokens: tokens, updatedAt: updatedAt) }
+            lanes.append((name, CircuitBreaker(configuration: breaker, consecutiveFailures: Int(failures), probes: Int(probes), probeNotBefore: notBefore.map(Timestamp.init(milliseconds:))), bucket))
         }
         guard !lanes.isEmpty else { return ClaimBatch(claims: [], nextDue: nil) }
         var inFlight: [String: Int] = [:]
@@ -198,7 +199,7 @@ public final class PostgresDeliveryStore: DeliveryStore {
         for try await (name, count) in counts.decode((String, Int64).self) { inFlight[name] = Int(count) }
         var batch = ClaimBatch(claims: [], nextDue: nil)
         func later(_ time: Timestamp) { batch.nextDue = min(batch.nextDue ?? time, time) }
-        for (name, breaker) in lanes {
+        for (name, breaker, bucket) in lanes {
             guard let destination = destinations[name] else { continue }
             let busy = inFlight[name] ?? 0
             let limit: Int
@@ -209,7 +210,9 @@ public final class PostgresDeliveryStore: DeliveryStore {
             case .allow(let maxInFlight):
                 limit = maxInFlight
             }
-            let free = limit - busy
+            // The rate limit allows as many starts as the bucket holds whole tokens.
+            let tokens = bucket.map { Int($0.available(now: now).rounded(.down)) } ?? Int.max
+            let free = min(limit - busy, tokens)
             var taken = 0
             if free > 0 {
                 let leaseUntil = now.milliseconds + Int64(destination.timeoutMillis) + Self.leaseMarginMillis
@@ -237,6 +240,16 @@ public final class PostgresDeliveryStore: DeliveryStore {
                     try await connection.query("UPDATE relay_lane SET probes = probes + \(Int32(taken)) WHERE destination = \(name)", logger: logger)
                 }
             }
+            if var bucket {
+                _ = bucket.take(taken, now: now)
+                // Held back by the rate limit (slots were free, tokens were not): when the next token comes.
+                let limited = taken == tokens && busy + taken < limit
+                if limited { later(bucket.nextToken(now: now)) }
+                try await connection.query("""
+                    UPDATE relay_lane SET rate_tokens = \(bucket.tokens), rate_updated_at = \(now.milliseconds), rate_limited = rate_limited + \(limited ? 1 : 0)
+                    WHERE destination = \(name)
+                    """, logger: logger)
+            }
             if busy + taken < limit,
                let due = try await scalar(Int64.self, "SELECT coalesce(min(due_at), -1) FROM relay_delivery WHERE destination = \(name) AND state = 'pending' AND due_at > \(now.milliseconds)", on: connection),
                due >= 0 {
@@ -244,6 +257,40 @@ public final class PostgresDeliveryStore: DeliveryStore {
             }
         }
         return batch
+    }
+
+    /// The bucket of a destination with a rate limit, as its row holds it (NULL tokens: full).
+    static func bucket(_ destination: DestinationConfig, tokens: Double?, updatedAt: Int64?) -> TokenBucket? {
+        guard let rate = destination.ratePerSecond else { return nil }
+        guard let tokens else { return TokenBucket(ratePerSecond: rate, burst: destination.maxInFlight) }
+        return TokenBucket(ratePerSecond: rate, burst: destination.maxInFlight, tokens: tokens, updatedAt: updatedAt.map(Timestamp.init(milliseconds:)))
+    }
+
+    /// One transaction on the destination's row, so the bucket holds across instances. A
+    /// database that does not answer: ask again in a second (never over the limit).
+    public func takeReplayToken(_ destination: String, now: Timestamp) async -> Timestamp? {
+        guard let config = state.withLock({ $0.destinations[destination] }), config.ratePerSecond != nil else { return nil }
+        do {
+            return try await store.bounded("a replay's rate token") {
+                try await self.client.withTransaction(logger: self.logger) { connection -> Timestamp? in
+                    let rows = try await connection.query(
+                        "SELECT rate_tokens, rate_updated_at FROM relay_lane WHERE destination = \(destination) FOR UPDATE", logger: self.logger
+                    )
+                    var row: (Double?, Int64?) = (nil, nil)
+                    for try await found in rows.decode((Double?, Int64?).self) { row = found }
+                    guard var bucket = Self.bucket(config, tokens: row.0, updatedAt: row.1) else { return nil }
+                    let granted = bucket.take(1, now: now) == 1
+                    try await connection.query("""
+                        UPDATE relay_lane SET rate_tokens = \(bucket.tokens), rate_updated_at = \(now.milliseconds), rate_limited = rate_limited + \(granted ? 0 : 1)
+                        WHERE destination = \(destination)
+                        """, logger: self.logger)
+                    return granted ? nil : bucket.nextToken(now: now)
+                }
+            }
+        } catch {
+            logger.warning("cannot take a rate token for a replay; will ask again", metadata: ["error": "\(String(reflecting: error))"])
+            return Timestamp(milliseconds: now.milliseconds + 1_000)
+        }
     }
 
     private func scalar<T: PostgresDecodable & Sendable>(_ type: T.Type, _ query: PostgresQuery, on connection: PostgresConnection) async throws -> T? {
@@ -411,16 +458,17 @@ public final class PostgresDeliveryStore: DeliveryStore {
     private func readStatuses() async throws -> [String: DestinationStatus] {
         var result: [String: DestinationStatus] = [:]
         let rows = try await client.query("""
-            SELECT l.destination, l.paused, l.operator_paused, l.consecutive_failures, l.succeeded, l.dead,
+            SELECT l.destination, l.paused, l.operator_paused, l.rate_limited, l.consecutive_failures, l.succeeded, l.dead,
                 (SELECT count(*) FROM relay_delivery d WHERE d.destination = l.destination AND d.state IN ('pending', 'in_flight')),
                 (SELECT count(*) FROM relay_delivery d WHERE d.destination = l.destination AND d.state = 'in_flight')
             FROM relay_lane l
             """, logger: logger)
-        for try await (name, paused, operatorPaused, failures, succeeded, dead, pending, inFlight) in rows.decode((String, Bool, Bool, Int32, Int64, Int64, Int64, Int64).self) {
+        for try await (name, paused, operatorPaused, rateLimited, failures, succeeded, dead, pending, inFlight) in rows.decode((String, Bool, Bool, Int64, Int32, Int64, Int64, Int64, Int64).self) {
             result[name] = DestinationStatus(
                 pending: Int(pending), inFlight: Int(inFlight), succeeded: Int(succeeded), dead: Int(dead), paused: paused,
                 breakerOpen: Int(failures) >= breaker.threshold, overflowing: false, operatorPaused: operatorPaused
             )
+            result[name]?.rateLimited = Int(rateLimited)
         }
         return result
     }

@@ -214,6 +214,11 @@ enum PostgresSchema {
             // An operator's pause: held until resumed, whatever the config says.
             "ALTER TABLE relay_lane ADD COLUMN operator_paused boolean NOT NULL DEFAULT false",
         ]),
+        (6, [
+            // A destination's rate limit (rate_per_s), one token bucket shared by every instance;
+            // NULL tokens: a full bucket.
+            "ALTER TABLE relay_lane ADD COLUMN rate_tokens double precision, ADD COLUMN rate_updated_at bigint, ADD COLUMN rate_limited bigint NOT NULL DEFAULT 0",
+        ]),
     ]
 
     static var latest: Int32 { migrations.last?.version ?? 0 }

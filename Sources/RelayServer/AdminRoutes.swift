@@ -100,7 +100,8 @@ struct AdminRoutes {
         return DestinationBody(
             name: name, state: state, configured: config != nil, paused: status.operatorPaused, pausedBy410: status.paused, breakerOpen: status.breakerOpen,
             pending: status.pending, inFlight: status.inFlight, succeeded: status.succeeded, dead: status.dead, maxInFlight: config?.maxInFlight,
-            attempts5m: attempts, succeeded5m: succeeded, successRate5m: attempts > 0 ? Double(succeeded) / Double(attempts) : nil, p99Ms5m: health?.p99Millis
+            attempts5m: attempts, succeeded5m: succeeded, successRate5m: attempts > 0 ? Double(succeeded) / Double(attempts) : nil, p99Ms5m: health?.p99Millis,
+            ratePerSecond: config?.ratePerSecond, rateLimited: status.rateLimited
         )
     }
 

@@ -112,6 +112,8 @@ public final class RelayMetrics: DeliveryObserver {
             registry.makeGauge(name: "relay_destination_breaker_open", labels: labels).set(to: lane.breakerOpen ? 1.0 : 0.0)
             registry.makeGauge(name: "relay_destination_paused", labels: labels).set(to: lane.paused ? 1.0 : 0.0)
             registry.makeGauge(name: "relay_destination_operator_paused", labels: labels).set(to: lane.operatorPaused ? 1.0 : 0.0)
+            // A running count kept by the store (across instances on PostgreSQL), read when scraped.
+            registry.makeGauge(name: "relay_destination_rate_limited_total", labels: labels).set(to: Double(lane.rateLimited))
         }
         let replays = await engine.replaySummary()
         registry.makeGauge(name: "relay_replays_running").set(to: Double(replays.running))

@@ -190,6 +190,10 @@ public final class MemoryStore: IngestStore, EventStore, AttemptRecorder, Delive
         }
     }
 
+    public func takeReplayToken(_ destination: String, now: Timestamp) async -> Timestamp? {
+        state.withLock { state in state.lanes[destination]?.takeReplayToken(now: now) }
+    }
+
     public func claim(now: Timestamp) async -> ClaimBatch {
         state.withLock { state in
             var batch = ClaimBatch(claims: [], nextDue: nil)

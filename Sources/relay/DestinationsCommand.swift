@@ -11,10 +11,11 @@ struct Destinations: ParsableCommand {
     )
 
     static func rows(_ destinations: [DestinationBody]) -> [[String]] {
-        [["NAME", "STATE", "PENDING", "IN FLIGHT", "DEAD", "SUCCEEDED", "5M ATTEMPTS", "5M OK", "5M P99"]] + destinations.map {
+        [["NAME", "STATE", "PENDING", "IN FLIGHT", "DEAD", "SUCCEEDED", "RATE LIMIT", "5M ATTEMPTS", "5M OK", "5M P99"]] + destinations.map { d in
             [
-                $0.name, $0.state, String($0.pending), String($0.inFlight), String($0.dead), String($0.succeeded), String($0.attempts5m),
-                $0.successRate5m.map { String(format: "%.1f%%", $0 * 100) } ?? "-", $0.p99Ms5m.map { "\($0) ms" } ?? "-",
+                d.name, d.state, String(d.pending), String(d.inFlight), String(d.dead), String(d.succeeded),
+                d.ratePerSecond.map { String(format: "%g/s (waited %d times)", $0, d.rateLimited) } ?? "-", String(d.attempts5m),
+                d.successRate5m.map { String(format: "%.1f%%", $0 * 100) } ?? "-", d.p99Ms5m.map { "\($0) ms" } ?? "-",
             ]
         }
     }

@@ -170,6 +170,37 @@ import Testing
     }
 
     @Test(arguments: StoreKind.withDeliveries)
+    func aRateLimitHandsOutAttemptsAtItsRateWithBurstsUpToMaxInFlight(_ kind: StoreKind) async throws {
+        let store = try await kind.make(breaker: Self.breaker)
+        let deliveries = try #require(store.deliveries)
+        var limited = destination("limited", maxInFlight: 4)
+        limited.ratePerSecond = 10  // a token every 100 ms, at most 4 at once
+        await deliveries.configure(["limited": limited])
+        let events = Events()
+        let stored = (0..<12).map { events.candidate("rl\($0)", at: Int64($0), to: ["limited"]) }
+        _ = try await store.ingest.store(stored)
+        // A full bucket: the burst (4), then nothing until the next token, which the batch names.
+        let burst = try await claim(store, now: at(1_000), count: 4)
+        #expect(burst.count == 4)
+        for claim in burst { await deliveries.complete(claim, resolve(claim, status: 204, now: at(1_000)), now: at(1_000), maxBackoffMillis: 60_000) }
+        let empty = await deliveries.claim(now: at(1_000))
+        #expect(empty.claims.isEmpty, "the bucket is empty")
+        #expect(empty.nextDue == at(1_100), "the next token in 100 ms: \(String(describing: empty.nextDue))")
+        // 250 ms later: two whole tokens.
+        let two = await deliveries.claim(now: at(1_250)).claims
+        #expect(two.count == 2)
+        for claim in two { await deliveries.complete(claim, resolve(claim, status: 204, now: at(1_250)), now: at(1_250), maxBackoffMillis: 60_000) }
+        // A replay's attempt takes from the same bucket: half a token was left at 1,250 ms, a
+        // whole one at 1,300 goes to the replay; the next replay attempt waits for 1,400.
+        #expect(await deliveries.takeReplayToken("limited", now: at(1_300)) == nil)
+        #expect(await deliveries.takeReplayToken("limited", now: at(1_300)) == at(1_400))
+        #expect(await deliveries.claim(now: at(1_360)).claims.isEmpty, "and the live deliveries wait too")
+        #expect(await deliveries.takeReplayToken("elsewhere", now: at(1_360)) == nil, "no limit, no wait")
+        #expect((await deliveries.statuses()["limited"]?.rateLimited ?? 0) >= 2)
+        await store.close()
+    }
+
+    @Test(arguments: StoreKind.withDeliveries)
     func anOpenBreakerLetsOneProbeThroughPerCooldown(_ kind: StoreKind) async throws {
         let store = try await kind.make(breaker: Self.breaker)
         let deliveries = try #require(store.deliveries)

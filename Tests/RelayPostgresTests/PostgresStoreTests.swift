@@ -124,6 +124,40 @@ import Testing
         }
     }
 
+    /// A rate limit holds for the destination as a whole: two instances claiming (and replaying)
+    /// at once share one bucket in its row.
+    @Test func twoInstancesShareOneRateLimit() async throws {
+        try await withStore { store in
+            let events = TestEvents()
+            _ = try await store.store((0..<100).map { events.candidate("r\($0)", to: ["slow"]) })
+            var slow = DestinationConfig(name: "slow", url: "http://127.0.0.1:9/slow", maxInFlight: 5)
+            slow.ratePerSecond = 20  // a token every 50 ms, bursts of 5
+            let first = PostgresDeliveryStore(store: store, instance: "one")
+            let second = PostgresDeliveryStore(store: store, instance: "two")
+            await first.configure(["slow": slow])
+            await second.configure(["slow": slow])
+            let now = Timestamp(milliseconds: events.start.milliseconds + 60_000)
+            // The full bucket: one burst of 5 between both instances.
+            async let a = (0..<5).asyncFlatMap { _ in await first.claim(now: now).claims }
+            async let b = (0..<5).asyncFlatMap { _ in await second.claim(now: now).claims }
+            let burst = await a + b
+            #expect(burst.count == 5)
+            for claim in burst { await first.complete(claim, resolve(claim, status: 204, now: now), now: now, maxBackoffMillis: 60_000) }
+            // Slots are free again, tokens are not: nothing, from either instance or a replay.
+            let (none1, none2) = (await first.claim(now: now).claims, await second.claim(now: now).claims)
+            #expect(none1.isEmpty && none2.isEmpty)
+            #expect(await second.takeReplayToken("slow", now: now) != nil)
+            // 100 ms later: two tokens, between both instances and a replay.
+            let later = Timestamp(milliseconds: now.milliseconds + 100)
+            async let c = (0..<5).asyncFlatMap { _ in await first.claim(now: later).claims.map { _ in 1 } }
+            async let d = (0..<5).asyncFlatMap { _ in await second.claim(now: later).claims.map { _ in 1 } }
+            async let e = (0..<5).asyncFlatMap { _ in await first.takeReplayToken("slow", now: later) == nil ? [1] : [] }
+            let granted = await c + d + e
+            #expect(granted.count == 2, "\(granted.count) attempts allowed in 100 ms at 20/s")
+            #expect((await first.statuses()["slow"]?.rateLimited ?? 0) > 0)
+        }
+    }
+
     /// A claim whose holder stopped heartbeating is rescued and claimed again; the first
     /// holder's late result is recorded as fenced and changes nothing.
     @Test func aLateResultFromALostClaimIsFenced() async throws {

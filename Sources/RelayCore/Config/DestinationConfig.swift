@@ -31,6 +31,9 @@ public struct DestinationConfig: Sendable, Equatable {
     public var retry: RetryPolicy
     /// Mustache template replacing the forwarded body.
     public var bodyTemplate: String?
+    /// Attempts per second at most (live and replayed together), with bursts up to
+    /// `maxInFlight`; nil for no limit.
+    public var ratePerSecond: Double?
 
     public init(
         name: String, url: String, timeoutMillis: Int = 10_000, connectTimeoutMillis: Int = 5_000, maxInFlight: Int = 16,
@@ -52,10 +55,11 @@ public struct DestinationConfig: Sendable, Equatable {
             && lhs.connectTimeoutMillis == rhs.connectTimeoutMillis && lhs.maxInFlight == rhs.maxInFlight
             && lhs.headers.elementsEqual(rhs.headers, by: { $0.name == $1.name && $0.value == $1.value })
             && lhs.signingSecret == rhs.signingSecret && lhs.retry == rhs.retry && lhs.bodyTemplate == rhs.bodyTemplate
+            && lhs.ratePerSecond == rhs.ratePerSecond
     }
 
     static let allowedKeys: Set<String> = [
-        "url", "timeout_ms", "connect_timeout_ms", "max_in_flight", "headers", "signing_secret", "retry", "body_template",
+        "url", "timeout_ms", "connect_timeout_ms", "max_in_flight", "headers", "signing_secret", "retry", "body_template", "rate_per_s",
     ]
 
     static func parse(name: String, _ value: JSONValue, _ reader: inout ConfigReader) -> DestinationConfig? {
@@ -73,6 +77,13 @@ public struct DestinationConfig: Sendable, Equatable {
         if let timeout = reader.integer(value["connect_timeout_ms"], "\(path).connect_timeout_ms", minimum: 1) { destination.connectTimeoutMillis = timeout }
         destination.connectTimeoutMillis = min(destination.connectTimeoutMillis, destination.timeoutMillis)
         if let limit = reader.integer(value["max_in_flight"], "\(path).max_in_flight", minimum: 1) { destination.maxInFlight = limit }
+        if let rate = value["rate_per_s"] {
+            if let number = rate.doubleValue, number > 0, number <= 1_000_000, number.isFinite {
+                destination.ratePerSecond = number
+            } else {
+                reader.fail("\(path).rate_per_s", "must be a number of attempts per second above 0 (at most 1000000), not \(JSONWriter.serialize(rate))")
+            }
+        }
         if let headers = reader.object(value["headers"], "\(path).headers", allowed: Set(value["headers"]?.objectValue?.map(\.key) ?? [])) {
             for header in headers {
                 let headerPath = "\(path).headers.\(header.key)"

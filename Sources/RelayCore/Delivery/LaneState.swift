@@ -3,7 +3,13 @@
 /// lives (the journal in memory, rebuilt from its records; another store in its rows) and the
 /// same rules then hold for every store.
 public struct LaneState: Sendable {
-    public var destination: DestinationConfig?
+    public var destination: DestinationConfig? {
+        didSet { if let destination { bucket = TokenBucket.make(for: destination, previous: bucket) } }
+    }
+    /// The destination's rate limit (`rate_per_s`), shared by live deliveries and replays.
+    public var bucket: TokenBucket?
+    /// Deliveries that were due but held back by the rate limit, ever.
+    public var rateLimited = 0
     public var queue = DeliveryQueue()
     public var inFlight = 0
     public var breaker: CircuitBreaker
@@ -34,13 +40,25 @@ public struct LaneState: Sendable {
             limit = maxInFlight
         }
         var taken: [PendingDelivery] = []
-        while inFlight < limit, let delivery = queue.takeDue(now: now) {
+        // The rate limit allows as many starts as the bucket holds whole tokens.
+        var allowed = bucket.map { Int($0.available(now: now).rounded(.down)) } ?? Int.max
+        while inFlight < limit, allowed > 0, let delivery = queue.takeDue(now: now) {
             inFlight += 1
+            allowed -= 1
             breaker.started()
             taken.append(delivery)
         }
+        _ = bucket?.take(taken.count, now: now)
         var next: Timestamp?
-        if inFlight < limit, let due = queue.nextDue(), due > now { next = due }
+        if inFlight < limit, let due = queue.nextDue() {
+            if due > now {
+                next = due
+            } else if let bucket {
+                // Due, but the bucket is empty: when its next token comes.
+                rateLimited += 1
+                next = bucket.nextToken(now: now)
+            }
+        }
         return (taken, next)
     }
 
@@ -91,10 +109,22 @@ public struct LaneState: Sendable {
         return true
     }
 
+    /// A replay's attempt to this destination takes a token: nil when it may start now, else
+    /// when to ask again.
+    public mutating func takeReplayToken(now: Timestamp) -> Timestamp? {
+        guard var current = bucket else { return nil }
+        defer { bucket = current }
+        if current.take(1, now: now) == 1 { return nil }
+        rateLimited += 1
+        return current.nextToken(now: now)
+    }
+
     public func status(overflowing: Bool) -> DestinationStatus {
-        DestinationStatus(
+        var status = DestinationStatus(
             pending: queue.count, inFlight: inFlight, succeeded: succeeded, dead: dead, paused: paused,
             breakerOpen: breaker.isOpen, overflowing: overflowing, operatorPaused: operatorPaused
         )
+        status.rateLimited = rateLimited
+        return status
     }
 }

@@ -38,6 +38,8 @@ public struct DestinationStatus: Sendable, Equatable {
     public var overflowing: Bool
     /// Paused by an operator (until resumed).
     public var operatorPaused: Bool
+    /// Times a due delivery or a replay attempt waited for the rate limit (`rate_per_s`), ever.
+    public var rateLimited = 0
 
     public init(pending: Int, inFlight: Int, succeeded: Int, dead: Int, paused: Bool, breakerOpen: Bool, overflowing: Bool, operatorPaused: Bool = false) {
         (self.pending, self.inFlight, self.succeeded, self.dead) = (pending, inFlight, succeeded, dead)

@@ -58,6 +58,9 @@ public protocol DeliveryStore: Sendable {
     /// attempted nor given up, until it is resumed; attempts already in flight finish. Saved
     /// before it returns, so it holds across restarts and reloads (`configure` leaves it).
     func setOperatorPause(_ destination: String, paused: Bool) async throws
+    /// A replay's attempt to `destination` takes a token of its rate limit (shared with the live
+    /// deliveries): nil when it may start now (or there is no limit), else when to ask again.
+    func takeReplayToken(_ destination: String, now: Timestamp) async -> Timestamp?
     /// Takes every delivery that may be attempted at `now`, marking each in flight.
     func claim(now: Timestamp) async -> ClaimBatch
     /// Applies and records the resolution of a claimed delivery's attempt.

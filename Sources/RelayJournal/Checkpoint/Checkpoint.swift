@@ -168,26 +168,34 @@ public struct CheckpointStore: Sendable {
             unlink(temporary)
             throw error
         }
-        guard fsync(fd) == 0 else {
-            let reason = String(cString: strerror(errno))
-            close(fd)
-            unlink(temporary)
-            throw CheckpointError("cannot sync \(temporary): \(reason)")
-        }
-        close(fd)
-        guard rename(temporary, path) == 0 else {
-            let reason = String(cString: strerror(errno))
-            unlink(temporary)
-            throw CheckpointError("cannot replace \(path): \(reason)")
-        }
-        let directory = (path as NSString).deletingLastPathComponent
-        let dirfd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        if dirfd >= 0 {
-            _ = fsync(dirfd)
-            close(dirfd)
-        }
+        if let problem = replaceAtomically(fd: fd, temporary: temporary, path: path) { throw CheckpointError(problem) }
         return written
     }
+}
+
+/// Syncs and closes `fd` (the whole new content, written to `temporary`), renames `temporary`
+/// over `path` and syncs the directory, so a crash leaves the old file or the new one whole.
+/// Removes `temporary` on failure and returns what failed; nil when done.
+func replaceAtomically(fd: Int32, temporary: String, path: String) -> String? {
+    guard fsync(fd) == 0 else {
+        let reason = String(cString: strerror(errno))
+        close(fd)
+        unlink(temporary)
+        return "cannot sync \(temporary): \(reason)"
+    }
+    close(fd)
+    guard rename(temporary, path) == 0 else {
+        let reason = String(cString: strerror(errno))
+        unlink(temporary)
+        return "cannot replace \(path): \(reason)"
+    }
+    let directory = (path as NSString).deletingLastPathComponent
+    let dirfd = open(directory.isEmpty ? "." : directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+    if dirfd >= 0 {
+        _ = fsync(dirfd)
+        close(dirfd)
+    }
+    return nil
 }
 
 /// State other than deliveries that is rebuilt by following the journal's events and saved in

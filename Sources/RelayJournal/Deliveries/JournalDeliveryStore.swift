@@ -227,6 +227,10 @@ public actor JournalDeliveryStore: DeliveryStore {
         for name in names { ledger.lane(name).state.operatorPaused = true }
     }
 
+    public func takeReplayToken(_ destination: String, now: Timestamp) -> Timestamp? {
+        ledger.lanes[destination]?.state.takeReplayToken(now: now)
+    }
+
     public func claim(now: Timestamp) -> ClaimBatch {
         var claims: [DeliveryClaim] = []
         var earliest: Timestamp?

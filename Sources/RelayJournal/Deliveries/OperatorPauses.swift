@@ -52,24 +52,7 @@ public struct OperatorPauses: Sendable {
             }
             done += result
         }
-        guard fsync(fd) == 0 else {
-            let reason = String(cString: strerror(errno))
-            close(fd)
-            unlink(temporary)
-            throw OperatorPauseError("cannot sync \(temporary): \(reason)")
-        }
-        close(fd)
-        guard rename(temporary, path) == 0 else {
-            let reason = String(cString: strerror(errno))
-            unlink(temporary)
-            throw OperatorPauseError("cannot replace \(path): \(reason)")
-        }
-        let directory = String(path[..<(path.lastIndex(of: "/") ?? path.startIndex)])
-        let dirfd = open(directory.isEmpty ? "." : directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        if dirfd >= 0 {
-            _ = fsync(dirfd)
-            close(dirfd)
-        }
+        if let problem = replaceAtomically(fd: fd, temporary: temporary, path: path) { throw OperatorPauseError(problem) }
     }
 }
 

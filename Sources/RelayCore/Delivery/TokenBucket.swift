@@ -1,0 +1,57 @@
+/// A destination's rate limit (`rate_per_s`): a token bucket refilled at `ratePerSecond`,
+/// holding at most `burst` tokens (the destination's `max_in_flight`); each attempt, live or
+/// replayed, takes one. Pure: a store keeps it (the journal in memory, PostgreSQL in the
+/// destination's row, shared by every instance).
+public struct TokenBucket: Sendable, Equatable {
+    public var ratePerSecond: Double
+    public var burst: Double
+    /// Tokens as of `updatedAt`.
+    public var tokens: Double
+    public var updatedAt: Timestamp?
+
+    /// A full bucket.
+    public init(ratePerSecond: Double, burst: Int) {
+        self.ratePerSecond = ratePerSecond
+        self.burst = Double(max(1, burst))
+        tokens = self.burst
+        updatedAt = nil
+    }
+
+    public init(ratePerSecond: Double, burst: Int, tokens: Double, updatedAt: Timestamp?) {
+        self.init(ratePerSecond: ratePerSecond, burst: burst)
+        self.tokens = min(self.burst, max(0, tokens))
+        self.updatedAt = updatedAt
+    }
+
+    /// The bucket for `destination`'s settings, keeping what `previous` held (a reload).
+    public static func make(for destination: DestinationConfig, previous: TokenBucket?) -> TokenBucket? {
+        guard let rate = destination.ratePerSecond else { return nil }
+        var bucket = TokenBucket(ratePerSecond: rate, burst: destination.maxInFlight)
+        if let previous { (bucket.tokens, bucket.updatedAt) = (min(bucket.burst, previous.tokens), previous.updatedAt) }
+        return bucket
+    }
+
+    /// Tokens available at `now` (whole ones may be taken).
+    public func available(now: Timestamp) -> Double {
+        guard let updatedAt else { return tokens }
+        let elapsed = Double(max(0, now.milliseconds - updatedAt.milliseconds))
+        return min(burst, tokens + elapsed * ratePerSecond / 1000)
+    }
+
+    /// Takes up to `wanted` whole tokens at `now`; returns how many it took.
+    public mutating func take(_ wanted: Int, now: Timestamp) -> Int {
+        let current = available(now: now)
+        let taken = max(0, min(wanted, Int(current.rounded(.down))))
+        tokens = current - Double(taken)
+        updatedAt = now
+        return taken
+    }
+
+    /// When the next whole token is there (`now` if one is).
+    public func nextToken(now: Timestamp) -> Timestamp {
+        let current = available(now: now)
+        if current >= 1 { return now }
+        let millis = ((1 - current) * 1000 / ratePerSecond).rounded(.up)
+        return Timestamp(milliseconds: now.milliseconds + Int64(max(1, millis)))
+    }
+}

@@ -140,6 +140,8 @@ public actor DeliveryScheduler: DeliveryEngine {
         }
     }
 
+    func isStopping() -> Bool { stopping }
+
     /// Stops taking new work, waits (bounded) for attempts in flight, then returns from `run`.
     public func stop() {
         stopping = true

@@ -147,6 +147,10 @@ extension DeliveryScheduler {
         let firstAttempt: Timestamp
         let destination: DestinationConfig
         let template: BodyTemplate?
+
+        func startingNow(_ now: Timestamp) -> ReplayStart {
+            ReplayStart(replayID: replayID, index: index, item: item, attempts: attempts, firstAttempt: now, destination: destination, template: template)
+        }
     }
 
     /// What the running replays may start now, and when one may start next.
@@ -200,13 +204,19 @@ extension DeliveryScheduler {
     nonisolated func replayAttempt(_ start: ReplayStart) async {
         // The destination's rate limit (`rate_per_s`) holds for replays too: one bucket with its
         // live deliveries, in the store (so across instances on a shared one).
+        var start = start
+        let stopped = Result<TransportResponse, TransportFailure>.failure(TransportFailure(kind: .cancelled, message: "stopped while waiting for the rate limit"))
+        var waited = false
         while let notBefore = await store.takeReplayToken(start.item.destination, now: clock.now()) {
+            waited = true
+            if await isStopping() { return await finishReplayAttempt(start, result: stopped) }
             let millis = max(1, notBefore.milliseconds - clock.now().milliseconds)
-            do {
-                try await timer.sleep(for: .milliseconds(millis))
-            } catch {
-                return await finishReplayAttempt(start, result: .failure(TransportFailure(kind: .cancelled, message: "stopped while waiting for the rate limit")))
-            }
+            do { try await timer.sleep(for: .milliseconds(millis)) } catch { return await finishReplayAttempt(start, result: stopped) }
+        }
+        if waited {
+            if await isStopping() { return await finishReplayAttempt(start, result: stopped) }
+            // Waiting for the rate limit is not part of a first attempt's max_age.
+            if start.attempts == 0 { start = start.startingNow(clock.now()) }
         }
         let result = await send(start.item.event, attempt: start.attempts + 1, destination: start.destination, template: start.template, replay: true)
         await finishReplayAttempt(start, result: result)

@@ -187,11 +187,17 @@ public final class PostgresDeliveryStore: DeliveryStore {
             SELECT destination, consecutive_failures, probes, probe_not_before, paused OR operator_paused, rate_tokens, rate_updated_at FROM relay_lane
             WHERE destination = ANY(\(destinations.keys.sorted())::text[]) ORDER BY destination FOR UPDATE SKIP LOCKED
             """, logger: logger)
-        for try await (name, failures, probes, notBefore, paused, tokens, updatedAt) in locked.decode((String, Int32, Int32, Int64?, Bool, Double?, Int64?).self) where !paused {
+        var lockedNames: Set<String> = []
+        for try await (name, failures, probes, notBefore, paused, tokens, updatedAt) in locked.decode((String, Int32, Int32, Int64?, Bool, Double?, Int64?).self) {
+            lockedNames.insert(name)
+            guard !paused else { continue }
             let bucket = destinations[name].flatMap { Self.bucket($0, tokens: tokens, updatedAt: updatedAt) }
             lanes.append((name, CircuitBreaker(configuration: breaker, consecutiveFailures: Int(failures), probes: Int(probes), probeNotBefore: notBefore.map(Timestamp.init(milliseconds:))), bucket))
         }
-        guard !lanes.isEmpty else { return ClaimBatch(claims: [], nextDue: nil) }
+        // A lane locked by another instance's claim or a replay's token: look again shortly, not
+        // only at the next poll (replays asking for tokens must not starve the live deliveries).
+        let skipped = lockedNames.count < destinations.count
+        guard !lanes.isEmpty else { return ClaimBatch(claims: [], nextDue: skipped ? Timestamp(milliseconds: now.milliseconds + 20) : nil) }
         var inFlight: [String: Int] = [:]
         let counts = try await connection.query("""
             SELECT destination, count(*) FROM relay_delivery WHERE state = 'in_flight' AND destination = ANY(\(lanes.map(\.0))::text[]) GROUP BY destination
@@ -199,6 +205,7 @@ public final class PostgresDeliveryStore: DeliveryStore {
         for try await (name, count) in counts.decode((String, Int64).self) { inFlight[name] = Int(count) }
         var batch = ClaimBatch(claims: [], nextDue: nil)
         func later(_ time: Timestamp) { batch.nextDue = min(batch.nextDue ?? time, time) }
+        if skipped { later(Timestamp(milliseconds: now.milliseconds + 20)) }
         for (name, breaker, bucket) in lanes {
             guard let destination = destinations[name] else { continue }
             let busy = inFlight[name] ?? 0
@@ -242,13 +249,21 @@ public final class PostgresDeliveryStore: DeliveryStore {
             }
             if var bucket {
                 _ = bucket.take(taken, now: now)
-                // Held back by the rate limit (slots were free, tokens were not): when the next token comes.
-                let limited = taken == tokens && busy + taken < limit
+                // Held back by the rate limit: slots were free, tokens were not, and a due delivery is left.
+                var limited = false
+                if taken == tokens && busy + taken < limit {
+                    limited = try await scalar(Bool.self, """
+                        SELECT EXISTS (SELECT 1 FROM relay_delivery WHERE destination = \(name) AND state = 'pending' AND due_at <= \(now.milliseconds))
+                        """, on: connection) ?? false
+                }
                 if limited { later(bucket.nextToken(now: now)) }
-                try await connection.query("""
-                    UPDATE relay_lane SET rate_tokens = \(bucket.tokens), rate_updated_at = \(now.milliseconds), rate_limited = rate_limited + \(limited ? 1 : 0)
-                    WHERE destination = \(name)
-                    """, logger: logger)
+                if taken > 0 || limited {
+                    try await connection.query("""
+                        UPDATE relay_lane SET rate_tokens = \(bucket.tokens), rate_updated_at = \(bucket.updatedAt?.milliseconds ?? now.milliseconds),
+                            rate_limited = rate_limited + \(limited ? 1 : 0)
+                        WHERE destination = \(name)
+                        """, logger: logger)
+                }
             }
             if busy + taken < limit,
                let due = try await scalar(Int64.self, "SELECT coalesce(min(due_at), -1) FROM relay_delivery WHERE destination = \(name) AND state = 'pending' AND due_at > \(now.milliseconds)", on: connection),
@@ -273,15 +288,20 @@ public final class PostgresDeliveryStore: DeliveryStore {
         do {
             return try await store.bounded("a replay's rate token") {
                 try await self.client.withTransaction(logger: self.logger) { connection -> Timestamp? in
+                    // The row may be missing (its configure failed): made here, so the bucket holds.
+                    try await connection.query("INSERT INTO relay_lane (destination) VALUES (\(destination)) ON CONFLICT DO NOTHING", logger: self.logger)
+                    // SKIP LOCKED, as the claims: a replay never waits behind a live claim; it asks again shortly.
                     let rows = try await connection.query(
-                        "SELECT rate_tokens, rate_updated_at FROM relay_lane WHERE destination = \(destination) FOR UPDATE", logger: self.logger
+                        "SELECT rate_tokens, rate_updated_at FROM relay_lane WHERE destination = \(destination) FOR UPDATE SKIP LOCKED", logger: self.logger
                     )
-                    var row: (Double?, Int64?) = (nil, nil)
+                    var row: (Double?, Int64?)?
                     for try await found in rows.decode((Double?, Int64?).self) { row = found }
+                    guard let row else { return Timestamp(milliseconds: now.milliseconds + 20) }
                     guard var bucket = Self.bucket(config, tokens: row.0, updatedAt: row.1) else { return nil }
                     let granted = bucket.take(1, now: now) == 1
                     try await connection.query("""
-                        UPDATE relay_lane SET rate_tokens = \(bucket.tokens), rate_updated_at = \(now.milliseconds), rate_limited = rate_limited + \(granted ? 0 : 1)
+                        UPDATE relay_lane SET rate_tokens = \(bucket.tokens), rate_updated_at = \(bucket.updatedAt?.milliseconds ?? now.milliseconds),
+                            rate_limited = rate_limited + \(granted ? 0 : 1)
                         WHERE destination = \(destination)
                         """, logger: self.logger)
                     return granted ? nil : bucket.nextToken(now: now)
@@ -382,11 +402,13 @@ public final class PostgresDeliveryStore: DeliveryStore {
             }
             let fenced = results.indices.map { !first[$0] || !applied.contains(Int64(clamping: results[$0].claim.token)) }
             try await connection.query("""
-                INSERT INTO relay_attempt (event_seq, received_at, destination, replay_id, record, fenced)
-                SELECT r.event_seq, r.received_at, r.destination, '', r.record, r.fenced FROM unnest(
+                INSERT INTO relay_attempt (event_seq, received_at, destination, replay_id, record, fenced, at, outcome, duration_ms)
+                SELECT r.event_seq, r.received_at, r.destination, '', r.record, r.fenced, r.at, r.outcome, r.duration_ms FROM unnest(
                     \(results.map { Int64(clamping: $0.claim.event.sequence) })::bigint[], \(results.map { $0.claim.receivedAt.milliseconds })::bigint[],
                     \(results.map { $0.claim.destination })::text[], \(results.map { ByteBuffer(bytes: $0.resolution.record.encoded()) })::bytea[],
-                    \(fenced)::boolean[]) WITH ORDINALITY AS r(event_seq, received_at, destination, record, fenced, n)
+                    \(fenced)::boolean[], \(results.map { $0.resolution.record.time.milliseconds })::bigint[],
+                    \(results.map { Int16($0.resolution.record.outcome.rawValue) })::smallint[], \(results.map { Int32(clamping: $0.resolution.record.durationMillis) })::integer[])
+                    WITH ORDINALITY AS r(event_seq, received_at, destination, record, fenced, at, outcome, duration_ms, n)
                 ORDER BY r.n
                 """, logger: logger)
             for index in results.indices where fenced[index] {

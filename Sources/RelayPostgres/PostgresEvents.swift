@@ -197,10 +197,12 @@ extension PostgresStore: EventStore, AttemptRecorder {
     /// whose state they change. Each goes to its event's partition (found by sequence).
     func insert(_ records: [DeliveryRecord], on connection: PostgresConnection) async throws {
         try await connection.query("""
-            INSERT INTO relay_attempt (event_seq, received_at, destination, replay_id, record)
-            SELECT r.event_seq, e.received_at, r.destination, r.replay_id, r.record FROM unnest(
+            INSERT INTO relay_attempt (event_seq, received_at, destination, replay_id, record, at, outcome, duration_ms)
+            SELECT r.event_seq, e.received_at, r.destination, r.replay_id, r.record, r.at, r.outcome, r.duration_ms FROM unnest(
                 \(records.map { Int64(clamping: $0.eventSequence) })::bigint[], \(records.map(\.destination))::text[],
-                \(records.map(\.replayID))::text[], \(records.map { ByteBuffer(bytes: $0.encoded()) })::bytea[]) WITH ORDINALITY AS r(event_seq, destination, replay_id, record, n)
+                \(records.map(\.replayID))::text[], \(records.map { ByteBuffer(bytes: $0.encoded()) })::bytea[], \(records.map(\.time.milliseconds))::bigint[],
+                \(records.map { Int16($0.outcome.rawValue) })::smallint[], \(records.map { Int32(clamping: $0.durationMillis) })::integer[])
+                WITH ORDINALITY AS r(event_seq, destination, replay_id, record, at, outcome, duration_ms, n)
             JOIN relay_event e ON e.seq = r.event_seq
             ORDER BY r.n
             """, logger: logger)

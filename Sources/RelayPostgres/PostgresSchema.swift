@@ -219,6 +219,12 @@ enum PostgresSchema {
             // NULL tokens: a full bucket.
             "ALTER TABLE relay_lane ADD COLUMN rate_tokens double precision, ADD COLUMN rate_updated_at bigint, ADD COLUMN rate_limited bigint NOT NULL DEFAULT 0",
         ]),
+        (7, [
+            // When each attempt ended, its outcome and duration, for the console's minute counts
+            // across every instance (older rows: NULL, not counted).
+            "ALTER TABLE relay_attempt ADD COLUMN at bigint, ADD COLUMN outcome smallint, ADD COLUMN duration_ms integer",
+            "CREATE INDEX relay_attempt_at ON relay_attempt (at)",
+        ]),
     ]
 
     static var latest: Int32 { migrations.last?.version ?? 0 }

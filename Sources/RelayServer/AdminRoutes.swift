@@ -79,14 +79,15 @@ struct AdminRoutes {
     let metrics: @Sendable () async -> [UInt8]
     /// Where the store ends (`GET /admin/journal`).
     let journalEnd: @Sendable () async -> JournalBody
-    /// Minute-by-minute counts (`GET /admin/activity`, destination health).
-    let activity: ActivityLog
+    /// Minute-by-minute counts (`GET /admin/activity`, destination health): this process's, or
+    /// the database's for every instance.
+    let activity: any ActivitySource
 
     /// Every destination configured or with deliveries in the store, by name.
     func destinationList() async -> [DestinationBody] {
         let statuses = await deliveries.laneStatuses()
         let configured = config().destinations
-        let health = activity.health()
+        let health = await activity.health()
         return Set(statuses.keys).union(configured.keys).sorted().map { name in
             Self.destination(name, status: statuses[name], config: configured[name], health: health[name])
         }
@@ -271,7 +272,7 @@ struct AdminRoutes {
             }
         }
         router.get("/admin/activity") { _, _ in
-            JSONResponse.encoded(ActivityBody(minutes: activity.lastHour().map {
+            JSONResponse.encoded(ActivityBody(minutes: await activity.lastHour().map {
                 ActivityMinuteBody(minute: Timestamp(milliseconds: $0.start).rfc3339, events: $0.events, succeeded: $0.succeeded, retried: $0.retried, dead: $0.dead)
             }))
         }

@@ -40,6 +40,8 @@ public final class RelayServer: Sendable {
     private let ports = Mutex<(ingest: Int?, admin: Int?)>((nil, nil))
     private let ready = Mutex<[CheckedContinuation<Void, Never>]>([])
     private let replayIDs = EventIDGenerator(clock: SystemClock())
+    /// The console's minute counts: the database's (every instance) or this process's.
+    private let activity: any ActivitySource
 
     /// A new replay id, `rpl_` and a time-ordered suffix.
     public func newReplayID() -> String { "rpl_" + replayIDs.next().dropFirst(4) }
@@ -110,6 +112,7 @@ public final class RelayServer: Sendable {
             ingest = store
             deliveryStore = deliveries
         }
+        activity = postgres.map { PostgresActivity(store: $0, fallback: metrics.activity, clock: clock) } ?? metrics.activity
         self.pipeline = IngestPipeline(config: config, store: ingest, clock: clock)
         self.scheduler = DeliveryScheduler(
             store: deliveryStore, transport: engine, destinations: config.destinations, configuration: settings,
@@ -210,7 +213,7 @@ public final class RelayServer: Sendable {
                 guard let durable = journal?.durable else { return JournalBody(lastSequence: (try? await events.mark()) ?? 0, segment: 0, offset: 0) }
                 return JournalBody(lastSequence: durable.lastSequence, segment: durable.end.segment, offset: durable.end.offset)
             },
-            activity: metrics.activity
+            activity: activity
         ).register(on: adminRouter)
         ConsoleRoutes.register(on: adminRouter)
         let admin = Application(

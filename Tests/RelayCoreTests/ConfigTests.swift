@@ -62,9 +62,9 @@ func configIssues(_ json: String, environment: [String: String] = [:]) -> [Strin
         { "sources": { "s": { "provider": "generic" } }, "destinations": { "d": { "url": "http://127.0.0.1:9/d", "rate_per_s": 2.5, "max_in_flight": 3 } } }
         """.utf8), file: "routes.json", environment: [:])
         #expect(config.destinations["d"]?.ratePerSecond == 2.5)
-        for (value, shown) in [("0", "0"), ("-3", "-3"), ("\"fast\"", "\"fast\""), ("null", "null")] {
+        for (value, shown) in [("0", "0"), ("-3", "-3"), ("1e-20", "1e-20"), ("\"fast\"", "\"fast\""), ("null", "null")] {
             let issues = configIssues(#"{ "sources": { "s": { "provider": "generic" } }, "destinations": { "d": { "url": "http://127.0.0.1:9/d", "rate_per_s": \#(value) } } }"#)
-            #expect(issues == ["routes.json: destinations.d.rate_per_s: must be a number of attempts per second above 0 (at most 1000000), not \(shown)"], "\(issues)")
+            #expect(issues == ["routes.json: destinations.d.rate_per_s: must be a number of attempts per second from 0.001 to 1000000, not \(shown)"], "\(issues)")
         }
     }
 

@@ -45,6 +45,36 @@ import Testing
         await downstream.stop()
     }
 
+    /// The console's counts come from the database: an instance that stored and delivered
+    /// nothing itself shows the other's events and attempts.
+    @Test(.timeLimit(.minutes(1)))
+    func everyInstanceShowsTheWholeRelaysMinuteCounts() async throws {
+        let downstream = TestDownstream()
+        let port = try await downstream.start()
+        let routes = forwardingRoutes(["orders": fastRetry("http://127.0.0.1:\(port)/orders")], routes: #"[{"name": "all", "to": ["orders"]}]"#)
+        let store = try postgresStore()
+        let busy = try await LiveRelay(routes: routes, store: store)
+        for i in 0..<5 {
+            let response = try await busy.post("shop", body: Array("{\"id\":\"act\(i)\",\"type\":\"order.paid\"}".utf8))
+            #expect(response.status == 200)
+        }
+        #expect(await downstream.wait(timeout: .seconds(30)) { $0.count >= 5 })
+        // Started after the work was done: its own counts are empty.
+        let idle = try await LiveRelay(routes: routes, store: store)
+        let counted = try await eventually(timeout: .seconds(30)) {
+            let minutes = try await idle.admin("/admin/activity").json?["minutes"]?.arrayValue ?? []
+            let events = minutes.reduce(0) { $0 + Int($1["events"]?.doubleValue ?? 0) }
+            let succeeded = minutes.reduce(0) { $0 + Int($1["succeeded"]?.doubleValue ?? 0) }
+            return minutes.count == 60 && events == 5 && succeeded == 5
+        }
+        #expect(counted, "the idle instance shows the busy one's events and deliveries")
+        let orders = try await idle.admin("/admin/destinations").json?["destinations"]?.arrayValue?.first { $0["name"]?.stringValue == "orders" }
+        #expect(orders?["attempts_5m"]?.doubleValue == 5 && orders?["success_rate_5m"]?.doubleValue == 1 && orders?["p99_ms_5m"]?.doubleValue != nil, "\(String(describing: orders))")
+        await idle.stop()
+        await busy.stop()
+        await downstream.stop()
+    }
+
     @Test(.timeLimit(.minutes(1)))
     func aFailingDestinationIsRetriedUntilItAnswers() async throws {
         let downstream = TestDownstream()

@@ -78,10 +78,10 @@ public struct DestinationConfig: Sendable, Equatable {
         destination.connectTimeoutMillis = min(destination.connectTimeoutMillis, destination.timeoutMillis)
         if let limit = reader.integer(value["max_in_flight"], "\(path).max_in_flight", minimum: 1) { destination.maxInFlight = limit }
         if let rate = value["rate_per_s"] {
-            if let number = rate.doubleValue, number > 0, number <= 1_000_000, number.isFinite {
+            if let number = rate.doubleValue, number >= 0.001, number <= 1_000_000 {
                 destination.ratePerSecond = number
             } else {
-                reader.fail("\(path).rate_per_s", "must be a number of attempts per second above 0 (at most 1000000), not \(JSONWriter.serialize(rate))")
+                reader.fail("\(path).rate_per_s", "must be a number of attempts per second from 0.001 to 1000000, not \(JSONWriter.serialize(rate))")
             }
         }
         if let headers = reader.object(value["headers"], "\(path).headers", allowed: Set(value["headers"]?.objectValue?.map(\.key) ?? [])) {

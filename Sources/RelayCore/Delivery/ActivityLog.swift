@@ -1,12 +1,21 @@
 import Synchronization
 
+/// Where the console's minute counts come from: this process's `ActivityLog`, or a store
+/// shared by several instances that counts for all of them.
+public protocol ActivitySource: Sendable {
+    /// The last 60 minutes, oldest first, the current one last.
+    func lastHour() async -> [ActivityLog.Minute]
+    /// Each destination's attempts over the last 5 minutes.
+    func health() async -> [String: ActivityLog.Health]
+}
+
 /// What happened, minute by minute, for the console's overview and destination health:
 /// events stored per minute and delivery attempts per minute by outcome over the last hour,
 /// and per destination the attempts of the last 5 minutes with their durations. Bounded: 60
 /// minutes overall, and per destination 5 minutes of counts and a fixed histogram (p99 is
 /// reported as the upper bound of its histogram bucket). Kept by each process in memory, so it
 /// starts empty after a restart and, with several instances, covers this instance's work.
-public final class ActivityLog: Sendable {
+public final class ActivityLog: ActivitySource {
     public struct Minute: Sendable, Equatable {
         /// The minute's start, in milliseconds since the epoch.
         public var start: Int64
@@ -24,6 +33,10 @@ public final class ActivityLog: Sendable {
         public var succeeded: Int
         /// The 99th percentile attempt duration (upper bound of its bucket), nil without attempts.
         public var p99Millis: Int?
+
+        public init(attempts: Int, succeeded: Int, p99Millis: Int?) {
+            (self.attempts, self.succeeded, self.p99Millis) = (attempts, succeeded, p99Millis)
+        }
     }
 
     /// Upper bounds (ms) of the duration histogram: about 25% apart from 1 ms to an hour
@@ -65,7 +78,7 @@ public final class ActivityLog: Sendable {
         self.clock = clock
     }
 
-    private static func minute(_ milliseconds: Int64) -> Int64 { milliseconds - ((milliseconds % 60_000) + 60_000) % 60_000 }
+    public static func minute(_ milliseconds: Int64) -> Int64 { milliseconds - ((milliseconds % 60_000) + 60_000) % 60_000 }
 
     /// `count` events stored now.
     public func stored(_ count: Int) {

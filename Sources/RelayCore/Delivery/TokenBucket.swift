@@ -43,7 +43,9 @@ public struct TokenBucket: Sendable, Equatable {
         let current = available(now: now)
         let taken = max(0, min(wanted, Int(current.rounded(.down))))
         tokens = current - Double(taken)
-        updatedAt = now
+        // Never back: with several instances (clocks a little apart) writing one bucket, a stamp
+        // moved back would refill the same time twice.
+        updatedAt = max(updatedAt ?? now, now)
         return taken
     }
 
@@ -51,7 +53,7 @@ public struct TokenBucket: Sendable, Equatable {
     public func nextToken(now: Timestamp) -> Timestamp {
         let current = available(now: now)
         if current >= 1 { return now }
-        let millis = ((1 - current) * 1000 / ratePerSecond).rounded(.up)
-        return Timestamp(milliseconds: now.milliseconds + Int64(max(1, millis)))
+        let millis = min(86_400_000, max(1, ((1 - current) * 1000 / ratePerSecond).rounded(.up)))
+        return Timestamp(milliseconds: now.milliseconds + Int64(millis))
     }
 }

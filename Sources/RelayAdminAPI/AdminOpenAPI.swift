@@ -46,7 +46,7 @@ public enum AdminOpenAPI {
             "200": { "description": "a dry run", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/ReplayAnswer" } } } },
             "202": { "description": "started", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/ReplayAnswer" } } } },
             "400": { "$ref": "#/components/responses/BadRequest" }, "413": { "$ref": "#/components/responses/BadRequest" } } } },
-        "/admin/destinations": { "get": { "summary": "Every destination: state, deliveries, and the last 5 minutes' attempts (this instance's)", "responses": {
+        "/admin/destinations": { "get": { "summary": "Every destination: state, deliveries, and the last 5 minutes' attempts (on PostgreSQL, every instance's)", "responses": {
           "200": { "description": "destinations by name", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/DestinationList" } } } } } } },
         "/admin/destinations/{name}/pause": { "post": { "summary": "Pause a destination until resumed (holds across restarts and reloads; its deliveries wait)", "parameters": [{ "name": "name", "in": "path", "required": true, "schema": { "type": "string" } }],
           "responses": { "200": { "description": "paused", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Destination" } } } },
@@ -54,7 +54,7 @@ public enum AdminOpenAPI {
         "/admin/destinations/{name}/resume": { "post": { "summary": "Resume a destination an operator paused", "parameters": [{ "name": "name", "in": "path", "required": true, "schema": { "type": "string" } }],
           "responses": { "200": { "description": "resumed", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Destination" } } } },
             "404": { "$ref": "#/components/responses/NotFound" }, "503": { "$ref": "#/components/responses/BadRequest" } } } },
-        "/admin/activity": { "get": { "summary": "The last hour, minute by minute: events stored and delivery attempts by outcome (this instance's; empty after a restart)", "responses": {
+        "/admin/activity": { "get": { "summary": "The last hour, minute by minute: events stored and delivery attempts by outcome (on the journal since this relay started; on PostgreSQL every instance's)", "responses": {
           "200": { "description": "60 minutes, oldest first", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Activity" } } } } } } },
         "/admin/replays/{id}": { "get": { "summary": "A replay's progress (the last 100, until a restart)", "parameters": [{ "name": "id", "in": "path", "required": true, "schema": { "type": "string" } }],
           "responses": { "200": { "description": "progress", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/ReplayStatus" } } } }, "404": { "$ref": "#/components/responses/NotFound" } } } }

@@ -27,7 +27,7 @@ public struct DestinationBody: Codable, Sendable, Equatable {
     /// delivery or a replay attempt waited for it.
     public var ratePerSecond: Double?
     public var rateLimited: Int
-    /// Attempts in the last 5 minutes (by this instance), those that succeeded, their share
+    /// Attempts in the last 5 minutes (on PostgreSQL, by every instance), those that succeeded, their share
     /// (nil without attempts) and the 99th percentile duration (bucket upper bound).
     public var attempts5m: Int
     public var succeeded5m: Int

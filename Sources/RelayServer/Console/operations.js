@@ -88,7 +88,7 @@ export async function overviewPage(_args, started) {
     if (!current(started)) return;
     const totals = activity.minutes.reduce((sum, m) => ({ events: sum.events + m.events, succeeded: sum.succeeded + m.succeeded, retried: sum.retried + m.retried, dead: sum.dead + m.dead }), { events: 0, succeeded: 0, retried: 0, dead: 0 });
     fill(chartBox, chart(activity.minutes), legend(),
-      h("p", { class: "muted", id: "totals" }, `Last hour: ${totals.events} events stored, ${totals.succeeded} deliveries succeeded, ${totals.retried} retried, ${totals.dead} dead (this instance's counts since it started).`));
+      h("p", { class: "muted", id: "totals" }, `Last hour: ${totals.events} events stored, ${totals.succeeded} deliveries succeeded, ${totals.retried} retried, ${totals.dead} dead (on the journal: since this relay started; on PostgreSQL: every instance's).`));
     fill(destinationsBox, destinationTable(destinations.destinations));
   }
   await load();
@@ -98,7 +98,7 @@ export async function overviewPage(_args, started) {
 export async function destinationsPage(_args, started) {
   const box = h("div");
   render(h("h1", {}, "Destinations"),
-    h("p", { class: "muted" }, "A pause holds until resumed, across restarts and routes reloads; paused deliveries wait, they do not die. The 5-minute figures are this instance's attempts."),
+    h("p", { class: "muted" }, "A pause holds until resumed, across restarts and routes reloads; paused deliveries wait, they do not die. The 5-minute figures count attempts since this relay started (journal) or of every instance (PostgreSQL)."),
     box);
   async function load() {
     const list = await api("/admin/destinations");

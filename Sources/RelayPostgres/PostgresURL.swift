@@ -96,31 +96,10 @@ public struct PostgresURL: Sendable, Equatable, CustomStringConvertible {
 
     /// Percent-decodes `text` (UTF-8).
     private static func decode(_ text: Substring, part: String) throws(PostgresURLError) -> String {
-        var bytes: [UInt8] = []
-        var utf8 = Array(text.utf8)[...]
-        while let byte = utf8.first {
-            utf8 = utf8.dropFirst()
-            guard byte == UInt8(ascii: "%") else {
-                bytes.append(byte)
-                continue
-            }
-            guard utf8.count >= 2, let high = hex(utf8[utf8.startIndex]), let low = hex(utf8[utf8.startIndex + 1]) else {
-                throw PostgresURLError(part, "has a % that is not followed by two hex digits")
-            }
-            bytes.append(high << 4 | low)
-            utf8 = utf8.dropFirst(2)
+        guard let decoded = PercentEncoding.decode(text) else {
+            throw PostgresURLError(part, "is not valid percent-encoding (a % must be followed by two hex digits, and the result must be UTF-8)")
         }
-        guard let decoded = String(validating: bytes, as: UTF8.self) else { throw PostgresURLError(part, "is not UTF-8 once decoded") }
         return decoded
-    }
-
-    private static func hex(_ byte: UInt8) -> UInt8? {
-        switch byte {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
-        default: nil
-        }
     }
 }
 

@@ -16,33 +16,7 @@ struct AdminRoutes {
     /// or any character of a destination's name); as given if it is not valid percent-encoding.
     static func pathParameter(_ context: BasicRequestContext, _ name: String) -> String {
         let raw = context.parameters.get(name) ?? ""
-        guard raw.contains("%") else { return raw }
-        var bytes: [UInt8] = []
-        var index = raw.utf8.startIndex
-        let utf8 = raw.utf8
-        while index != utf8.endIndex {
-            let byte = utf8[index]
-            if byte == UInt8(ascii: "%") {
-                let first = utf8.index(after: index)
-                guard first != utf8.endIndex, utf8.index(after: first) != utf8.endIndex,
-                      let high = hexValue(utf8[first]), let low = hexValue(utf8[utf8.index(after: first)]) else { return raw }
-                bytes.append(high << 4 | low)
-                index = utf8.index(first, offsetBy: 2)
-            } else {
-                bytes.append(byte)
-                index = utf8.index(after: index)
-            }
-        }
-        return String(validating: bytes, as: UTF8.self) ?? raw
-    }
-
-    private static func hexValue(_ byte: UInt8) -> UInt8? {
-        switch byte {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
-        default: nil
-        }
+        return raw.contains("%") ? PercentEncoding.decode(raw) ?? raw : raw
     }
 
     /// The `limit` query parameter: 1…1000, `default` when absent.

@@ -74,6 +74,7 @@ let package = Package(
             dependencies: [
                 "RelayCore",
                 "CCurlShim",
+                "CRelayMemory",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings

@@ -1,4 +1,8 @@
+#define _GNU_SOURCE
 #include "CRelayMemory.h"
+#include <pthread.h>
+
+int relay_name_this_thread(const char *name) { return pthread_setname_np(pthread_self(), name); }
 
 #if defined(__GLIBC__)
 #include <malloc.h>

@@ -1,4 +1,5 @@
 internal import CCurlShim
+internal import CRelayMemory
 import Foundation
 import Logging
 import Synchronization
@@ -50,8 +51,10 @@ public final class CurlEngine: HTTPTransport, Sendable {
         self.multi = MultiHandle(pointer: pointer)
         self.configuration = configuration
         self.logger = logger
-        let thread = Thread { [self] in self.run() }
-        thread.name = "relay-curl"
+        let thread = Thread { [self] in
+            _ = relay_name_this_thread("relay-curl")  // as the journal's writer: from inside, ≤ 15 characters
+            self.run()
+        }
         thread.start()
     }
 

@@ -46,6 +46,20 @@ func lastSegmentPath(_ directory: String) throws -> String {
         }
     }
 
+    /// The writer thread has a name Linux keeps (15 characters at most), so profiles and `top -H`
+    /// show its work as the journal's rather than an anonymous thread's.
+    @Test func theWriterThreadIsNamedAsLinuxShowsIt() async throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let (logger, _) = makeLogger()
+        let journal = try Journal.open(JournalConfiguration(directory: dir.path + "/journal"), logger: logger)
+        _ = try await journal.append(JournalEntry(type: .event, payload: payload(0)))
+        let tasks = try FileManager.default.contentsOfDirectory(atPath: "/proc/self/task")
+        let names = tasks.compactMap { try? String(contentsOfFile: "/proc/self/task/\($0)/comm", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines) }
+        #expect(names.contains("relay-journal"), "thread names: \(Set(names).sorted())")
+        await journal.close()
+    }
+
     @Test func roundTripAndReopen() async throws {
         let dir = try TemporaryDirectory()
         defer { dir.remove() }

@@ -5,4 +5,8 @@
 /// released. A no-op returning 0 where glibc's malloc_trim is not available.
 int relay_malloc_trim(void);
 
+/// Names the calling thread as the kernel shows it (`top -H`, perf, /proc/.../comm); Linux keeps
+/// at most 15 characters and refuses longer names. Returns 0 on success.
+int relay_name_this_thread(const char *name);
+
 #endif

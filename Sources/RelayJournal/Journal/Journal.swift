@@ -1,3 +1,4 @@
+import CRelayMemory
 import RelayCore
 import Dispatch
 import Foundation
@@ -67,8 +68,13 @@ public final class Journal: Sendable {
             offset: recovered.endOffset,
             nextSequence: recovered.nextSequence
         )
-        let thread = Thread { [self] in self.writerLoop() }
-        thread.name = "relay-journal-writer"
+        let thread = Thread { [self] in
+            // Named from inside (Foundation's Thread.name does not reach the kernel on Linux),
+            // in at most 15 characters (Linux refuses longer names), so profiles and `top -H`
+            // show the writer's work as the journal's.
+            _ = relay_name_this_thread("relay-journal")
+            self.writerLoop()
+        }
         thread.start()
     }
 

@@ -143,6 +143,12 @@ public final class Browser: @unchecked Sendable {
         }
     }
 
+    /// Presses keys as a user would (WebDriver key actions): `"\u{E004}"` is Tab, `"\u{E007}"` Enter.
+    public func press(_ keys: [String]) async throws {
+        let actions = keys.flatMap { ["{\"type\":\"keyDown\",\"value\":\(JSONWriter.quote($0))}", "{\"type\":\"keyUp\",\"value\":\(JSONWriter.quote($0))}"] }
+        try await call("POST", "/actions", body: "{\"actions\":[{\"type\":\"key\",\"id\":\"keyboard\",\"actions\":[\(actions.joined(separator: ","))]}]}")
+    }
+
     /// Resizes the window (a phone's width, say).
     public func resize(width: Int, height: Int) async throws {
         try await call("POST", "/window/rect", body: "{\"width\":\(width),\"height\":\(height)}")

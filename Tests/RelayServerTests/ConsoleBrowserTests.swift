@@ -152,6 +152,19 @@ import Testing
             try await browser.click("#run-backtest")
             try await browser.waitForText("Not sent:", in: "#backtest")
 
+            // The keyboard alone reaches a page: Tab to the navigation's "Destinations", Enter.
+            try await browser.go(admin + "/ui/#/overview")
+            try await browser.waitFor("#app svg")
+            try await browser.run("document.activeElement && document.activeElement.blur(); window.focus()")
+            var focused = ""
+            for _ in 0..<12 where focused != "#/destinations" {
+                try await browser.press(["\u{E004}"])
+                focused = try await browser.run("const e = document.activeElement; return e && e.getAttribute('href') || ''").stringValue ?? ""
+            }
+            #expect(focused == "#/destinations", "Tab never reached the Destinations link")
+            try await browser.press(["\u{E007}"])
+            try await browser.waitForText("A pause holds until resumed")
+
             // At a phone's width the pages fit: only tables scroll sideways, inside their box.
             try await browser.resize(width: 390, height: 844)
             for page in ["overview", "events", "event/\(failed)", "destinations"] {

@@ -191,7 +191,7 @@ public final class PostgresDeliveryStore: DeliveryStore {
         for try await (name, failures, probes, notBefore, paused, tokens, updatedAt) in locked.decode((String, Int32, Int32, Int64?, Bool, Double?, Int64?).self) {
             lockedNames.insert(name)
             guard !paused else { continue }
-            let bucket = destinations[name].flatMap { Self.bucket($0, tokens: tokens, updatedAt: updatedAt) }
+            let bucket = destinations[name].flatMap { TokenBucket.make(for: $0, tokens: tokens, updatedAt: updatedAt.map(Timestamp.init(milliseconds:))) }
             lanes.append((name, CircuitBreaker(configuration: breaker, consecutiveFailures: Int(failures), probes: Int(probes), probeNotBefore: notBefore.map(Timestamp.init(milliseconds:))), bucket))
         }
         // A lane locked by another instance's claim or a replay's token: look again shortly, not
@@ -218,7 +218,7 @@ public final class PostgresDeliveryStore: DeliveryStore {
                 limit = maxInFlight
             }
             // The rate limit allows as many starts as the bucket holds whole tokens.
-            let tokens = bucket.map { Int($0.available(now: now).rounded(.down)) } ?? Int.max
+            let tokens = bucket?.wholeTokens(now: now) ?? Int.max
             let free = min(limit - busy, tokens)
             var taken = 0
             if free > 0 {
@@ -257,13 +257,7 @@ public final class PostgresDeliveryStore: DeliveryStore {
                         """, on: connection) ?? false
                 }
                 if limited { later(bucket.nextToken(now: now)) }
-                if taken > 0 || limited {
-                    try await connection.query("""
-                        UPDATE relay_lane SET rate_tokens = \(bucket.tokens), rate_updated_at = \(bucket.updatedAt?.milliseconds ?? now.milliseconds),
-                            rate_limited = rate_limited + \(limited ? 1 : 0)
-                        WHERE destination = \(name)
-                        """, logger: logger)
-                }
+                if taken > 0 || limited { try await save(bucket, of: name, limited: limited, now: now, on: connection) }
             }
             if busy + taken < limit,
                let due = try await scalar(Int64.self, "SELECT coalesce(min(due_at), -1) FROM relay_delivery WHERE destination = \(name) AND state = 'pending' AND due_at > \(now.milliseconds)", on: connection),
@@ -274,11 +268,14 @@ public final class PostgresDeliveryStore: DeliveryStore {
         return batch
     }
 
-    /// The bucket of a destination with a rate limit, as its row holds it (NULL tokens: full).
-    static func bucket(_ destination: DestinationConfig, tokens: Double?, updatedAt: Int64?) -> TokenBucket? {
-        guard let rate = destination.ratePerSecond else { return nil }
-        guard let tokens else { return TokenBucket(ratePerSecond: rate, burst: destination.maxInFlight) }
-        return TokenBucket(ratePerSecond: rate, burst: destination.maxInFlight, tokens: tokens, updatedAt: updatedAt.map(Timestamp.init(milliseconds:)))
+    /// Writes a destination's bucket back to its row (NULL tokens there: a full bucket), and
+    /// counts a wait for it.
+    private func save(_ bucket: TokenBucket, of destination: String, limited: Bool, now: Timestamp, on connection: PostgresConnection) async throws {
+        try await connection.query("""
+            UPDATE relay_lane SET rate_tokens = \(bucket.tokens), rate_updated_at = \(bucket.updatedAt?.milliseconds ?? now.milliseconds),
+                rate_limited = rate_limited + \(limited ? 1 : 0)
+            WHERE destination = \(destination)
+            """, logger: logger)
     }
 
     /// One transaction on the destination's row, so the bucket holds across instances. A
@@ -297,13 +294,9 @@ public final class PostgresDeliveryStore: DeliveryStore {
                     var row: (Double?, Int64?)?
                     for try await found in rows.decode((Double?, Int64?).self) { row = found }
                     guard let row else { return Timestamp(milliseconds: now.milliseconds + 20) }
-                    guard var bucket = Self.bucket(config, tokens: row.0, updatedAt: row.1) else { return nil }
+                    guard var bucket = TokenBucket.make(for: config, tokens: row.0, updatedAt: row.1.map(Timestamp.init(milliseconds:))) else { return nil }
                     let granted = bucket.take(1, now: now) == 1
-                    try await connection.query("""
-                        UPDATE relay_lane SET rate_tokens = \(bucket.tokens), rate_updated_at = \(bucket.updatedAt?.milliseconds ?? now.milliseconds),
-                            rate_limited = rate_limited + \(granted ? 0 : 1)
-                        WHERE destination = \(destination)
-                        """, logger: self.logger)
+                    try await self.save(bucket, of: destination, limited: !granted, now: now, on: connection)
                     return granted ? nil : bucket.nextToken(now: now)
                 }
             }

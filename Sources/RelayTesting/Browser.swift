@@ -24,7 +24,9 @@ public final class Browser: @unchecked Sendable {
         guard let driverPath else { throw Failure(description: "chromedriver is not installed: run the tests with scripts/test, which installs chromium and chromium-driver") }
         let chromium = ["/usr/bin/chromium", "/usr/lib/chromium/chromium"].first { FileManager.default.isExecutableFile(atPath: $0) }
         guard let chromium else { throw Failure(description: "chromium is not installed: run the tests with scripts/test") }
-        let port = try freePort()
+        // A free loopback port, handed to chromedriver to bind.
+        let port = unusedLoopbackPort()
+        releaseReservedPort(port)
         let driver = Process()
         driver.executableURL = URL(fileURLWithPath: driverPath)
         driver.arguments = ["--port=\(port)"]
@@ -58,21 +60,6 @@ public final class Browser: @unchecked Sendable {
 
     private init(driver: Process, port: Int, session: String) {
         (self.driver, self.port, self.session) = (driver, port, session)
-    }
-
-    private static func freePort() throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw Failure(description: "socket failed") }
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = 0
-        let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        guard bound == 0 else { throw Failure(description: "bind failed") }
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
-        return Int(UInt16(bigEndian: address.sin_port))
     }
 
     /// One WebDriver command: its `value`, or a failure with WebDriver's message.

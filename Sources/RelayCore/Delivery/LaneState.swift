@@ -4,7 +4,7 @@
 /// same rules then hold for every store.
 public struct LaneState: Sendable {
     public var destination: DestinationConfig? {
-        didSet { if let destination { bucket = TokenBucket.make(for: destination, previous: bucket) } }
+        didSet { if let destination { bucket = TokenBucket.make(for: destination, tokens: bucket?.tokens, updatedAt: bucket?.updatedAt) } }
     }
     /// The destination's rate limit (`rate_per_s`), shared by live deliveries and replays.
     public var bucket: TokenBucket?
@@ -41,7 +41,7 @@ public struct LaneState: Sendable {
         }
         var taken: [PendingDelivery] = []
         // The rate limit allows as many starts as the bucket holds whole tokens.
-        var allowed = bucket.map { Int($0.available(now: now).rounded(.down)) } ?? Int.max
+        var allowed = bucket?.wholeTokens(now: now) ?? Int.max
         while inFlight < limit, allowed > 0, let delivery = queue.takeDue(now: now) {
             inFlight += 1
             allowed -= 1

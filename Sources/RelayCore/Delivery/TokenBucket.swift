@@ -23,12 +23,13 @@ public struct TokenBucket: Sendable, Equatable {
         self.updatedAt = updatedAt
     }
 
-    /// The bucket for `destination`'s settings, keeping what `previous` held (a reload).
-    public static func make(for destination: DestinationConfig, previous: TokenBucket?) -> TokenBucket? {
+    /// The bucket for `destination`'s settings (nil without a rate limit) holding what a store
+    /// kept of it: `tokens` as of `updatedAt` (a reload's previous bucket, a database row); a
+    /// full bucket when it kept nothing.
+    public static func make(for destination: DestinationConfig, tokens: Double?, updatedAt: Timestamp?) -> TokenBucket? {
         guard let rate = destination.ratePerSecond else { return nil }
-        var bucket = TokenBucket(ratePerSecond: rate, burst: destination.maxInFlight)
-        if let previous { (bucket.tokens, bucket.updatedAt) = (min(bucket.burst, previous.tokens), previous.updatedAt) }
-        return bucket
+        guard let tokens else { return TokenBucket(ratePerSecond: rate, burst: destination.maxInFlight) }
+        return TokenBucket(ratePerSecond: rate, burst: destination.maxInFlight, tokens: tokens, updatedAt: updatedAt)
     }
 
     /// Tokens available at `now` (whole ones may be taken).
@@ -36,6 +37,11 @@ public struct TokenBucket: Sendable, Equatable {
         guard let updatedAt else { return tokens }
         let elapsed = Double(max(0, now.milliseconds - updatedAt.milliseconds))
         return min(burst, tokens + elapsed * ratePerSecond / 1000)
+    }
+
+    /// How many attempts may start at `now`: the whole tokens available.
+    public func wholeTokens(now: Timestamp) -> Int {
+        Int(available(now: now).rounded(.down))
     }
 
     /// Takes up to `wanted` whole tokens at `now`; returns how many it took.

@@ -1,3 +1,4 @@
+import Foundation
 import Glibc
 import RelayCore
 
@@ -14,22 +15,9 @@ public struct OperatorPauses: Sendable {
 
     /// The saved names; none if the file does not exist. Blocking (reads a file).
     public func load() throws -> Set<String> {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        if fd < 0 {
-            if errno == ENOENT { return [] }
-            throw OperatorPauseError("cannot open \(path): \(String(cString: strerror(errno)))")
-        }
-        defer { close(fd) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 4096)
-        while true {
-            let count = chunk.withUnsafeMutableBytes { raw in read(fd, raw.baseAddress, raw.count) }
-            if count < 0 && errno == EINTR { continue }
-            guard count >= 0 else { throw OperatorPauseError("cannot read \(path): \(String(cString: strerror(errno)))") }
-            if count == 0 { break }
-            bytes += chunk[0..<count]
-        }
-        guard let names = (try? JSONParser.parse(bytes))?.arrayValue else { throw OperatorPauseError("\(path): not a JSON array of destination names") }
+        guard FileManager.default.fileExists(atPath: path) else { return [] }
+        guard let data = FileManager.default.contents(atPath: path) else { throw OperatorPauseError("cannot read \(path)") }
+        guard let names = (try? JSONParser.parse(Array(data)))?.arrayValue else { throw OperatorPauseError("\(path): not a JSON array of destination names") }
         return Set(names.compactMap(\.stringValue))
     }
 

@@ -4,8 +4,9 @@ import { api } from "./api.js";
 import { h, fill, render, link, badge, table, notify, errorBox, filterInputs, readFilter, checkTime } from "./ui.js";
 import { every, current } from "./app.js";
 
-function counts(deliveries) {
-  return table([["Destination", (pair) => pair[0]], ["Deliveries", (pair) => pair[1], { num: true }]], Object.entries(deliveries), { empty: "No deliveries." });
+/** Counts per destination ({destination: n}) as a table. */
+function counts(byDestination, heading, empty) {
+  return table([["Destination", (pair) => pair[0]], [heading, (pair) => pair[1], { num: true }]], Object.entries(byDestination), { empty });
 }
 
 function progressView(id, started) {
@@ -88,7 +89,7 @@ export async function replayPage(args, started) {
         fill(previewBox, h("div", { class: "card" },
           h("h2", {}, "Preview"),
           h("p", { id: "preview-summary" }, `${answer.matched_events} events matched; ${answer.total_deliveries} deliveries would be sent.`),
-          counts(answer.deliveries),
+          counts(answer.deliveries, "Deliveries", "No deliveries."),
           h("h2", {}, "Sample (oldest first)"),
           table([["Event", (s) => link("event/" + s.id, s.id)], ["Destinations", (s) => s.destinations.join(", ") || "none"]], answer.sample || [])));
       } else {
@@ -136,8 +137,8 @@ export async function routesPage(_args, started) {
         h("h2", {}, "Backtest"),
         h("p", { id: "backtest-summary" }, `${answer.matched_events} events in the range; ${b.changed_events} would go to different destinations.`),
         h("div", { class: "grid2" },
-          h("div", {}, h("h2", {}, "Added"), table([["Destination", (p) => p[0]], ["Events", (p) => p[1], { num: true }]], Object.entries(b.added), { empty: "None." })),
-          h("div", {}, h("h2", {}, "Removed"), table([["Destination", (p) => p[0]], ["Events", (p) => p[1], { num: true }]], Object.entries(b.removed), { empty: "None." }))),
+          h("div", {}, h("h2", {}, "Added"), counts(b.added, "Events", "None.")),
+          h("div", {}, h("h2", {}, "Removed"), counts(b.removed, "Events", "None."))),
         h("h2", {}, b.changed_events > b.changes.length ? `The newest ${b.changes.length} changed events` : "Changed events"),
         table([
           ["Event", (c) => link("event/" + c.id, c.id)],

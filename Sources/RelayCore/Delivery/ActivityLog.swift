@@ -16,7 +16,7 @@ public protocol ActivitySource: Sendable {
 /// reported as the upper bound of its histogram bucket). Kept by each process in memory, so it
 /// starts empty after a restart and, with several instances, covers this instance's work.
 public final class ActivityLog: ActivitySource {
-    public struct Minute: Sendable, Equatable {
+    public struct Minute: Sendable, Equatable, MinuteSlot {
         /// The minute's start, in milliseconds since the epoch.
         public var start: Int64
         public var events = 0
@@ -52,7 +52,7 @@ public final class ActivityLog: ActivitySource {
         return bounds + [3_600_000]
     }()
 
-    struct DestinationMinute {
+    struct DestinationMinute: MinuteSlot {
         var start: Int64
         var attempts = 0
         var succeeded = 0
@@ -84,7 +84,7 @@ public final class ActivityLog: ActivitySource {
     public func stored(_ count: Int) {
         guard count > 0 else { return }
         let now = Self.minute(clock.now().milliseconds)
-        state.withLock { state in Self.update(&state.minutes, now) { $0.events += count } }
+        state.withLock { state in Self.update(&state.minutes, now, keeping: Self.hourMinutes) { $0.events += count } }
     }
 
     /// An attempt to `destination` ended now, after `millis`.
@@ -92,34 +92,27 @@ public final class ActivityLog: ActivitySource {
         let now = Self.minute(clock.now().milliseconds)
         let bucket = Self.bounds.firstIndex { millis <= $0 } ?? Self.bounds.count
         state.withLock { state in
-            Self.update(&state.minutes, now) { minute in
+            Self.update(&state.minutes, now, keeping: Self.hourMinutes) { minute in
                 switch outcome {
                 case .succeeded: minute.succeeded += 1
                 case .retry: minute.retried += 1
                 case .dead: minute.dead += 1
                 }
             }
-            var minutes = state.destinations.removeValue(forKey: destination) ?? []
-            let index: Int
-            if let known = minutes.lastIndex(where: { $0.start == now }) {
-                index = known
-            } else {
-                minutes.removeAll { $0.start <= now - Int64(Self.healthMinutes) * 60_000 }
-                minutes.append(DestinationMinute(start: now))
-                index = minutes.count - 1
+            Self.update(&state.destinations[destination, default: []], now, keeping: Self.healthMinutes) { minute in
+                minute.attempts += 1
+                if outcome == .succeeded { minute.succeeded += 1 }
+                minute.histogram[bucket] += 1
             }
-            minutes[index].attempts += 1
-            if outcome == .succeeded { minutes[index].succeeded += 1 }
-            minutes[index].histogram[bucket] += 1
-            state.destinations[destination] = minutes
         }
     }
 
-    /// Changes the minute starting at `now`, adding it (and forgetting minutes over an hour old).
-    private static func update(_ minutes: inout [Minute], _ now: Int64, _ change: (inout Minute) -> Void) {
+    /// Changes the minute starting at `now`, adding it (and forgetting minutes older than the
+    /// last `keeping`).
+    private static func update<Slot: MinuteSlot>(_ minutes: inout [Slot], _ now: Int64, keeping: Int, _ change: (inout Slot) -> Void) {
         if let index = minutes.lastIndex(where: { $0.start == now }) { return change(&minutes[index]) }
-        minutes.removeAll { $0.start <= now - Int64(hourMinutes) * 60_000 }
-        minutes.append(Minute(start: now))
+        minutes.removeAll { $0.start <= now - Int64(keeping) * 60_000 }
+        minutes.append(Slot(start: now))
         change(&minutes[minutes.count - 1])
     }
 
@@ -156,4 +149,10 @@ public final class ActivityLog: ActivitySource {
             return Health(attempts: attempts, succeeded: recent.reduce(0) { $0 + $1.succeeded }, p99Millis: p99)
         }
     }
+}
+
+/// A count kept per minute: the minute's start, in milliseconds since the epoch.
+protocol MinuteSlot {
+    var start: Int64 { get }
+    init(start: Int64)
 }

@@ -40,6 +40,9 @@ public enum AdminOpenAPI {
         "/admin/deliveries/{id}/retry": { "post": { "summary": "Send one delivery once more, as a one-delivery replay", "parameters": [{ "name": "id", "in": "path", "required": true, "description": "EVENT_ID:DESTINATION", "schema": { "type": "string" } }],
           "responses": { "202": { "description": "started", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/RetryAnswer" } } } },
             "400": { "$ref": "#/components/responses/BadRequest" }, "404": { "$ref": "#/components/responses/NotFound" }, "409": { "$ref": "#/components/responses/BadRequest" } } } },
+        "/admin/deliveries/{id}/skip": { "post": { "summary": "Skip a dead delivery that holds its ordering key (on_dead: hold): it stays dead, the key moves on", "parameters": [{ "name": "id", "in": "path", "required": true, "description": "EVENT_ID:DESTINATION", "schema": { "type": "string" } }],
+          "responses": { "200": { "description": "skipped", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/SkipAnswer" } } } },
+            "400": { "$ref": "#/components/responses/BadRequest" }, "404": { "$ref": "#/components/responses/NotFound" }, "409": { "$ref": "#/components/responses/BadRequest" } } } },
         "/admin/replay": { "post": { "summary": "Replay stored events (or a dry run / backtest)",
           "requestBody": { "required": true, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/ReplayRequest" } } } },
           "responses": {
@@ -115,15 +118,20 @@ public enum AdminOpenAPI {
             "deliveries": { "type": "array", "items": { "$ref": "#/components/schemas/Delivery" } }, "next_cursor": { "type": ["string", "null"] } } },
           "DestinationList": { "type": "object", "additionalProperties": false, "required": ["destinations"], "properties": { "destinations": { "type": "array", "items": { "$ref": "#/components/schemas/Destination" } } } },
           "Destination": { "type": "object", "additionalProperties": false,
-            "required": ["name", "state", "configured", "paused", "paused_by_410", "breaker_open", "pending", "in_flight", "succeeded", "dead", "max_in_flight", "rate_per_s", "rate_limited", "attempts_5m", "succeeded_5m", "success_rate_5m", "p99_ms_5m"],
+            "required": ["name", "state", "configured", "paused", "paused_by_410", "breaker_open", "pending", "in_flight", "succeeded", "dead", "max_in_flight", "rate_per_s", "rate_limited", "attempts_5m", "succeeded_5m", "success_rate_5m", "p99_ms_5m", "ordering", "keys_blocked", "held_keys"],
             "properties": { "name": { "type": "string" }, "state": { "enum": ["healthy", "breaker_open", "paused_by_410", "paused", "unconfigured"] },
               "configured": { "type": "boolean" }, "paused": { "type": "boolean" }, "paused_by_410": { "type": "boolean" }, "breaker_open": { "type": "boolean" },
               "pending": { "type": "integer", "minimum": 0 }, "in_flight": { "type": "integer", "minimum": 0 }, "succeeded": { "type": "integer", "minimum": 0 }, "dead": { "type": "integer", "minimum": 0 },
               "max_in_flight": { "type": ["integer", "null"] }, "rate_per_s": { "type": ["number", "null"] }, "rate_limited": { "type": "integer", "minimum": 0 }, "attempts_5m": { "type": "integer", "minimum": 0 }, "succeeded_5m": { "type": "integer", "minimum": 0 },
-              "success_rate_5m": { "type": ["number", "null"] }, "p99_ms_5m": { "type": ["integer", "null"] } } },
+              "success_rate_5m": { "type": ["number", "null"] }, "p99_ms_5m": { "type": ["integer", "null"] },
+              "ordering": { "oneOf": [{ "type": "null" }, { "type": "object", "additionalProperties": false, "required": ["key", "on_dead"], "properties": { "key": { "type": "string" }, "on_dead": { "enum": ["continue", "hold"] } } }] },
+              "keys_blocked": { "type": "integer", "minimum": 0 },
+              "held_keys": { "type": "array", "maxItems": 100, "items": { "type": "object", "additionalProperties": false, "required": ["key", "event_id", "delivery", "since", "waiting"],
+                "properties": { "key": { "type": "string" }, "event_id": { "type": "string" }, "delivery": { "type": "string" }, "since": { "type": "string" }, "waiting": { "type": "integer", "minimum": 0 } } } } } },
           "Activity": { "type": "object", "additionalProperties": false, "required": ["minutes"], "properties": { "minutes": { "type": "array", "items": {
             "type": "object", "additionalProperties": false, "required": ["minute", "events", "succeeded", "retried", "dead"],
             "properties": { "minute": { "type": "string" }, "events": { "type": "integer", "minimum": 0 }, "succeeded": { "type": "integer", "minimum": 0 }, "retried": { "type": "integer", "minimum": 0 }, "dead": { "type": "integer", "minimum": 0 } } } } } },
+          "SkipAnswer": { "type": "object", "additionalProperties": false, "required": ["delivery", "key"], "properties": { "delivery": { "type": "string" }, "key": { "type": "string" } } },
           "RetryAnswer": { "type": "object", "additionalProperties": false, "required": ["replay_id", "delivery"], "properties": { "replay_id": { "type": "string" }, "delivery": { "type": "string" } } },
           "ReplayRequest": { "type": "object", "additionalProperties": false, "required": ["filter"], "properties": {
             "filter": { "type": "object", "minProperties": 1, "additionalProperties": false, "properties": {

@@ -33,6 +33,12 @@ public struct DestinationBody: Codable, Sendable, Equatable {
     public var succeeded5m: Int
     public var successRate5m: Double?
     public var p99Ms5m: Int?
+    /// Per-key ordering (`ordering`), nil when the destination does not order.
+    public var ordering: OrderingBody?
+    /// Keys held by a dead delivery (`on_dead: hold`): all of them counted, the oldest listed
+    /// (at most 100).
+    public var keysBlocked: Int = 0
+    public var heldKeys: [HeldKeyBody] = []
 
     public init(
         name: String, state: String, configured: Bool, paused: Bool, pausedBy410: Bool, breakerOpen: Bool, pending: Int, inFlight: Int,
@@ -50,6 +56,31 @@ public struct DestinationBody: Codable, Sendable, Equatable {
         case pausedBy410 = "paused_by_410", breakerOpen = "breaker_open", inFlight = "in_flight", maxInFlight = "max_in_flight"
         case ratePerSecond = "rate_per_s", rateLimited = "rate_limited"
         case attempts5m = "attempts_5m", succeeded5m = "succeeded_5m", successRate5m = "success_rate_5m", p99Ms5m = "p99_ms_5m"
+        case ordering, keysBlocked = "keys_blocked", heldKeys = "held_keys"
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        name = try container.decode(String.self, forKey: .name)
+        state = try container.decode(String.self, forKey: .state)
+        configured = try container.decode(Bool.self, forKey: .configured)
+        paused = try container.decode(Bool.self, forKey: .paused)
+        pausedBy410 = try container.decode(Bool.self, forKey: .pausedBy410)
+        breakerOpen = try container.decode(Bool.self, forKey: .breakerOpen)
+        pending = try container.decode(Int.self, forKey: .pending)
+        inFlight = try container.decode(Int.self, forKey: .inFlight)
+        succeeded = try container.decode(Int.self, forKey: .succeeded)
+        dead = try container.decode(Int.self, forKey: .dead)
+        maxInFlight = try container.decodeIfPresent(Int.self, forKey: .maxInFlight)
+        ratePerSecond = try container.decodeIfPresent(Double.self, forKey: .ratePerSecond)
+        rateLimited = try container.decode(Int.self, forKey: .rateLimited)
+        attempts5m = try container.decode(Int.self, forKey: .attempts5m)
+        succeeded5m = try container.decode(Int.self, forKey: .succeeded5m)
+        successRate5m = try container.decodeIfPresent(Double.self, forKey: .successRate5m)
+        p99Ms5m = try container.decodeIfPresent(Int.self, forKey: .p99Ms5m)
+        ordering = try container.decodeIfPresent(OrderingBody.self, forKey: .ordering)
+        keysBlocked = try container.decodeIfPresent(Int.self, forKey: .keysBlocked) ?? 0
+        heldKeys = try container.decodeIfPresent([HeldKeyBody].self, forKey: .heldKeys) ?? []
     }
 
     /// Absent values are written as null: every field is always present.
@@ -72,6 +103,55 @@ public struct DestinationBody: Codable, Sendable, Equatable {
         try container.encode(succeeded5m, forKey: .succeeded5m)
         try container.encode(successRate5m, forKey: .successRate5m)
         try container.encode(p99Ms5m, forKey: .p99Ms5m)
+        try container.encode(ordering, forKey: .ordering)
+        try container.encode(keysBlocked, forKey: .keysBlocked)
+        try container.encode(heldKeys, forKey: .heldKeys)
+    }
+}
+
+/// A destination's `ordering`: the key (a field name or a JSON Pointer) and what a dead delivery does.
+public struct OrderingBody: Codable, Sendable, Equatable {
+    public var key: String
+    /// `continue` or `hold`.
+    public var onDead: String
+
+    public init(key: String, onDead: String) {
+        (self.key, self.onDead) = (key, onDead)
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case key, onDead = "on_dead"
+    }
+}
+
+/// A key held by its dead delivery: retry the delivery (`POST /admin/deliveries/{id}/retry`;
+/// the key moves on once it succeeds) or skip it (`POST /admin/deliveries/{id}/skip`).
+public struct HeldKeyBody: Codable, Sendable, Equatable {
+    public var key: String
+    public var eventID: String
+    /// The dead delivery's id (`EVENT_ID:DESTINATION`).
+    public var delivery: String
+    /// When it died, RFC 3339.
+    public var since: String
+    /// Deliveries of the key waiting behind it.
+    public var waiting: Int
+
+    public init(key: String, eventID: String, delivery: String, since: String, waiting: Int) {
+        (self.key, self.eventID, self.delivery, self.since, self.waiting) = (key, eventID, delivery, since, waiting)
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case key, delivery, since, waiting, eventID = "event_id"
+    }
+}
+
+/// `POST /admin/deliveries/{id}/skip`: the key the dead delivery held moves on; the delivery stays dead.
+public struct SkipAnswerBody: Codable, Sendable, Equatable {
+    public var delivery: String
+    public var key: String
+
+    public init(delivery: String, key: String) {
+        (self.delivery, self.key) = (delivery, key)
     }
 }
 

@@ -108,6 +108,15 @@ public actor DeliveryScheduler: DeliveryEngine {
         wake()
     }
 
+    public func releaseHeldKey(_ destination: String, event: EventReference, eventID: String) async throws -> Bool {
+        let released = try await store.releaseHeldKey(destination, event: event, eventID: eventID, now: clock.now())
+        if released {
+            logger.info("held ordering key released by an operator", metadata: ["destination": "\(destination)", "event_id": "\(eventID)"])
+            wake()
+        }
+        return released
+    }
+
     public func laneStatuses() async -> [String: LaneStatus] {
         await store.statuses()
     }

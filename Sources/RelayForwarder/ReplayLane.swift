@@ -26,6 +26,15 @@ final class ReplayRun {
     var skipped = 0
     var attempts = 0
     var finishedAt: Timestamp?
+    /// Ordered items (`ordering`): the (destination, key) pairs with an item in flight or
+    /// waiting for its retry, the later items of each such key waiting their turn (oldest
+    /// first), and items whose turn has come.
+    var busyKeys: Set<String> = []
+    var waiting: [String: [Int]] = [:]
+    var ready: [Int] = []
+    var readyHead = 0
+    /// Items taken from `items` but parked in `waiting` or `ready`.
+    var parked = 0
 
     init(_ stored: StoredReplay) {
         self.id = stored.id
@@ -39,7 +48,44 @@ final class ReplayRun {
         (succeeded, dead, skipped, attempts) = (stored.succeeded, stored.dead, stored.skipped, stored.attempts)
     }
 
-    var isDone: Bool { next >= items.count && retries.isEmpty && inFlight == 0 }
+    var isDone: Bool { next >= items.count && retries.isEmpty && inFlight == 0 && parked == 0 }
+
+    /// The item's (destination, key), nil when it is not ordered.
+    func orderKey(_ index: Int) -> String? {
+        let item = items[index]
+        return item.orderingKey.map { item.destination + "\u{0}" + $0 }
+    }
+
+    /// Takes the next item whose turn has come (an earlier item of its key finished).
+    func takeReady() -> Int? {
+        guard readyHead < ready.count else { return nil }
+        defer {
+            readyHead += 1
+            if readyHead == ready.count { (ready, readyHead) = ([], 0) }
+        }
+        parked -= 1
+        return ready[readyHead]
+    }
+
+    /// Whether item `index` may start now; if its key is busy it waits its turn instead.
+    func claimKey(_ index: Int) -> Bool {
+        guard let key = orderKey(index) else { return true }
+        if busyKeys.insert(key).inserted { return true }
+        waiting[key, default: []].append(index)
+        parked += 1
+        return false
+    }
+
+    /// Item `index` is finished (succeeded, dead or skipped): the next of its key gets its turn.
+    func finishKey(_ index: Int) {
+        guard let key = orderKey(index) else { return }
+        if var queue = waiting[key], !queue.isEmpty {
+            ready.append(queue.removeFirst())
+            waiting[key] = queue.isEmpty ? nil : queue
+        } else {
+            busyKeys.remove(key)
+        }
+    }
 }
 
 /// What a replay did that its store is told after the fact.
@@ -71,7 +117,7 @@ extension DeliveryScheduler {
     /// Running replays, and the deliveries they have not finished.
     public func replaySummary() -> (running: Int, remaining: Int) {
         let running = replays.values.filter { $0.finishedAt == nil }
-        return (running.count, running.reduce(0) { $0 + ($1.items.count - $1.next) + $1.retries.count + $1.inFlight })
+        return (running.count, running.reduce(0) { $0 + ($1.items.count - $1.next) + $1.parked + $1.retries.count + $1.inFlight })
     }
 
     /// Starts sending `items` in a replay lane of their own (live deliveries keep their slots):
@@ -131,7 +177,7 @@ extension DeliveryScheduler {
     public func replayStatus(_ id: String) async -> ReplayStatus? {
         guard let run = replays[id] else { return await store.replayStatus(id: id) }
         return ReplayStatus(
-            id: run.id, running: run.finishedAt == nil, matchedEvents: run.matchedEvents, deliveries: run.total, started: run.finishedBefore + run.next,
+            id: run.id, running: run.finishedAt == nil, matchedEvents: run.matchedEvents, deliveries: run.total, started: run.finishedBefore + run.next - run.parked,
             succeeded: run.succeeded, dead: run.dead, skipped: run.skipped, retrying: run.retries.count, inFlight: run.inFlight,
             attempts: run.attempts, startedAt: run.startedAt, finishedAt: run.finishedAt
         )
@@ -170,11 +216,17 @@ extension DeliveryScheduler {
                 let firstAttempt: Timestamp
                 if let retry = run.retries.popDue(now: now.milliseconds) {
                     (index, attempts, firstAttempt) = retry
-                } else if run.next < run.items.count {
-                    index = run.next
+                } else if let turn = run.takeReady() {
+                    index = turn
                     attempts = run.items[index].attempts
                     firstAttempt = now
+                } else if run.next < run.items.count {
+                    index = run.next
                     run.next += 1
+                    // An ordered item whose key has an earlier one unfinished waits its turn.
+                    guard run.claimKey(index) else { continue }
+                    attempts = run.items[index].attempts
+                    firstAttempt = now
                 } else {
                     if let due = run.retries.nextDue.map(Timestamp.init(milliseconds:)) { earliest = min(earliest ?? due, due) }
                     break
@@ -183,6 +235,7 @@ extension DeliveryScheduler {
                 if let interval = run.interval { run.nextStartMicros = max(run.nextStartMicros, nowMicros) + interval }
                 let item = run.items[index]
                 guard let destination = destinations[item.destination] else {
+                    run.finishKey(index)
                     run.skipped += 1
                     replayNotes.append(.skipped(replayID: run.id, position: item.position))
                     finishIfDone(run)
@@ -242,12 +295,14 @@ extension DeliveryScheduler {
         switch resolution.next {
         case .succeeded:
             run.succeeded += 1
+            run.finishKey(start.index)
             state = .succeeded
         case .retry(let due):
             run.retries.push(due: due.milliseconds, index: start.index, attempts: record.attempt, firstAttempt: start.firstAttempt)
             state = .pending
         case .dead:
             run.dead += 1
+            run.finishKey(start.index)
             state = .dead
         }
         Self.log(record, logger: logger)

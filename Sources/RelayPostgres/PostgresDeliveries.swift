@@ -225,8 +225,13 @@ public final class PostgresDeliveryStore: DeliveryStore {
                 let leaseUntil = now.milliseconds + Int64(destination.timeoutMillis) + Self.leaseMarginMillis
                 let rows = try await connection.query("""
                     UPDATE relay_delivery d SET state = 'in_flight', lease_owner = \(instance), lease_until = \(leaseUntil), claim_token = nextval('relay_claim_token')
-                    FROM (SELECT event_seq, destination, received_at FROM relay_delivery
+                    FROM (SELECT event_seq, destination, received_at FROM relay_delivery q
                           WHERE destination = \(name) AND state = 'pending' AND due_at <= \(now.milliseconds)
+                            AND (ordering_key IS NULL OR NOT EXISTS (
+                                SELECT 1 FROM relay_delivery o
+                                WHERE o.destination = q.destination AND o.ordering_key = q.ordering_key
+                                  AND (o.state IN ('pending', 'in_flight') OR o.held)
+                                  AND (o.event_seq < q.event_seq OR o.state = 'in_flight')))
                           ORDER BY due_at, event_seq LIMIT \(Int64(free)) FOR UPDATE SKIP LOCKED) p, relay_event e
                     WHERE d.event_seq = p.event_seq AND d.destination = p.destination AND d.received_at = p.received_at
                       AND e.seq = d.event_seq AND e.received_at = d.received_at
@@ -374,19 +379,23 @@ public final class PostgresDeliveryStore: DeliveryStore {
         // A result handed over twice (a retry after an unknown outcome) counts once; the second is fenced.
         var seen: Set<Int64> = []
         let first = results.map { seen.insert(Int64(clamping: $0.claim.token)).inserted }
+        // Destinations whose keys a dead delivery holds (on_dead: hold).
+        let holds = state.withLock { state in Set(state.destinations.filter { $0.value.ordering?.onDead == .hold }.keys) }
         try await client.withTransaction(logger: logger) { connection in
             let candidates = results.indices.filter { first[$0] }
             var applied: Set<Int64> = []
             if !candidates.isEmpty {
                 let rows = try await connection.query("""
-                    UPDATE relay_delivery d SET state = c.state, attempts = c.attempt, due_at = c.due, lease_owner = NULL, lease_until = NULL
+                    UPDATE relay_delivery d SET state = c.state, attempts = c.attempt, due_at = c.due, lease_owner = NULL, lease_until = NULL,
+                        held = c.state = 'dead' AND c.hold AND d.ordering_key IS NOT NULL, held_at = CASE WHEN c.state = 'dead' THEN c.due END
                     FROM unnest(\(candidates.map { Int64(clamping: results[$0].claim.event.sequence) })::bigint[],
                                 \(candidates.map { results[$0].claim.receivedAt.milliseconds })::bigint[],
                                 \(candidates.map { results[$0].claim.destination })::text[],
                                 \(candidates.map { Int64(clamping: results[$0].claim.token) })::bigint[],
                                 \(candidates.map { results[$0].state })::text[],
                                 \(candidates.map { Int32(clamping: results[$0].resolution.record.attempt) })::integer[],
-                                \(candidates.map { results[$0].due })::bigint[]) AS c(event_seq, received_at, destination, token, state, attempt, due)
+                                \(candidates.map { results[$0].due })::bigint[],
+                                \(candidates.map { holds.contains(results[$0].claim.destination) })::boolean[]) AS c(event_seq, received_at, destination, token, state, attempt, due, hold)
                     WHERE d.event_seq = c.event_seq AND d.received_at = c.received_at AND d.destination = c.destination
                       AND d.state = 'in_flight' AND d.claim_token = c.token
                     RETURNING c.token
@@ -485,7 +494,37 @@ public final class PostgresDeliveryStore: DeliveryStore {
             )
             result[name]?.rateLimited = Int(rateLimited)
         }
+        let held = try await client.query("""
+            SELECT h.destination, h.ordering_key, e.id, h.event_seq, h.received_at, coalesce(h.held_at, 0), h.n,
+                (SELECT count(*) FROM relay_delivery w WHERE w.destination = h.destination AND w.ordering_key = h.ordering_key AND w.state IN ('pending', 'in_flight'))
+            FROM (SELECT d.*, row_number() OVER (PARTITION BY d.destination ORDER BY d.held_at, d.ordering_key) AS r,
+                         count(*) OVER (PARTITION BY d.destination) AS n
+                  FROM relay_delivery d WHERE d.held AND d.ordering_key IS NOT NULL) h
+            JOIN relay_event e ON e.seq = h.event_seq AND e.received_at = h.received_at
+            WHERE h.r <= \(Int64(DestinationStatus.heldKeysListed))
+            ORDER BY h.destination, h.r
+            """, logger: logger)
+        for try await (name, key, id, seq, receivedAt, since, count, waiting) in held.decode((String, String, String, Int64, Int64, Int64, Int64, Int64).self) {
+            result[name]?.keysBlocked = Int(count)
+            result[name]?.heldKeys.append(HeldKey(
+                key: key, eventID: id, event: PostgresStore.reference(seq, receivedAt: receivedAt), since: Timestamp(milliseconds: since), waiting: Int(waiting)
+            ))
+        }
         return result
+    }
+
+    /// An operator's skip: the delivery stays dead, its key moves on (every instance's next claim sees it).
+    public func releaseHeldKey(_ destination: String, event: EventReference, eventID: String, now: Timestamp) async throws -> Bool {
+        let released = try await count("a release of a held key", """
+            UPDATE relay_delivery SET held = false
+            WHERE event_seq = \(Int64(clamping: event.sequence)) AND destination = \(destination) AND held
+            RETURNING 1
+            """) > 0
+        if released {
+            store.workSignal.signal()
+            store.wakeUps.request(store)
+        }
+        return released
     }
 
     /// Runs one statement within the store's call limit.

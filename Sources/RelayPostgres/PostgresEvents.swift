@@ -128,7 +128,7 @@ extension PostgresStore: EventStore, AttemptRecorder {
         return builder.page
     }
 
-    public func matches(filter: EventFilter, through mark: UInt64, prepare: @escaping @Sendable (Event) -> [String]) -> AsyncThrowingStream<StoredEventMatch, any Error> {
+    public func matches(filter: EventFilter, through mark: UInt64, prepare: @escaping @Sendable (Event) -> PreparedRouting) -> AsyncThrowingStream<StoredEventMatch, any Error> {
         let (stream, continuation) = AsyncThrowingStream.makeStream(of: StoredEventMatch.self, bufferingPolicy: .bufferingOldest(1_000))
         let task = Task {
             do {

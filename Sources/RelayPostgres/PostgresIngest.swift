@@ -131,7 +131,10 @@ extension PostgresStore: IngestStore {
         let events = batch.map { candidates[$0].event }
         // Text columns as PostgreSQL can hold them (no NUL); the event itself is stored as it came.
         let sources = events.map { PostgresStore.text($0.source) }, providerIDs = events.map { PostgresStore.text($0.providerEventID) }
-        let deliveries = batch.flatMap { index in candidates[index].decision.destinations.map { (candidates[index].event.id, $0) } }
+        // A delivery's ordering key ('' for none: keys are never empty).
+        let deliveries = batch.flatMap { index in
+            candidates[index].decision.destinations.map { (candidates[index].event.id, $0, candidates[index].decision.orderingKeys[$0].map(PostgresStore.text) ?? "") }
+        }
         // ON CONFLICT DO NOTHING waits for a concurrent uncommitted insert of the same key, so of
         // copies arriving at once on any instance exactly one is stored. Keys are inserted in a
         // stable order, so concurrent statements lock them in the same order. An event goes in
@@ -160,9 +163,10 @@ extension PostgresStore: IngestStore {
                     WHERE NOT keyed OR id IN (SELECT event_id FROM k)
                     RETURNING seq, id, received_at
                 ), d AS (
-                    INSERT INTO relay_delivery (event_seq, received_at, destination, due_at)
-                    SELECT e.seq, e.received_at, x.destination, e.received_at
-                    FROM e JOIN unnest(\(deliveries.map(\.0))::text[], \(deliveries.map(\.1))::text[]) AS x(event_id, destination) ON x.event_id = e.id
+                    INSERT INTO relay_delivery (event_seq, received_at, destination, due_at, ordering_key)
+                    SELECT e.seq, e.received_at, x.destination, e.received_at, nullif(x.ordering_key, '')
+                    FROM e JOIN unnest(\(deliveries.map(\.0))::text[], \(deliveries.map(\.1))::text[], \(deliveries.map(\.2))::text[])
+                        AS x(event_id, destination, ordering_key) ON x.event_id = e.id
                 )
                 SELECT id FROM e
                 """, logger: logger)

@@ -27,10 +27,12 @@ extension PostgresDeliveryStore {
                 while start < replay.remaining.count {
                     let items = replay.remaining[start..<min(start + Self.replayChunk, replay.remaining.count)]
                     try await connection.query("""
-                        INSERT INTO relay_replay_item (replay_id, position, event_seq, received_at, event_id, destination)
-                        SELECT \(replay.id), * FROM unnest(\(items.map { Int32(clamping: $0.position) })::integer[],
+                        INSERT INTO relay_replay_item (replay_id, position, event_seq, received_at, event_id, destination, ordering_key)
+                        SELECT \(replay.id), position, event_seq, received_at, event_id, destination, nullif(ordering_key, '') FROM unnest(
+                            \(items.map { Int32(clamping: $0.position) })::integer[],
                             \(items.map { Int64(clamping: $0.event.sequence) })::bigint[], \(items.map { PostgresStore.receivedAt($0.event) ?? 0 })::bigint[],
-                            \(items.map(\.eventID))::text[], \(items.map(\.destination))::text[])
+                            \(items.map(\.eventID))::text[], \(items.map(\.destination))::text[], \(items.map { $0.orderingKey.map(PostgresStore.text) ?? "" })::text[])
+                            AS i(position, event_seq, received_at, event_id, destination, ordering_key)
                         """, logger: logger)
                     start += Self.replayChunk
                 }
@@ -41,7 +43,7 @@ extension PostgresDeliveryStore {
     public func recordReplayAttempt(_ record: DeliveryRecord, position: Int, state: ReplayItemState) async -> Bool {
         do {
             let (store, instance, logger) = (self.store, self.instance, self.logger)
-            return try await store.bounded("a replay attempt") {
+            let (owned, released) = try await store.bounded("a replay attempt") {
                 try await store.client.withTransaction(logger: logger) { connection in
                     let owned = try await connection.query("""
                         UPDATE relay_replay_item i SET state = \(state.rawValue), attempts = greatest(i.attempts, \(Int32(clamping: record.attempt)))
@@ -50,9 +52,22 @@ extension PostgresDeliveryStore {
                         RETURNING 1
                         """, logger: logger).first(Int32.self) != nil
                     try await store.insert([record], on: connection)
-                    return owned
+                    // A retry of a dead delivery that held its key succeeded: the key moves on.
+                    var released = false
+                    if record.outcome == .succeeded {
+                        released = try await connection.query("""
+                            UPDATE relay_delivery SET held = false
+                            WHERE event_seq = \(Int64(clamping: record.eventSequence)) AND destination = \(record.destination) AND held RETURNING 1
+                            """, logger: logger).first(Int32.self) != nil
+                    }
+                    return (owned, released)
                 }
             }
+            if released {
+                store.workSignal.signal()
+                store.wakeUps.request(store)
+            }
+            return owned
         } catch {
             // Its item stays pending: whoever runs the replay next sends it again.
             logger.error("cannot record a replay attempt in the database", metadata: ["replay_id": "\(record.replayID)", "error": "\(String(reflecting: error))"])
@@ -141,12 +156,13 @@ extension PostgresDeliveryStore {
     private func withProgress(_ replay: StoredReplay) async throws -> StoredReplay {
         var replay = replay
         let items = try await client.query("""
-            SELECT position, event_seq, received_at, event_id, destination, attempts FROM relay_replay_item
+            SELECT position, event_seq, received_at, event_id, destination, attempts, coalesce(ordering_key, '') FROM relay_replay_item
             WHERE replay_id = \(replay.id) AND state = 'pending' ORDER BY position
             """, logger: logger)
-        for try await (position, seq, receivedAt, id, destination, attempts) in items.decode((Int32, Int64, Int64, String, String, Int32).self) {
+        for try await (position, seq, receivedAt, id, destination, attempts, key) in items.decode((Int32, Int64, Int64, String, String, Int32, String).self) {
             replay.remaining.append(ReplayItem(
-                event: PostgresStore.reference(seq, receivedAt: receivedAt), eventID: id, destination: destination, position: Int(position), attempts: Int(attempts)
+                event: PostgresStore.reference(seq, receivedAt: receivedAt), eventID: id, destination: destination, position: Int(position), attempts: Int(attempts),
+                orderingKey: key.isEmpty ? nil : key
             ))
         }
         let counts = try await client.query("""

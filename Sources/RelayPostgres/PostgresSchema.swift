@@ -225,6 +225,18 @@ enum PostgresSchema {
             "ALTER TABLE relay_attempt ADD COLUMN at bigint, ADD COLUMN outcome smallint, ADD COLUMN duration_ms integer",
             "CREATE INDEX relay_attempt_at ON relay_attempt (at)",
         ]),
+        (8, [
+            // Per-key ordering: a delivery's key (NULL: not ordered), and whether, dead, it holds
+            // its key (on_dead: hold) since held_at. A claim takes a keyed delivery only when no
+            // earlier one of its key is unfinished or held; this index answers that.
+            "ALTER TABLE relay_delivery ADD COLUMN ordering_key text, ADD COLUMN held boolean NOT NULL DEFAULT false, ADD COLUMN held_at bigint",
+            // A replay taken over by another instance keeps its per-key order.
+            "ALTER TABLE relay_replay_item ADD COLUMN ordering_key text",
+            """
+            CREATE INDEX relay_delivery_by_key ON relay_delivery (destination, ordering_key, event_seq)
+            WHERE ordering_key IS NOT NULL AND (state IN ('pending', 'in_flight') OR held)
+            """,
+        ]),
     ]
 
     static var latest: Int32 { migrations.last?.version ?? 0 }

@@ -72,12 +72,18 @@ struct AdminRoutes {
         let state = if status.operatorPaused { "paused" } else if config == nil { "unconfigured" } else if status.paused { "paused_by_410" }
             else if status.breakerOpen { "breaker_open" } else { "healthy" }
         let attempts = health?.attempts ?? 0, succeeded = health?.succeeded ?? 0
-        return DestinationBody(
+        var body = DestinationBody(
             name: name, state: state, configured: config != nil, paused: status.operatorPaused, pausedBy410: status.paused, breakerOpen: status.breakerOpen,
             pending: status.pending, inFlight: status.inFlight, succeeded: status.succeeded, dead: status.dead, maxInFlight: config?.maxInFlight,
             attempts5m: attempts, succeeded5m: succeeded, successRate5m: attempts > 0 ? Double(succeeded) / Double(attempts) : nil, p99Ms5m: health?.p99Millis,
             ratePerSecond: config?.ratePerSecond, rateLimited: status.rateLimited
         )
+        body.ordering = config?.ordering.map { OrderingBody(key: $0.key.description, onDead: $0.onDead.rawValue) }
+        body.keysBlocked = status.keysBlocked
+        body.heldKeys = status.heldKeys.map {
+            HeldKeyBody(key: $0.key, eventID: $0.eventID, delivery: $0.eventID + ":" + name, since: $0.since.rfc3339, waiting: $0.waiting)
+        }
+        return body
     }
 
     func register(on router: Router<BasicRequestContext>) {
@@ -225,6 +231,31 @@ struct AdminRoutes {
                 }
                 return JSONResponse.encoded(RetryAnswerBody(replayID: replayID, delivery: id), status: .accepted)
             }
+        }
+        router.post("/admin/deliveries/{id}/skip") { _, context in
+            let id = Self.pathParameter(context, "id")
+            guard let colon = id.firstIndex(of: ":") else {
+                return JSONResponse.error(.badRequest, "a delivery id is EVENT_ID:DESTINATION, not \(JSONWriter.quote(id))")
+            }
+            let eventID = String(id[..<colon])
+            let destination = String(id[id.index(after: colon)...])
+            guard let detail = try await events.detail(id: eventID) else {
+                return JSONResponse.error(.notFound, "no event \(JSONWriter.quote(eventID))")
+            }
+            guard detail.summary.deliveries.contains(where: { $0.destination == destination }) else {
+                return JSONResponse.error(.notFound, "event \(JSONWriter.quote(eventID)) has no delivery to \(JSONWriter.quote(destination))")
+            }
+            let key = detail.summary.decision?.orderingKeys[destination]
+            let released: Bool
+            do {
+                released = try await deliveries.releaseHeldKey(destination, event: detail.summary.reference, eventID: eventID)
+            } catch {
+                return JSONResponse.error(.serviceUnavailable, "the store could not save the skip: \(error); retry later", retryAfter: 1)
+            }
+            guard released else {
+                return JSONResponse.error(.conflict, "delivery \(JSONWriter.quote(id)) holds no ordering key (only a dead delivery to a destination with \"on_dead\": \"hold\" does)")
+            }
+            return JSONResponse.encoded(SkipAnswerBody(delivery: id, key: key ?? ""))
         }
         router.get("/admin/destinations") { _, _ in
             JSONResponse.encoded(DestinationListBody(destinations: await destinationList()))

@@ -114,6 +114,8 @@ public final class RelayMetrics: DeliveryObserver {
             registry.makeGauge(name: "relay_destination_operator_paused", labels: labels).set(to: lane.operatorPaused ? 1.0 : 0.0)
             // A running count kept by the store (across instances on PostgreSQL), read when scraped.
             registry.makeGauge(name: "relay_destination_rate_limited_total", labels: labels).set(to: Double(lane.rateLimited))
+            // Ordering keys held by a dead delivery (on_dead: hold) until an operator retries or skips it.
+            registry.makeGauge(name: "relay_destination_keys_blocked", labels: labels).set(to: Double(lane.keysBlocked))
         }
         let replays = await engine.replaySummary()
         registry.makeGauge(name: "relay_replays_running").set(to: Double(replays.running))

@@ -49,7 +49,10 @@ public final class MemoryStore: IngestStore, EventStore, AttemptRecorder, Delive
                 let reference = EventReference(sequence: UInt64(state.events.count + 1))
                 for destination in candidate.decision.destinations {
                     stored.states[destination] = .pending
-                    let pending = PendingDelivery(event: reference, eventID: candidate.event.id, receivedAt: candidate.event.receivedAt, attempts: 0, due: candidate.event.receivedAt)
+                    let pending = PendingDelivery(
+                        event: reference, eventID: candidate.event.id, receivedAt: candidate.event.receivedAt, attempts: 0, due: candidate.event.receivedAt,
+                        orderingKey: candidate.decision.orderingKeys[destination]
+                    )
                     state.lanes[destination, default: LaneState(breaker: CircuitBreaker(configuration: breaker))].queue.insert(pending)
                 }
                 state.events.append(stored)
@@ -77,7 +80,7 @@ public final class MemoryStore: IngestStore, EventStore, AttemptRecorder, Delive
 
     private func reference(_ index: Int) -> EventReference { EventReference(sequence: UInt64(index + 1)) }
 
-    private func match(_ index: Int, _ stored: Stored, prepared: [String]) -> StoredEventMatch {
+    private func match(_ index: Int, _ stored: Stored, prepared: PreparedRouting) -> StoredEventMatch {
         StoredEventMatch(
             reference: reference(index), id: stored.event.id, receivedAt: stored.event.receivedAt, decision: stored.decision,
             deliveries: stored.decision.destinations.map { ($0, stored.states[$0] ?? .pending) }, prepared: prepared
@@ -96,7 +99,7 @@ public final class MemoryStore: IngestStore, EventStore, AttemptRecorder, Delive
         for index in stride(from: min(events.count, before - 1) - 1, through: 0, by: -1) {
             let stored = events[index]
             guard filter.matches(stored.event) else { continue }
-            if let wanted = filter.deliveryState, match(index, stored, prepared: []).deliveryState != wanted { continue }
+            if let wanted = filter.deliveryState, match(index, stored, prepared: .none).deliveryState != wanted { continue }
             result.append((index, stored))
         }
         return result
@@ -105,7 +108,7 @@ public final class MemoryStore: IngestStore, EventStore, AttemptRecorder, Delive
     public func page(filter: EventFilter, cursor: String?, limit: Int) async throws -> EventPage {
         let found = newestFirst(filter, before: try Self.cursor(cursor))
         let page = found.prefix(max(1, limit)).map { index, stored in
-            let match = match(index, stored, prepared: [])
+            let match = match(index, stored, prepared: .none)
             return EventSummary(reference: match.reference, event: stored.event, decision: stored.decision, deliveries: match.deliveries)
         }
         return EventPage(events: page, nextCursor: found.count > page.count ? page.last.map { String($0.sequence) } : nil)
@@ -114,7 +117,7 @@ public final class MemoryStore: IngestStore, EventStore, AttemptRecorder, Delive
     public func detail(id: String) async throws -> EventDetail? {
         let found = state.withLock { state in state.byID[id].map { ($0, state.events[$0]) } }
         guard let (index, stored) = found else { return nil }
-        let match = match(index, stored, prepared: [])
+        let match = match(index, stored, prepared: .none)
         return EventDetail(
             summary: EventSummary(reference: match.reference, event: stored.event, decision: stored.decision, deliveries: match.deliveries),
             attempts: stored.attempts
@@ -126,13 +129,13 @@ public final class MemoryStore: IngestStore, EventStore, AttemptRecorder, Delive
         selection.deliveryState = nil
         var builder = DeliveryPageBuilder(state: wanted, destinations: destinations, limit: limit)
         for (index, stored) in newestFirst(selection, before: try Self.cursor(cursor)) {
-            let match = match(index, stored, prepared: [])
+            let match = match(index, stored, prepared: .none)
             guard builder.add(match.reference, id: match.id, receivedAt: match.receivedAt, deliveries: match.deliveries) else { break }
         }
         return builder.page
     }
 
-    public func matches(filter: EventFilter, through mark: UInt64, prepare: @escaping @Sendable (Event) -> [String]) -> AsyncThrowingStream<StoredEventMatch, any Error> {
+    public func matches(filter: EventFilter, through mark: UInt64, prepare: @escaping @Sendable (Event) -> PreparedRouting) -> AsyncThrowingStream<StoredEventMatch, any Error> {
         let found = newestFirst(filter, before: Int(clamping: mark) &+ 1)
         return AsyncThrowingStream { continuation in
             for (index, stored) in found { continuation.yield(match(index, stored, prepared: prepare(stored.event))) }
@@ -219,7 +222,14 @@ public final class MemoryStore: IngestStore, EventStore, AttemptRecorder, Delive
 
     public func recordReplayAttempt(_ record: DeliveryRecord, position: Int, state: ReplayItemState) async -> Bool {
         try? await self.record([record])
+        if record.outcome == .succeeded {
+            self.state.withLock { state in _ = state.lanes[record.destination]?.queue.releaseHold(ofEvent: record.eventSequence) }
+        }
         return true
+    }
+
+    public func releaseHeldKey(_ destination: String, event: EventReference, eventID: String, now: Timestamp) async throws -> Bool {
+        state.withLock { state in state.lanes[destination]?.queue.releaseHold(ofEvent: event.sequence) != nil }
     }
 
     // One process: a replay lives in the engine that runs it, and ends with it.

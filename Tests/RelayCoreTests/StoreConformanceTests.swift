@@ -215,14 +215,14 @@ import Testing
         let mark = try await store.events.mark()
         _ = try await store.ingest.store([events.candidate("after", status: "FAILED")])
         var found: [StoredEventMatch] = []
-        for try await match in store.events.matches(filter: try filter([("status", "FAILED")]), through: mark, prepare: { [$0.status] }) {
+        for try await match in store.events.matches(filter: try filter([("status", "FAILED")]), through: mark, prepare: { PreparedRouting(destinations: [$0.status], orderingKeys: ["x": $0.orderID]) }) {
             found.append(match)
         }
         #expect(found.map(\.id) == [before[4], before[2], before[0]].map(\.event.id), "newest first, none stored after the mark")
-        #expect(found.allSatisfy { $0.prepared == ["FAILED"] && $0.decision?.destinations == ["a"] && $0.deliveries.map(\.state) == [.pending] })
+        #expect(found.allSatisfy { $0.prepared.destinations == ["FAILED"] && $0.prepared.orderingKeys["x"]?.hasPrefix("o-m") == true && $0.decision?.destinations == ["a"] && $0.deliveries.map(\.state) == [.pending] })
         // Leaving the stream early stops the scan.
         var one = 0
-        for try await _ in store.events.matches(filter: EventFilter(), through: try await store.events.mark(), prepare: { _ in [] }) {
+        for try await _ in store.events.matches(filter: EventFilter(), through: try await store.events.mark(), prepare: { _ in .none }) {
             one += 1
             break
         }

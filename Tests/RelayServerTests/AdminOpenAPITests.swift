@@ -14,7 +14,8 @@ import Testing
         let routes = """
         { "sources": { "shop": { "provider": "generic", "fields": { "id": "/id", "type": "/type", "status": "/status" } } },
           "destinations": { "ok": { "url": "http://127.0.0.1:\(port)/ok" },
-                            "flaky": { "url": "http://127.0.0.1:\(port)/status/503", "retry": { "max_attempts": 2, "initial_backoff_ms": 10, "max_backoff_ms": 20 } } },
+                            "flaky": { "url": "http://127.0.0.1:\(port)/status/503", "retry": { "max_attempts": 2, "initial_backoff_ms": 10, "max_backoff_ms": 20 },
+                                       "ordering": { "key": "/id", "on_dead": "hold" } } },
           "routes": [ { "name": "all", "match": { "type": "order.*" }, "to": ["ok"] }, { "name": "failed", "match": { "status": "FAILED" }, "to": ["flaky"] } ] }
         """
         let relay = try await LiveRelay(routes: routes)
@@ -114,6 +115,15 @@ import Testing
         let listed = try await check("GET", "/admin/destinations", as: "/admin/destinations", expect: 200)
         let flaky = listed?["destinations"]?.arrayValue?.first { $0["name"]?.stringValue == "flaky" }
         #expect(flaky?["dead"]?.doubleValue == 1 && flaky?["attempts_5m"]?.doubleValue == 2 && flaky?["success_rate_5m"]?.doubleValue == 0, "\(String(describing: flaky))")
+        // The dead FAILED order holds its key ("b") at the ordered destination until skipped.
+        #expect(flaky?["keys_blocked"]?.doubleValue == 1 && flaky?["held_keys"]?.arrayValue?.first?["key"]?.stringValue == "b", "\(String(describing: flaky))")
+        let skipped = try await check("POST", "/admin/deliveries/\(ids[1]):flaky/skip", as: "/admin/deliveries/{id}/skip", expect: 200)
+        #expect(skipped?["key"]?.stringValue == "b")
+        try await check("POST", "/admin/deliveries/\(ids[1]):flaky/skip", as: "/admin/deliveries/{id}/skip", expect: 409)
+        try await check("POST", "/admin/deliveries/nocolon/skip", as: "/admin/deliveries/{id}/skip", expect: 400)
+        try await check("POST", "/admin/deliveries/evt_nope:flaky/skip", as: "/admin/deliveries/{id}/skip", expect: 404)
+        let afterSkip = try await check("GET", "/admin/destinations", as: "/admin/destinations", expect: 200)
+        #expect(afterSkip?["destinations"]?.arrayValue?.first { $0["name"]?.stringValue == "flaky" }?["keys_blocked"]?.doubleValue == 0)
         let paused = try await check("POST", "/admin/destinations/flaky/pause", as: "/admin/destinations/{name}/pause", expect: 200)
         #expect(paused?["state"]?.stringValue == "paused" && paused?["paused"]?.boolValue == true)
         try await check("POST", "/admin/destinations/nowhere/pause", as: "/admin/destinations/{name}/pause", expect: 404)

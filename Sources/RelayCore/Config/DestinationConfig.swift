@@ -34,6 +34,8 @@ public struct DestinationConfig: Sendable, Equatable {
     /// Attempts per second at most (live and replayed together), with bursts up to
     /// `maxInFlight`; nil for no limit.
     public var ratePerSecond: Double?
+    /// Per-key FIFO (`ordering`); nil: deliveries go out in any order.
+    public var ordering: DeliveryOrdering?
 
     public init(
         name: String, url: String, timeoutMillis: Int = 10_000, connectTimeoutMillis: Int = 5_000, maxInFlight: Int = 16,
@@ -55,11 +57,11 @@ public struct DestinationConfig: Sendable, Equatable {
             && lhs.connectTimeoutMillis == rhs.connectTimeoutMillis && lhs.maxInFlight == rhs.maxInFlight
             && lhs.headers.elementsEqual(rhs.headers, by: { $0.name == $1.name && $0.value == $1.value })
             && lhs.signingSecret == rhs.signingSecret && lhs.retry == rhs.retry && lhs.bodyTemplate == rhs.bodyTemplate
-            && lhs.ratePerSecond == rhs.ratePerSecond
+            && lhs.ratePerSecond == rhs.ratePerSecond && lhs.ordering == rhs.ordering
     }
 
     static let allowedKeys: Set<String> = [
-        "url", "timeout_ms", "connect_timeout_ms", "max_in_flight", "headers", "signing_secret", "retry", "body_template", "rate_per_s",
+        "url", "timeout_ms", "connect_timeout_ms", "max_in_flight", "headers", "signing_secret", "retry", "body_template", "rate_per_s", "ordering",
     ]
 
     static func parse(name: String, _ value: JSONValue, _ reader: inout ConfigReader) -> DestinationConfig? {
@@ -83,6 +85,9 @@ public struct DestinationConfig: Sendable, Equatable {
             } else {
                 reader.fail("\(path).rate_per_s", "must be a number of attempts per second from 0.001 to 1000000, not \(JSONWriter.serialize(rate))")
             }
+        }
+        if let ordering = value["ordering"] {
+            destination.ordering = DeliveryOrdering.parse(ordering, "\(path).ordering", &reader)
         }
         if let headers = reader.object(value["headers"], "\(path).headers", allowed: Set(value["headers"]?.objectValue?.map(\.key) ?? [])) {
             for header in headers {

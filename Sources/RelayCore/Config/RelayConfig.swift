@@ -3,15 +3,20 @@ import Foundation
 /// The loaded, validated `routes.json`: sources, destinations and compiled routes.
 public struct RelayConfig: Sendable {
     public var sources: [String: SourceConfig]
-    public var destinations: [String: DestinationConfig]
-    public var routing: RoutingTable
+    public var destinations: [String: DestinationConfig] {
+        didSet { routing = routing.ordering(destinations) }
+    }
+    /// The routes; its decisions record the ordering keys of `destinations` (kept in step).
+    public var routing: RoutingTable {
+        didSet { if routing.orderings != destinations.compactMapValues(\.ordering) { routing = routing.ordering(destinations) } }
+    }
     /// The first 12 hex digits of the file's SHA-256: recorded with every routing decision.
     public var version: String { routing.version }
 
     public init(sources: [String: SourceConfig], destinations: [String: DestinationConfig] = [:], routing: RoutingTable = RoutingTable(version: "none", routes: [])) {
         self.sources = sources
         self.destinations = destinations
-        self.routing = routing
+        self.routing = routing.ordering(destinations)
     }
 
     /// Reads and validates a config file. Throws `ConfigError` listing every problem.

@@ -72,7 +72,7 @@ public struct LaneState: Sendable {
         case .retry(let due):
             queue.reschedule(sequence, attempts: resolution.record.attempt, due: due)
         case .dead(let pausesDestination):
-            queue.remove(sequence)
+            removeDead(sequence, at: now)
             dead += 1
             if pausesDestination { paused = true }
         }
@@ -99,7 +99,7 @@ public struct LaneState: Sendable {
             queue.remove(sequence)
             succeeded += 1
         case .dead:
-            queue.remove(sequence)
+            removeDead(sequence, at: outcome.time)
             dead += 1
             if outcome.pausedDestination { paused = true }
         case .retry:
@@ -107,6 +107,15 @@ public struct LaneState: Sendable {
             queue.reschedule(sequence, attempts: outcome.attempt, due: outcome.nextDue ?? outcome.time)
         }
         return true
+    }
+
+    /// A dead delivery leaves the queue; with `on_dead: hold` its key stays blocked behind it.
+    private mutating func removeDead(_ sequence: UInt64, at time: Timestamp) {
+        if destination?.ordering?.onDead == .hold {
+            queue.hold(sequence, since: time)
+        } else {
+            queue.remove(sequence)
+        }
     }
 
     /// A replay's attempt to this destination takes a token: nil when it may start now, else
@@ -125,6 +134,8 @@ public struct LaneState: Sendable {
             breakerOpen: breaker.isOpen, overflowing: overflowing, operatorPaused: operatorPaused
         )
         status.rateLimited = rateLimited
+        status.heldKeys = Array(queue.heldKeys.prefix(DestinationStatus.heldKeysListed))
+        status.keysBlocked = queue.held.count
         return status
     }
 }

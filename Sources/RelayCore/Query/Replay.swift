@@ -7,8 +7,12 @@ public struct ReplayItem: Sendable {
     public var position: Int
     /// Attempts made before (a replay taken over from a stopped instance goes on counting).
     public var attempts: Int
+    /// The event's ordering key for `destination` (`ordering`): a replay sends a key's items one
+    /// at a time, in receive order. Nil: not ordered.
+    public var orderingKey: String?
 
-    public init(event: EventReference, eventID: String, destination: String, position: Int = 0, attempts: Int = 0) {
+    public init(event: EventReference, eventID: String, destination: String, position: Int = 0, attempts: Int = 0, orderingKey: String? = nil) {
+        self.orderingKey = orderingKey
         self.event = event
         self.eventID = eventID
         self.destination = destination
@@ -125,7 +129,7 @@ public struct ReplayRequest: Sendable {
 
     /// The destinations one matched event is sent to.
     public func targets(for match: StoredEventMatch) -> [String] {
-        var routed = routing == .original ? (match.decision?.destinations ?? []) : match.prepared
+        var routed = routing == .original ? (match.decision?.destinations ?? []) : match.prepared.destinations
         if let wanted = filter.deliveryState {
             // Only the deliveries in the wanted state (a dead one, not its succeeded siblings).
             let inState = Set(match.deliveries.filter { $0.state == wanted }.map(\.destination))
@@ -186,24 +190,33 @@ public struct ReplayPlan: Sendable {
         var plan = ReplayPlan()
         let table = request.config?.routing ?? routing
         let routesAgain = request.routing == .current
-        let prepare: @Sendable (Event) -> [String] = { event in routesAgain ? table.decide(event).destinations : [] }
+        // Ordering keys come from the destinations in force (a replay to an ordered destination
+        // goes out in receive order per key), whichever routing chose the destinations.
+        let ordering = routing
+        let prepare: @Sendable (Event) -> PreparedRouting = { event in
+            if routesAgain {
+                let decision = table.decide(event)
+                return PreparedRouting(destinations: decision.destinations, orderingKeys: ordering.orderingKeys(event))
+            }
+            return PreparedRouting(destinations: [], orderingKeys: ordering.orderingKeys(event))
+        }
         // The scan goes newest first; a dry run keeps only the last (oldest) few for its sample.
-        var newestFirst: [(reference: EventReference, id: String, targets: [String])] = []
+        var newestFirst: [(reference: EventReference, id: String, targets: [String], keys: [String: String])] = []
         if request.config != nil { plan.backtest = Backtest() }
         for try await match in store.matches(filter: request.filter, through: through, prepare: prepare) {
             let targets = request.targets(for: match)
             // What the file routes the event to (not the replay's destination choices).
-            plan.backtest?.record(id: match.id, before: match.decision?.destinations ?? [], after: match.prepared)
+            plan.backtest?.record(id: match.id, before: match.decision?.destinations ?? [], after: match.prepared.destinations)
             plan.matchedEvents += 1
             for target in targets { plan.perDestination[target, default: 0] += 1 }
             if !keepItems && newestFirst.count == 10 { newestFirst.removeFirst() }
-            newestFirst.append((match.reference, match.id, targets))
+            newestFirst.append((match.reference, match.id, targets, match.prepared.orderingKeys))
         }
         for match in newestFirst.reversed() {
             if plan.sample.count < 10 { plan.sample.append((match.id, match.targets)) }
             guard keepItems else { continue }
             for target in match.targets {
-                plan.items.append(ReplayItem(event: match.reference, eventID: match.id, destination: target))
+                plan.items.append(ReplayItem(event: match.reference, eventID: match.id, destination: target, orderingKey: match.keys[target]))
             }
         }
         return plan

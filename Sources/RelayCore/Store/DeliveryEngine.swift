@@ -11,6 +11,8 @@ public protocol DeliveryEngine: Sendable {
     func updateDestinations(_ destinations: [String: DestinationConfig]) async
     /// Pauses a destination, or resumes it, by an operator's hand: see `DeliveryStore.setOperatorPause`.
     func setOperatorPause(_ destination: String, paused: Bool) async throws
+    /// Skips the dead delivery that holds its ordering key: see `DeliveryStore.releaseHeldKey`.
+    func releaseHeldKey(_ destination: String, event: EventReference, eventID: String) async throws -> Bool
     /// Every destination's lane.
     func laneStatuses() async -> [String: DestinationStatus]
     func status(of destination: String) async -> DestinationStatus?
@@ -40,6 +42,11 @@ public struct DestinationStatus: Sendable, Equatable {
     public var operatorPaused: Bool
     /// Times a due delivery or a replay attempt waited for the rate limit (`rate_per_s`), ever.
     public var rateLimited = 0
+    /// Keys held by a dead delivery (`ordering` with `on_dead: hold`), oldest first; at most
+    /// `DestinationStatus.heldKeysListed` of them (`keysBlocked` counts all).
+    public var heldKeys: [HeldKey] = []
+    public var keysBlocked = 0
+    public static let heldKeysListed = 100
 
     public init(pending: Int, inFlight: Int, succeeded: Int, dead: Int, paused: Bool, breakerOpen: Bool, overflowing: Bool, operatorPaused: Bool = false) {
         (self.pending, self.inFlight, self.succeeded, self.dead) = (pending, inFlight, succeeded, dead)

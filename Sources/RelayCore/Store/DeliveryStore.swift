@@ -58,6 +58,10 @@ public protocol DeliveryStore: Sendable {
     /// attempted nor given up, until it is resumed; attempts already in flight finish. Saved
     /// before it returns, so it holds across restarts and reloads (`configure` leaves it).
     func setOperatorPause(_ destination: String, paused: Bool) async throws
+    /// Releases the ordering key that the dead delivery of `event` to `destination` holds
+    /// (`on_dead: hold`): an operator skipped it, so the key's later deliveries move on and it
+    /// stays dead. Saved before it returns. False when that delivery holds no key.
+    func releaseHeldKey(_ destination: String, event: EventReference, eventID: String, now: Timestamp) async throws -> Bool
     /// A replay's attempt to `destination` takes a token of its rate limit (shared with the live
     /// deliveries): nil when it may start now (or there is no limit), else when to ask again.
     func takeReplayToken(_ destination: String, now: Timestamp) async -> Timestamp?
@@ -68,7 +72,8 @@ public protocol DeliveryStore: Sendable {
     /// Gives a claimed delivery back unattempted (shutdown cut its attempt).
     func release(_ claim: DeliveryClaim) async
     /// Records a replay's attempt (it never changes the event's own deliveries, except that a
-    /// success shows in the event's delivery state) and where its item now stands. Returns
+    /// success shows in the event's delivery state and releases the ordering key its dead
+    /// delivery held) and where its item now stands. Returns
     /// false when this instance no longer owns the replay (another took it over): it stops.
     func recordReplayAttempt(_ record: DeliveryRecord, position: Int, state: ReplayItemState) async -> Bool
     /// Saves a replay as it starts, owned by this instance, so that it survives it: a store

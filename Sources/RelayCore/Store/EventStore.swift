@@ -75,6 +75,20 @@ public struct EventDetail: Sendable {
     }
 }
 
+/// What a replay computes from each event it selects while the store reads it: where the
+/// routes in force send it, and its ordering key per ordered destination.
+public struct PreparedRouting: Sendable {
+    public var destinations: [String]
+    public var orderingKeys: [String: String]
+
+    public init(destinations: [String], orderingKeys: [String: String] = [:]) {
+        self.destinations = destinations
+        self.orderingKeys = orderingKeys
+    }
+
+    public static let none = PreparedRouting(destinations: [])
+}
+
 /// A stored event found by `EventStore.matches`: a compact reference, never the body.
 public struct StoredEventMatch: Sendable {
     public var reference: EventReference
@@ -83,11 +97,11 @@ public struct StoredEventMatch: Sendable {
     public var decision: RoutingDecision?
     public var deliveries: [(destination: String, state: DeliveryState)]
     /// What `prepare` computed from the event while it was read.
-    public var prepared: [String]
+    public var prepared: PreparedRouting
 
     public init(
         reference: EventReference, id: String, receivedAt: Timestamp, decision: RoutingDecision?,
-        deliveries: [(destination: String, state: DeliveryState)], prepared: [String]
+        deliveries: [(destination: String, state: DeliveryState)], prepared: PreparedRouting
     ) {
         self.reference = reference
         self.id = id
@@ -148,7 +162,7 @@ public protocol EventStore: Sendable {
     /// Every event matching `filter` stored up to `mark` (see `mark()`), newest first, with
     /// `prepare`'s result computed from the event while it was read (a replay routes it there).
     /// Stop iterating to stop the scan.
-    func matches(filter: EventFilter, through mark: UInt64, prepare: @escaping @Sendable (Event) -> [String]) -> AsyncThrowingStream<StoredEventMatch, any Error>
+    func matches(filter: EventFilter, through mark: UInt64, prepare: @escaping @Sendable (Event) -> PreparedRouting) -> AsyncThrowingStream<StoredEventMatch, any Error>
 
     /// The stored event `reference` points to.
     func event(_ reference: EventReference) async throws -> Event

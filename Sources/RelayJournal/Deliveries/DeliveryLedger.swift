@@ -10,6 +10,8 @@ final class DeliveryLedger {
     enum Recorded: Equatable {
         case finished
         case retry(attempts: Int, due: Timestamp)
+        /// Dead, holding its ordering key (`on_dead: hold`) since then.
+        case held(since: Timestamp)
     }
 
     final class Lane {
@@ -42,8 +44,10 @@ final class DeliveryLedger {
             (sequence, position, id, receivedAt) = (record.sequence, record.position, event.id, event.receivedAt)
         }
 
-        func pending(due: Timestamp, attempts: Int = 0) -> PendingDelivery {
-            PendingDelivery(event: EventReference(sequence: sequence, locator: position.locator), eventID: id, receivedAt: receivedAt, attempts: attempts, due: due)
+        var reference: EventReference { EventReference(sequence: sequence, locator: position.locator) }
+
+        func pending(due: Timestamp, attempts: Int = 0, orderingKey: String?) -> PendingDelivery {
+            PendingDelivery(event: reference, eventID: id, receivedAt: receivedAt, attempts: attempts, due: due, orderingKey: orderingKey)
         }
     }
 
@@ -127,16 +131,49 @@ final class DeliveryLedger {
                     }
                     continue
                 }
-                lane.state.queue.insert(event.pending(due: event.receivedAt))
+                lane.state.queue.insert(event.pending(due: event.receivedAt, orderingKey: Self.orderingKey(decision, name, lane)))
             }
         case .deliveryAttempt:
-            // Replays run beside the event's own deliveries and never change them.
-            guard recovering, let outcome = try? DeliveryRecord(decoding: record.payload), outcome.replayID.isEmpty else { return nil }
-            applyRecovered(outcome)
+            guard recovering, let outcome = try? DeliveryRecord(decoding: record.payload) else { return nil }
+            if outcome.replayID.isEmpty {
+                applyRecovered(outcome)
+            } else if outcome.outcome == .succeeded {
+                // Replays run beside the event's own deliveries and never change them, but a
+                // retry that succeeded releases the key its dead delivery held.
+                releaseHold(outcome.destination, ofEvent: outcome.eventSequence)
+            }
+        case .keyReleased:
+            guard recovering, let release = try? KeyRelease(decoding: record.payload) else { return nil }
+            releaseHold(release.destination, ofEvent: release.eventSequence)
         default:
             break
         }
         return nil
+    }
+
+    /// A delivery's ordering key: the one its decision recorded, while its destination still
+    /// orders (a destination whose `ordering` was removed stops ordering what is pending).
+    static func orderingKey(_ decision: RoutingDecision, _ name: String, _ lane: Lane) -> String? {
+        guard let key = decision.orderingKeys[name], lane.state.destination?.ordering != nil || lane.state.destination == nil else { return nil }
+        return key
+    }
+
+    /// Whether the dead delivery of event `sequence` holds its ordering key.
+    func holdsKey(_ destination: String, event sequence: UInt64) -> Bool {
+        guard let lane = lanes[destination] else { return false }
+        if case .held? = lane.beyondWindow[sequence] { return true }
+        return lane.state.queue.held.values.contains { $0.event.sequence == sequence }
+    }
+
+    /// Releases the ordering key the dead delivery of event `sequence` holds, in memory or
+    /// beyond the window; returns whether it held one.
+    @discardableResult
+    func releaseHold(_ destination: String, ofEvent sequence: UInt64) -> Bool {
+        let lane = lane(destination)
+        if lane.state.queue.releaseHold(ofEvent: sequence) != nil { return true }
+        guard case .held? = lane.beyondWindow[sequence] else { return false }
+        lane.beyondWindow[sequence] = .finished
+        return true
     }
 
     private func applyRecovered(_ outcome: DeliveryRecord) {
@@ -147,10 +184,13 @@ final class DeliveryLedger {
         // for the read-back. Otherwise the delivery already finished: nothing to do.
         guard let from = lane.overflowFrom, sequence + 1 >= from else { return }
         switch outcome.outcome {
-        case .succeeded, .dead:
+        case .succeeded:
             lane.beyondWindow[sequence] = .finished
+        case .dead:
+            lane.beyondWindow[sequence] = lane.state.destination?.ordering?.onDead == .hold ? .held(since: outcome.time) : .finished
         case .retry:
             if case .finished? = lane.beyondWindow[sequence] { return }
+            if case .held? = lane.beyondWindow[sequence] { return }
             if case .retry(let attempts, _)? = lane.beyondWindow[sequence], attempts >= outcome.attempt { return }
             lane.beyondWindow[sequence] = .retry(attempts: outcome.attempt, due: outcome.nextDue ?? outcome.time)
         }
@@ -175,10 +215,16 @@ final class DeliveryLedger {
                         lane.overflowEventPosition = event.position
                         return
                     }
+                    let key = Self.orderingKey(decision, name, lane)
                     switch lane.beyondWindow.removeValue(forKey: event.sequence) {
                     case .finished?: continue
-                    case .retry(let attempts, let due)?: lane.state.queue.insert(event.pending(due: due, attempts: attempts))
-                    case nil: lane.state.queue.insert(event.pending(due: now))
+                    case .held(let since)?:
+                        if let key { lane.state.queue.restoreHold(HeldKey(key: key, eventID: event.id, event: event.reference, since: since)) }
+                        continue
+                    case .retry(let attempts, let due)?:
+                        lane.state.queue.insert(event.pending(due: due, attempts: attempts, orderingKey: key))
+                    case nil:
+                        lane.state.queue.insert(event.pending(due: now, orderingKey: key))
                     }
                 default:
                     continue
@@ -198,7 +244,9 @@ final class DeliveryLedger {
 
 extension DeliveryLedger {
     static let checkpointSection = "deliveries"
-    private static let encodingVersion: UInt8 = 1
+    /// Version 2 adds ordering keys and held keys; a version 1 checkpoint is not used (start-up
+    /// reads the whole journal, which has every key in its decisions).
+    private static let encodingVersion: UInt8 = 2
 
     /// The state as a checkpoint section. Deliveries in flight are saved as pending: after a
     /// restart they are attempted again (at least once).
@@ -231,7 +279,19 @@ extension DeliveryLedger {
                     writer.write(UInt8(1))
                     writer.write(UInt32(clamping: attempts))
                     writer.write(due.milliseconds)
+                case .held(let since):
+                    writer.write(UInt8(2))
+                    writer.write(since.milliseconds)
                 }
+            }
+            let held = lane.state.queue.heldKeys
+            writer.write(UInt32(held.count))
+            for hold in held {
+                writer.write(hold.key)
+                writer.write(hold.event.sequence)
+                writer.write(JournalPosition(hold.event.locator))
+                writer.write(hold.eventID)
+                writer.write(hold.since.milliseconds)
             }
             writer.write(UInt32(lane.state.queue.count))
             for delivery in lane.state.queue.pending.values {
@@ -241,6 +301,7 @@ extension DeliveryLedger {
                 writer.write(delivery.receivedAt.milliseconds)
                 writer.write(UInt32(clamping: delivery.attempts))
                 writer.write(delivery.due.milliseconds)
+                writer.write(delivery.orderingKey ?? "")
             }
         }
         return writer.bytes
@@ -278,16 +339,28 @@ extension DeliveryLedger {
                 switch try reader.read(UInt8.self) {
                 case 0: lane.beyondWindow[sequence] = .finished
                 case 1: lane.beyondWindow[sequence] = .retry(attempts: Int(try reader.read(UInt32.self)), due: Timestamp(milliseconds: try reader.read()))
+                case 2: lane.beyondWindow[sequence] = .held(since: Timestamp(milliseconds: try reader.read()))
                 case let kind: throw CheckpointError("deliveries: unknown outcome kind \(kind)")
                 }
             }
             for _ in 0..<Int(try reader.read(UInt32.self)) {
+                let key = try reader.readString()
                 let sequence: UInt64 = try reader.read()
-                let delivery = PendingDelivery(
+                let position = try reader.readPosition()
+                lane.state.queue.restoreHold(HeldKey(
+                    key: key, eventID: try reader.readString(), event: EventReference(sequence: sequence, locator: position.locator),
+                    since: Timestamp(milliseconds: try reader.read())
+                ))
+            }
+            for _ in 0..<Int(try reader.read(UInt32.self)) {
+                let sequence: UInt64 = try reader.read()
+                var delivery = PendingDelivery(
                     event: EventReference(sequence: sequence, locator: try reader.readPosition().locator), eventID: try reader.readString(),
                     receivedAt: Timestamp(milliseconds: try reader.read()), attempts: Int(try reader.read(UInt32.self)),
                     due: Timestamp(milliseconds: try reader.read())
                 )
+                let key = try reader.readString()
+                delivery.orderingKey = key.isEmpty ? nil : key
                 lane.state.queue.insert(delivery)
             }
             created += lane.state.queue.count

@@ -256,7 +256,18 @@ public actor JournalDeliveryStore: DeliveryStore {
 
     public func recordReplayAttempt(_ record: DeliveryRecord, position: Int, state: ReplayItemState) -> Bool {
         journalOutcome(record)
+        // A retry of a dead delivery that held its key succeeded: the key moves on (start-up
+        // does the same when it reads the record back).
+        if record.outcome == .succeeded { ledger.releaseHold(record.destination, ofEvent: record.eventSequence) }
         return true
+    }
+
+    /// Journaled (durably) before the key moves on, so the release holds across restarts.
+    public func releaseHeldKey(_ destination: String, event: EventReference, eventID: String, now: Timestamp) async throws -> Bool {
+        guard ledger.holdsKey(destination, event: event.sequence) else { return false }
+        let release = KeyRelease(eventSequence: event.sequence, eventID: eventID, destination: destination, time: now)
+        _ = try await journal.append(release.journalEntry)
+        return ledger.releaseHold(destination, ofEvent: event.sequence)
     }
 
     // One process: a replay lives in the scheduler that runs it and is not resumed after a

@@ -16,6 +16,8 @@ public struct JournalRecordType: RawRepresentable, Hashable, Sendable, CustomStr
     /// No state: appended by retention so that, once it is durable, every record queued before
     /// it is durable too.
     public static let barrier = JournalRecordType(rawValue: 5)
+    /// An operator skipped a dead delivery that held its ordering key (`KeyRelease`).
+    public static let keyReleased = JournalRecordType(rawValue: 6)
 
     public var description: String {
         switch self {
@@ -24,6 +26,7 @@ public struct JournalRecordType: RawRepresentable, Hashable, Sendable, CustomStr
         case .deliveryAttempt: "delivery-attempt"
         case .checkpoint: "checkpoint"
         case .barrier: "barrier"
+        case .keyReleased: "key-released"
         default: "type-\(rawValue)"
         }
     }

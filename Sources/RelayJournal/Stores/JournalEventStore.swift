@@ -32,7 +32,7 @@ public final class JournalEventStore: EventStore {
         try await io.run { try self.deliveriesNow(filter: filter, state: state, destinations: destinations, cursor: cursor, limit: limit) }
     }
 
-    public func matches(filter: EventFilter, through mark: UInt64, prepare: @escaping @Sendable (Event) -> [String]) -> AsyncThrowingStream<StoredEventMatch, any Error> {
+    public func matches(filter: EventFilter, through mark: UInt64, prepare: @escaping @Sendable (Event) -> PreparedRouting) -> AsyncThrowingStream<StoredEventMatch, any Error> {
         let (stream, continuation) = AsyncThrowingStream.makeStream(of: StoredEventMatch.self)
         let stopped = StopFlag()
         continuation.onTermination = { _ in stopped.stop() }
@@ -76,7 +76,7 @@ public final class JournalEventStore: EventStore {
         var id = ""
         var receivedAt = Timestamp(milliseconds: 0)
         var decision: RoutingDecision?
-        var prepared: [String] = []
+        var prepared = PreparedRouting.none
         var destinations: [String] { decision?.destinations ?? [] }
     }
 
@@ -87,7 +87,7 @@ public final class JournalEventStore: EventStore {
         let before = try cursor.map(EventFilter.parseCursor) ?? UInt64.max
         let limit = max(1, limit)
         var chosen: [StoredEventMatch] = []
-        try scan(filter: filter, through: before - 1, prepare: { _ in [] }) { match in
+        try scan(filter: filter, through: before - 1, prepare: { _ in .none }) { match in
             chosen.append(match)
             return chosen.count <= limit
         }
@@ -103,7 +103,7 @@ public final class JournalEventStore: EventStore {
         var selection = filter
         selection.deliveryState = nil
         var builder = DeliveryPageBuilder(state: state, destinations: destinations, limit: limit)
-        try scan(filter: selection, through: before - 1, prepare: { _ in [] }) { match in
+        try scan(filter: selection, through: before - 1, prepare: { _ in .none }) { match in
             builder.add(match.reference, id: match.id, receivedAt: match.receivedAt, deliveries: match.deliveries)
         }
         return builder.page
@@ -112,7 +112,7 @@ public final class JournalEventStore: EventStore {
     /// Reads segments newest first; within one, records in order, keeping a small candidate per
     /// matching event and every outcome seen (outcomes come after their events, so once a
     /// segment is read, the state of its events is known). Candidates go to `visit` newest first.
-    func scan(filter: EventFilter, through: UInt64, prepare: (Event) -> [String], visit: (StoredEventMatch) throws -> Bool) throws {
+    func scan(filter: EventFilter, through: UInt64, prepare: (Event) -> PreparedRouting, visit: (StoredEventMatch) throws -> Bool) throws {
         var outcomes: Outcomes = [:]
         for segment in try segments().reversed() {
             var candidates: [Candidate] = []

@@ -9,13 +9,18 @@ import Synchronization
 /// `/status/{code}` answers that status, `/retry-after/{seconds}` answers 503 with Retry-After,
 /// `/slow/{ms}` answers 204 after a delay, `/big` answers 200 with a 1 MiB body and 100 headers,
 /// `/flaky/{n}` answers 503 to the first n requests of each `webhook-id` and then 204,
-/// anything else 204. Every request is counted and its headers, body and time kept.
+/// `/chaos/{fail%}/{slow%}/{ms}` answers 503 to fail% of requests at random and delays slow% of
+/// them by up to ms, anything else 204. Every request is counted and its headers, body, arrival
+/// and answer time and status kept.
 public final class TestDownstream: Sendable {
     public struct Received: Sendable {
         public var path: String
         public var headers: [(name: String, value: String)]
         public var body: [UInt8]
         public var time: ContinuousClock.Instant
+        /// When the answer was ready (nil while the request is still being answered) and its status.
+        public var answered: ContinuousClock.Instant?
+        public var status: Int?
 
         /// The value of header `name` (any case; names are kept in their canonical lower case).
         public func header(_ name: String) -> String? {
@@ -62,34 +67,16 @@ public final class TestDownstream: Sendable {
                 defer { counts[path + "\u{0}" + webhookID, default: 0] += 1 }
                 return counts[path + "\u{0}" + webhookID] ?? 0
             }
-            received.withLock { list in
+            let index = received.withLock { list in
                 list.append(Received(path: path, headers: request.headers.map { ($0.name.canonicalName, $0.value) }, body: body, time: .now))
+                return list.count - 1
             }
-            let parts = path.split(separator: "/")
-            switch parts.first {
-            case "status":
-                return Response(status: HTTPResponse.Status(code: parts.count > 1 ? Int(parts[1]) ?? 500 : 500))
-            case "retry-after":
-                var headers = HTTPFields()
-                headers[.retryAfter] = parts.count > 1 ? String(parts[1]) : "1"
-                return Response(status: .serviceUnavailable, headers: headers)
-            case "slow":
-                // In steps, so that stopping the downstream does not wait for a long delay.
-                let until = ContinuousClock.now + .milliseconds(parts.count > 1 ? Int(parts[1]) ?? 1000 : 1000)
-                while ContinuousClock.now < until, !stopping.load(ordering: .relaxed) {
-                    do { try await Task.sleep(for: min(.milliseconds(10), until - ContinuousClock.now)) } catch { break }
-                }
-                return Response(status: .noContent)
-            case "flaky":
-                let failures = parts.count > 1 ? Int(parts[1]) ?? 1 : 1
-                return Response(status: earlier < failures ? .serviceUnavailable : .noContent)
-            case "big":
-                var headers = HTTPFields()
-                for i in 0..<100 { headers[HTTPField.Name("x-extra-\(i)")!] = String(repeating: "v", count: 50) }
-                return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(repeating: UInt8(ascii: "b"), count: 1 << 20)))
-            default:
-                return Response(status: .noContent)
+            let response = await answer(path.split(separator: "/"), earlier: earlier)
+            received.withLock { list in
+                list[index].answered = .now
+                list[index].status = response.status.code
             }
+            return response
         }
         let app = Application(
             router: router,
@@ -103,6 +90,43 @@ public final class TestDownstream: Sendable {
             try await Task.sleep(for: .milliseconds(10))
         }
         throw TestHTTPClient.Failure(description: "test downstream did not start")
+    }
+
+    /// What the path asks for; `earlier` is how many requests with this path and `webhook-id` came before.
+    private func answer(_ parts: [Substring], earlier: Int) async -> Response {
+        switch parts.first {
+        case "status":
+            return Response(status: HTTPResponse.Status(code: parts.count > 1 ? Int(parts[1]) ?? 500 : 500))
+        case "retry-after":
+            var headers = HTTPFields()
+            headers[.retryAfter] = parts.count > 1 ? String(parts[1]) : "1"
+            return Response(status: .serviceUnavailable, headers: headers)
+        case "slow":
+            await delay(milliseconds: parts.count > 1 ? Int(parts[1]) ?? 1000 : 1000)
+            return Response(status: .noContent)
+        case "chaos":
+            let number = { (index: Int) in parts.count > index ? max(0, Int(parts[index]) ?? 0) : 0 }
+            let (failPercent, slowPercent, slowest) = (number(1), number(2), number(3))
+            if Int.random(in: 0..<100) < slowPercent, slowest > 0 { await delay(milliseconds: Int.random(in: 1...slowest)) }
+            return Response(status: Int.random(in: 0..<100) < failPercent ? .serviceUnavailable : .noContent)
+        case "flaky":
+            let failures = parts.count > 1 ? Int(parts[1]) ?? 1 : 1
+            return Response(status: earlier < failures ? .serviceUnavailable : .noContent)
+        case "big":
+            var headers = HTTPFields()
+            for i in 0..<100 { headers[HTTPField.Name("x-extra-\(i)")!] = String(repeating: "v", count: 50) }
+            return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(repeating: UInt8(ascii: "b"), count: 1 << 20)))
+        default:
+            return Response(status: .noContent)
+        }
+    }
+
+    /// Sleeps in steps, so that stopping the downstream does not wait for a long delay.
+    private func delay(milliseconds: Int) async {
+        let until = ContinuousClock.now + .milliseconds(milliseconds)
+        while ContinuousClock.now < until, !stopping.load(ordering: .relaxed) {
+            do { try await Task.sleep(for: min(.milliseconds(10), until - ContinuousClock.now)) } catch { break }
+        }
     }
 
     public func stop() async {

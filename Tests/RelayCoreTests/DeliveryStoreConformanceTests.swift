@@ -228,4 +228,62 @@ import Testing
         #expect(await deliveries.claim(now: at(3_700)).claims.count == 4, "closed: the four still pending are due and go at once")
         await store.close()
     }
+
+    /// Per-key ordering (`"ordering"`): only a key's oldest unfinished delivery is handed out;
+    /// with `on_dead: hold` a dead delivery keeps its key blocked until an operator skips it,
+    /// with `continue` the next goes at once; deliveries without a key flow beside them.
+    @Test(arguments: StoreKind.withDeliveries)
+    func eachKeysDeliveriesGoOutOneAtATimeAndADeadOneHoldsItsKeyUntilSkipped(_ kind: StoreKind) async throws {
+        let store = try await kind.make(breaker: Self.breaker)
+        let deliveries = try #require(store.deliveries)
+        var held = destination("held")
+        held.ordering = DeliveryOrdering(key: .orderID, onDead: .hold)
+        var flowing = destination("flowing")
+        flowing.ordering = DeliveryOrdering(key: .orderID, onDead: .continue)
+        await deliveries.configure(["held": held, "flowing": flowing])
+        let events = Events()
+        // k1: 0, 2, 4; k2: 1; no key: 3.
+        let stored = (0..<5).map { index in
+            var candidate = events.candidate("k\(index)", at: Int64(index), to: ["held", "flowing"])
+            let key: String? = index == 3 ? nil : index == 1 ? "k2" : "k1"
+            candidate.decision.orderingKeys = key.map { ["held": $0, "flowing": $0] } ?? [:]
+            return candidate
+        }
+        _ = try await store.ingest.store(stored)
+        let ids = stored.map(\.event.id)
+        let first = try await claim(store, now: at(10), count: 6)
+        for name in ["held", "flowing"] {
+            #expect(Set(first.filter { $0.destination == name }.map(\.eventID)) == [ids[0], ids[1], ids[3]], "\(name): each key's oldest and the unkeyed one")
+        }
+        #expect(await deliveries.claim(now: at(10)).claims.isEmpty, "k1's later deliveries wait")
+        for claim in first {
+            // k1's first dies (400) at both; k2's is retried; the unkeyed one succeeds.
+            let status = claim.eventID == ids[0] ? 400 : claim.eventID == ids[1] ? 503 : 204
+            await deliveries.complete(claim, resolve(claim, status: status, now: at(20)), now: at(20), maxBackoffMillis: 60_000)
+        }
+        let afterDeath = try await claim(store, now: at(20), count: 1)
+        #expect(afterDeath.map(\.destination) == ["flowing"] && afterDeath.map(\.eventID) == [ids[2]], "continue: k1 moves on; hold: it waits")
+        var status = try #require(await deliveries.statuses()["held"])
+        #expect(status.keysBlocked == 1)
+        #expect(status.heldKeys.map(\.key) == ["k1"] && status.heldKeys.first?.eventID == ids[0] && status.heldKeys.first?.waiting == 2)
+        #expect(await deliveries.statuses()["flowing"]?.keysBlocked == 0)
+        // k2's retry comes back in its time at both; k1 stays held at "held".
+        let retries = await deliveries.claim(now: at(60_000)).claims
+        #expect(Set(retries.map(\.destination)) == ["held", "flowing"] && retries.allSatisfy { $0.eventID == ids[1] }, "\(retries.map(\.eventID))")
+        for claim in retries + afterDeath {
+            await deliveries.complete(claim, resolve(claim, status: 204, now: at(60_010)), now: at(60_010), maxBackoffMillis: 60_000)
+        }
+        let flowingLast = await deliveries.claim(now: at(60_010)).claims
+        #expect(flowingLast.map(\.destination) == ["flowing"] && flowingLast.map(\.eventID) == [ids[4]])
+        // The operator skips the dead one: k1 moves on at "held", one at a time.
+        let reference = try #require(first.first { $0.eventID == ids[0] }?.event)
+        #expect(try await deliveries.releaseHeldKey("held", event: reference, eventID: ids[0], now: at(60_020)))
+        #expect(try await !deliveries.releaseHeldKey("held", event: reference, eventID: ids[0], now: at(60_020)), "released once")
+        status = try #require(await deliveries.statuses()["held"])
+        #expect(status.keysBlocked == 0 && status.heldKeys.isEmpty && status.dead == 1, "skipped, it stays dead")
+        let next = try await claim(store, now: at(60_030), count: 1)
+        #expect(next.map(\.eventID) == [ids[2]])
+        #expect(await deliveries.claim(now: at(60_030)).claims.isEmpty, "4 waits for 2")
+        await store.close()
+    }
 }

@@ -23,13 +23,14 @@ final class JournalFixture {
 
     /// Appends `count` events, each routed to `destinations`, one commit each; returns their sequences.
     @discardableResult
-    func events(_ count: Int, to destinations: [String]) async throws -> [UInt64] {
+    func events(_ count: Int, to destinations: [String], keys: (Int) -> String? = { _ in nil }) async throws -> [UInt64] {
         var sequences: [UInt64] = []
         for _ in 0..<count {
             counter += 1
             let id = "evt_\(String(repeating: "0", count: 20))\(String(format: "%06d", counter))"
             let event = Event(id: id, source: "shop", provider: "generic", providerEventID: "p\(counter)", receivedAt: Timestamp(milliseconds: 1_000_000 + Int64(counter)), body: Array("{}".utf8))
-            let decision = RoutingDecision(eventID: id, configVersion: "v", routes: ["r"], destinations: destinations)
+            var decision = RoutingDecision(eventID: id, configVersion: "v", routes: ["r"], destinations: destinations)
+            if let key = keys(counter) { decision.orderingKeys = Dictionary(uniqueKeysWithValues: destinations.map { ($0, key) }) }
             let appended = try await journal.append([event.journalEntry, decision.journalEntry])
             ids[appended[0]] = id
             sequences.append(appended[0])
@@ -45,10 +46,13 @@ final class JournalFixture {
         _ = try await journal.append(record.journalEntry)
     }
 
-    func recover(window: Int, participants: [any CheckpointParticipant] = [], checkpoints: CheckpointStore? = nil, logger: Logger = makeTestLogger()) throws -> (DeliveryLedger, DeliveryLedger.Recovery) {
+    func recover(
+        window: Int, participants: [any CheckpointParticipant] = [], checkpoints: CheckpointStore? = nil, destinations: [String: DestinationConfig] = [:],
+        logger: Logger = makeTestLogger()
+    ) throws -> (DeliveryLedger, DeliveryLedger.Recovery) {
         try DeliveryLedger.recover(
             journal: journal, checkpoints: checkpoints, participants: participants, window: window,
-            destinations: [:], now: Timestamp(milliseconds: 3_000_000), logger: logger
+            destinations: destinations, now: Timestamp(milliseconds: 3_000_000), logger: logger
         )
     }
 
@@ -129,6 +133,54 @@ func pendingSummary(_ state: DeliveryLedger, _ lane: String, readingBack journal
             #expect(claim != .new, "key p\(index) restored")
         }
         #expect(restored.count == 10)
+    }
+
+    /// `on_dead: hold` across restarts: a dead delivery's hold comes back from the records
+    /// alone and from a checkpoint (in the window and beyond it), and an operator's release
+    /// record frees the key for good.
+    @Test func heldKeysSurviveARestartUntilReleased() async throws {
+        let fixture = try JournalFixture()
+        var ordered = DestinationConfig(name: "d", url: "http://127.0.0.1:9/d", maxInFlight: 4)
+        ordered.ordering = DeliveryOrdering(key: .orderID, onDead: .hold)
+        let destinations = ["d": ordered]
+        // Events 1…12: keys a, b, c in turn; a's first and c's first die.
+        let sequences = try await fixture.events(12, to: ["d"]) { ["a", "b", "c"][($0 - 1) % 3] }
+        try await fixture.outcome(sequences[0], "d", attempt: 1, .dead)
+        try await fixture.outcome(sequences[1], "d", attempt: 1, .succeeded)
+        try await fixture.outcome(sequences[2], "d", attempt: 1, .dead)
+        // b's second finishes and its third (event 8, beyond a window of 4) dies.
+        try await fixture.outcome(sequences[4], "d", attempt: 1, .succeeded)
+        try await fixture.outcome(sequences[7], "d", attempt: 1, .dead)
+        func held(_ state: DeliveryLedger) -> [String] {
+            (state.lanes["d"]?.state.status(overflowing: false).heldKeys ?? []).map { "\($0.key)@\($0.event.sequence)" }.sorted()
+        }
+        func blocked(_ state: DeliveryLedger) -> Int { state.lanes["d"]?.status.keysBlocked ?? -1 }
+        func readBack(_ state: DeliveryLedger) {
+            // Deliver what is in the window, so that the rest is read back into it.
+            guard let lane = state.lanes["d"] else { return }
+            for _ in 0..<4 {
+                while let next = lane.state.queue.takeDue(now: Timestamp(milliseconds: 9_000_000)) { lane.state.queue.remove(next.eventSequence) }
+                state.refill("d", lane, journal: fixture.journal, now: Timestamp(milliseconds: 3_000_000), logger: makeTestLogger())
+            }
+        }
+        let (full, _) = try fixture.recover(window: 4, destinations: destinations)
+        // b's hold is beyond the window: counted as blocked, listed once read back.
+        #expect(held(full) == ["a@\(sequences[0])", "c@\(sequences[2])"] && blocked(full) == 3, "from the records alone")
+        try fixture.save(full)
+        let (fromCheckpoint, recovery) = try fixture.recover(window: 4, checkpoints: fixture.checkpoints, destinations: destinations)
+        #expect(recovery.checkpoint != nil)
+        #expect(held(fromCheckpoint) == held(full) && blocked(fromCheckpoint) == 3, "from a checkpoint")
+        readBack(fromCheckpoint)
+        #expect(held(fromCheckpoint) == ["a@\(sequences[0])", "b@\(sequences[7])", "c@\(sequences[2])"], "b's hold read back with its key")
+        // The operator skips a's dead delivery; the release is journaled and read back.
+        let release = KeyRelease(eventSequence: sequences[0], eventID: fixture.ids[sequences[0]] ?? "", destination: "d", time: Timestamp(milliseconds: 2_500_000))
+        _ = try await fixture.journal.append(release.journalEntry)
+        for checkpoints in [nil, fixture.checkpoints] {
+            let (after, _) = try fixture.recover(window: 4, checkpoints: checkpoints, destinations: destinations)
+            #expect(blocked(after) == 2, "a released (checkpoint: \(checkpoints != nil))")
+            readBack(after)
+            #expect(held(after) == ["b@\(sequences[7])", "c@\(sequences[2])"], "b and c still held (checkpoint: \(checkpoints != nil))")
+        }
     }
 
     @Test func damagedOrForeignCheckpointFallsBackToTheWholeJournal() async throws {

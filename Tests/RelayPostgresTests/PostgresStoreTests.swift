@@ -124,6 +124,49 @@ import Testing
         }
     }
 
+    /// Per-key ordering holds across instances: two instances claiming at once never hold two
+    /// deliveries of one key, and each key's next goes out (to either) only after its earlier
+    /// one finished, in receive order.
+    @Test func twoInstancesNeverSendOneKeysDeliveriesAtOnce() async throws {
+        try await withStore { store in
+            let events = TestEvents()
+            // 200 events over 20 keys, received in index order.
+            let candidates = (0..<200).map { index in
+                var candidate = events.candidate("q\(index)", at: Int64(index), to: ["ordered"])
+                candidate.decision.orderingKeys = ["ordered": "k\(index % 20)"]
+                return candidate
+            }
+            _ = try await store.store(candidates)
+            var ordered = DestinationConfig(name: "ordered", url: "http://127.0.0.1:9/o", maxInFlight: 100)
+            ordered.ordering = DeliveryOrdering(key: .orderID)
+            let first = PostgresDeliveryStore(store: store, instance: "one")
+            let second = PostgresDeliveryStore(store: store, instance: "two")
+            await first.configure(["ordered": ordered])
+            await second.configure(["ordered": ordered])
+            let now = Timestamp(milliseconds: events.start.milliseconds + 60_000)
+            var sent: [String: [String]] = [:]
+            let index = Dictionary(uniqueKeysWithValues: candidates.map { ($0.event.id, $0.event.providerEventID) })
+            for round in 0..<12 {
+                async let a = (0..<3).asyncFlatMap { _ in await first.claim(now: now).claims }
+                async let b = (0..<3).asyncFlatMap { _ in await second.claim(now: now).claims }
+                let (byFirst, bySecond) = await (a, b)
+                let claims = byFirst + bySecond
+                let keys = claims.compactMap { index[$0.eventID] }.map { "k\((Int($0.dropFirst()) ?? -1) % 20)" }
+                #expect(Set(keys).count == keys.count, "round \(round): one key handed out twice: \(keys.sorted())")
+                #expect(claims.count == (round < 10 ? 20 : 0), "round \(round): every key's next, once the one before finished")
+                for claim in byFirst { await first.complete(claim, resolve(claim, status: 204, now: now), now: now, maxBackoffMillis: 60_000) }
+                for claim in bySecond { await second.complete(claim, resolve(claim, status: 204, now: now), now: now, maxBackoffMillis: 60_000) }
+                for claim in claims {
+                    guard let provider = index[claim.eventID], let number = Int(provider.dropFirst()) else { continue }
+                    sent["k\(number % 20)", default: []].append(provider)
+                }
+            }
+            for key in 0..<20 {
+                #expect(sent["k\(key)"] == Array(stride(from: key, to: 200, by: 20)).map { "q\($0)" }, "k\(key) in receive order")
+            }
+        }
+    }
+
     /// A rate limit holds for the destination as a whole: two instances claiming (and replaying)
     /// at once share one bucket in its row.
     @Test func twoInstancesShareOneRateLimit() async throws {

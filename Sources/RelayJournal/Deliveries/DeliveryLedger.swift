@@ -30,7 +30,15 @@ final class DeliveryLedger {
             state = LaneState(breaker: breaker)
         }
 
-        var status: DestinationStatus { state.status(overflowing: overflowFrom != nil) }
+        /// The lane's status; keys held by dead deliveries beyond the window count as blocked
+        /// (they are listed once the window reaches them and their keys are read back).
+        var status: DestinationStatus {
+            var status = state.status(overflowing: overflowFrom != nil)
+            status.keysBlocked += beyondWindow.values.reduce(0) { count, recorded in
+                if case .held = recorded { count + 1 } else { count }
+            }
+            return status
+        }
     }
 
     /// What a delivery needs of its event, kept while reading the journal.

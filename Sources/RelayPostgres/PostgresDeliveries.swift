@@ -160,10 +160,23 @@ public final class PostgresDeliveryStore: DeliveryStore {
             INSERT INTO relay_lane (destination, operator_paused) VALUES (\(destination), \(paused))
             ON CONFLICT (destination) DO UPDATE SET operator_paused = EXCLUDED.operator_paused
             """)
-        if !paused {
-            store.workSignal.signal()
-            store.wakeUps.request(store)
-        }
+        if !paused { workMayBeDue() }
+    }
+
+    /// Deliveries may have become claimable: this instance claims again and every other is
+    /// woken (NOTIFY).
+    func workMayBeDue() {
+        store.workSignal.signal()
+        store.wakeUps.request(store)
+    }
+
+    /// Releases the key the dead delivery of `sequence` to `destination` holds; a row when it held one.
+    static func releaseHold(ofEvent sequence: UInt64, _ destination: String) -> PostgresQuery {
+        """
+        UPDATE relay_delivery SET held = false
+        WHERE event_seq = \(Int64(clamping: sequence)) AND destination = \(destination) AND held
+        RETURNING 1
+        """
     }
 
     public func claim(now: Timestamp) async -> ClaimBatch {
@@ -515,15 +528,8 @@ public final class PostgresDeliveryStore: DeliveryStore {
 
     /// An operator's skip: the delivery stays dead, its key moves on (every instance's next claim sees it).
     public func releaseHeldKey(_ destination: String, event: EventReference, eventID: String, now: Timestamp) async throws -> Bool {
-        let released = try await count("a release of a held key", """
-            UPDATE relay_delivery SET held = false
-            WHERE event_seq = \(Int64(clamping: event.sequence)) AND destination = \(destination) AND held
-            RETURNING 1
-            """) > 0
-        if released {
-            store.workSignal.signal()
-            store.wakeUps.request(store)
-        }
+        let released = try await count("a release of a held key", Self.releaseHold(ofEvent: event.sequence, destination)) > 0
+        if released { workMayBeDue() }
         return released
     }
 

@@ -55,18 +55,12 @@ extension PostgresDeliveryStore {
                     // A retry of a dead delivery that held its key succeeded: the key moves on.
                     var released = false
                     if record.outcome == .succeeded {
-                        released = try await connection.query("""
-                            UPDATE relay_delivery SET held = false
-                            WHERE event_seq = \(Int64(clamping: record.eventSequence)) AND destination = \(record.destination) AND held RETURNING 1
-                            """, logger: logger).first(Int32.self) != nil
+                        released = try await connection.query(Self.releaseHold(ofEvent: record.eventSequence, record.destination), logger: logger).first(Int32.self) != nil
                     }
                     return (owned, released)
                 }
             }
-            if released {
-                store.workSignal.signal()
-                store.wakeUps.request(store)
-            }
+            if released { workMayBeDue() }
             return owned
         } catch {
             // Its item stays pending: whoever runs the replay next sends it again.

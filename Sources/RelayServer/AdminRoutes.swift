@@ -19,6 +19,29 @@ struct AdminRoutes {
         return raw.contains("%") ? PercentEncoding.decode(raw) ?? raw : raw
     }
 
+    /// The delivery a `/admin/deliveries/{id}/…` route names, or the answer when it names none.
+    enum NamedDelivery {
+        case found((eventID: String, destination: String, detail: EventDetail))
+        case answer(Response)
+    }
+
+    /// Looks up delivery `id` (EVENT_ID:DESTINATION): 400 when it is not of that form, 404
+    /// when the event or its delivery to that destination is unknown.
+    static func delivery(_ id: String, in events: any EventStore) async throws -> NamedDelivery {
+        guard let colon = id.firstIndex(of: ":") else {
+            return .answer(JSONResponse.error(.badRequest, "a delivery id is EVENT_ID:DESTINATION, not \(JSONWriter.quote(id))"))
+        }
+        let eventID = String(id[..<colon])
+        let destination = String(id[id.index(after: colon)...])
+        guard let detail = try await events.detail(id: eventID) else {
+            return .answer(JSONResponse.error(.notFound, "no event \(JSONWriter.quote(eventID))"))
+        }
+        guard detail.summary.deliveries.contains(where: { $0.destination == destination }) else {
+            return .answer(JSONResponse.error(.notFound, "event \(JSONWriter.quote(eventID)) has no delivery to \(JSONWriter.quote(destination))"))
+        }
+        return .found((eventID, destination, detail))
+    }
+
     /// The `limit` query parameter: 1…1000, `default` when absent.
     static func limit(_ query: [(name: String, value: String)], default fallback: Int) throws(FilterError) -> Int {
         guard let text = query.last(where: { $0.name == "limit" })?.value else { return fallback }
@@ -206,18 +229,12 @@ struct AdminRoutes {
         }
         router.post("/admin/deliveries/{id}/retry") { _, context in
             let id = Self.pathParameter(context, "id")
-            guard let colon = id.firstIndex(of: ":") else {
-                return JSONResponse.error(.badRequest, "a delivery id is EVENT_ID:DESTINATION, not \(JSONWriter.quote(id))")
-            }
-            let eventID = String(id[..<colon])
-            let destination = String(id[id.index(after: colon)...])
             // Held from the lookup until the replay has the event, so retention cannot delete it between.
             return try await deliveries.holdingRetention {
-                guard let detail = try await events.detail(id: eventID) else {
-                    return JSONResponse.error(.notFound, "no event \(JSONWriter.quote(eventID))")
-                }
-                guard detail.summary.deliveries.contains(where: { $0.destination == destination }) else {
-                    return JSONResponse.error(.notFound, "event \(JSONWriter.quote(eventID)) has no delivery to \(JSONWriter.quote(destination))")
+                let (eventID, destination, detail): (String, String, EventDetail)
+                switch try await Self.delivery(id, in: events) {
+                case .found(let found): (eventID, destination, detail) = found
+                case .answer(let answer): return answer
                 }
                 guard config().destinations[destination] != nil else {
                     return JSONResponse.error(.conflict, "destination \(JSONWriter.quote(destination)) is not in the routes file in force")
@@ -234,16 +251,10 @@ struct AdminRoutes {
         }
         router.post("/admin/deliveries/{id}/skip") { _, context in
             let id = Self.pathParameter(context, "id")
-            guard let colon = id.firstIndex(of: ":") else {
-                return JSONResponse.error(.badRequest, "a delivery id is EVENT_ID:DESTINATION, not \(JSONWriter.quote(id))")
-            }
-            let eventID = String(id[..<colon])
-            let destination = String(id[id.index(after: colon)...])
-            guard let detail = try await events.detail(id: eventID) else {
-                return JSONResponse.error(.notFound, "no event \(JSONWriter.quote(eventID))")
-            }
-            guard detail.summary.deliveries.contains(where: { $0.destination == destination }) else {
-                return JSONResponse.error(.notFound, "event \(JSONWriter.quote(eventID)) has no delivery to \(JSONWriter.quote(destination))")
+            let (eventID, destination, detail): (String, String, EventDetail)
+            switch try await Self.delivery(id, in: events) {
+            case .found(let found): (eventID, destination, detail) = found
+            case .answer(let answer): return answer
             }
             let key = detail.summary.decision?.orderingKeys[destination]
             let released: Bool

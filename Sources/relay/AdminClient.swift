@@ -90,4 +90,9 @@ struct AdminClient {
     static func percentEncode(_ text: String) -> String {
         text.addingPercentEncoding(withAllowedCharacters: .urlQueryAllowed.subtracting(CharacterSet(charactersIn: "&=+?#"))) ?? text
     }
+
+    /// A name as one path segment: percent-encoded, its `/` too.
+    static func pathSegment(_ text: String) -> String {
+        percentEncode(text).replacingOccurrences(of: "/", with: "%2F")
+    }
 }

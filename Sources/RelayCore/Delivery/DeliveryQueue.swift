@@ -92,10 +92,15 @@ public struct DeliveryQueue: Sendable {
     /// or its retry succeeded); returns the key, nil if that delivery holds none.
     @discardableResult
     public mutating func releaseHold(ofEvent sequence: UInt64) -> String? {
-        guard let key = held.first(where: { $0.value.event.sequence == sequence })?.key else { return nil }
+        guard let key = heldKey(ofEvent: sequence) else { return nil }
         held[key] = nil
         if let first = keyed[key]?.first, let delivery = pending[first] { heap.push(delivery.due.milliseconds, first) }
         return key
+    }
+
+    /// The key the dead delivery of event `sequence` holds, nil if none.
+    public func heldKey(ofEvent sequence: UInt64) -> String? {
+        held.first { $0.value.event.sequence == sequence }?.key
     }
 
     /// The held keys, each with how many deliveries wait behind it.

@@ -194,11 +194,7 @@ public struct ReplayPlan: Sendable {
         // goes out in receive order per key), whichever routing chose the destinations.
         let ordering = routing
         let prepare: @Sendable (Event) -> PreparedRouting = { event in
-            if routesAgain {
-                let decision = table.decide(event)
-                return PreparedRouting(destinations: decision.destinations, orderingKeys: ordering.orderingKeys(event))
-            }
-            return PreparedRouting(destinations: [], orderingKeys: ordering.orderingKeys(event))
+            PreparedRouting(destinations: routesAgain ? table.decide(event).destinations : [], orderingKeys: ordering.orderingKeys(event))
         }
         // The scan goes newest first; a dry run keeps only the last (oldest) few for its sample.
         var newestFirst: [(reference: EventReference, id: String, targets: [String], keys: [String: String])] = []

@@ -170,7 +170,7 @@ final class DeliveryLedger {
     func holdsKey(_ destination: String, event sequence: UInt64) -> Bool {
         guard let lane = lanes[destination] else { return false }
         if case .held? = lane.beyondWindow[sequence] { return true }
-        return lane.state.queue.held.values.contains { $0.event.sequence == sequence }
+        return lane.state.queue.heldKey(ofEvent: sequence) != nil
     }
 
     /// Releases the ordering key the dead delivery of event `sequence` holds, in memory or

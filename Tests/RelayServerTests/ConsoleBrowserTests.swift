@@ -196,4 +196,74 @@ import Testing
         await orders.stop()
         await alerts.stop()
     }
+
+    /// README "Ordering": a held key on the destinations page, retried and skipped from there.
+    @Test(.timeLimit(.minutes(2)))
+    func anOperatorSeesHeldKeysAndRetriesOrSkipsThemInTheBrowser() async throws {
+        let downstream = TestDownstream()
+        let port = try await downstream.start()
+        // /flaky/1: each event's first request answers 503, later ones 204; one attempt allowed,
+        // so each delivery dies once and a retry succeeds.
+        let routes = """
+        { "sources": { "shop": { "provider": "generic", "fields": { "id": "/id", "type": "/type", "order_id": "/order_id" } } },
+          "destinations": { "ledger": { "url": "http://127.0.0.1:\(port)/flaky/1", "rate_per_s": 50,
+                                        "retry": { "max_attempts": 1 }, "ordering": { "key": "order_id", "on_dead": "hold" } } },
+          "routes": [ { "name": "all", "to": ["ledger"] } ] }
+        """
+        let relay = try await LiveRelay(routes: routes, adminToken: Self.token)
+        let browser = try await Browser.start()
+        func post(_ id: String, order: String) async throws -> String {
+            let response = try await relay.post("shop", body: Array("{\"id\":\"\(id)\",\"type\":\"order.updated\",\"order_id\":\"\(order)\"}".utf8), headers: [("Content-Type", "application/json")])
+            return try #require(try JSONParser.parse(response.body)["ids"]?.arrayValue?.first?.stringValue)
+        }
+        func heldDelivery(_ key: String) async throws -> String? {
+            let ledger = try await relay.admin("/admin/destinations", token: Self.token).json?["destinations"]?.arrayValue?.first { $0["name"]?.stringValue == "ledger" }
+            return ledger?["held_keys"]?.arrayValue?.first { $0["key"]?.stringValue == key }?["delivery"]?.stringValue
+        }
+        do {
+            let a = try await post("a", order: "o-7")
+            let b = try await post("b", order: "o-7")
+            let c = try await post("c", order: "o-8")
+            let held = try await eventually(timeout: .seconds(20)) {
+                let (first, second) = (try await heldDelivery("o-7"), try await heldDelivery("o-8"))
+                return first == "\(a):ledger" && second == "\(c):ledger"
+            }
+            try #require(held, "a and c did not die and hold their orders")
+            let admin = "http://127.0.0.1:\(relay.adminPort)"
+            try await browser.go(admin + "/")
+            try await browser.type("input[name=token]", Self.token + "\n")
+            try await browser.waitForText("Last hour:")
+            try await browser.go(admin + "/ui/#/destinations")
+            try await browser.waitFor("#held-keys [data-skip='\(c):ledger']")
+            let page = try await browser.text("#app")
+            #expect(page.contains("by order_id, on dead: hold") && page.contains("50/s"), "ordering and rate shown: \(page)")
+            let heldText = try await browser.text("#held-keys")
+            #expect(heldText.contains("o-7") && heldText.contains(a) && heldText.contains("o-8") && heldText.contains(c), "\(heldText)")
+            #expect(!downstream.requests.contains { $0.header("webhook-id") == b }, "b waits behind its order's dead delivery")
+
+            // Retry a from the page: it succeeds, o-7 moves on, b goes out (and dies: held by b).
+            try await browser.click("#held-keys [data-retry='\(a):ledger']")
+            try await browser.waitForText("moves on once it succeeds", in: "#notice")
+            let movedOn = try await eventually(timeout: .seconds(20)) { try await heldDelivery("o-7") == "\(b):ledger" }
+            #expect(movedOn, "after the retry of a, b should hold o-7")
+            #expect(downstream.requests.last { $0.header("webhook-id") == a }?.status == 204)
+
+            // Skip c from the page: o-8 moves on, c is not sent again.
+            try await browser.click("#held-keys [data-skip='\(c):ledger']")
+            try await browser.waitForText("skipped: key o-8 moves on", in: "#notice")
+            try await browser.waitForText(b, in: "#held-keys", timeout: .seconds(10))
+            #expect(try await heldDelivery("o-8") == nil)
+            let afterSkip = try await browser.text("#held-keys")
+            #expect(!afterSkip.contains("o-8"), "\(afterSkip)")
+            #expect(downstream.requests.filter { $0.header("webhook-id") == c }.count == 1)
+        } catch {
+            await browser.quit()
+            await relay.stop()
+            await downstream.stop()
+            throw error
+        }
+        await browser.quit()
+        await relay.stop()
+        await downstream.stop()
+    }
 }

@@ -61,6 +61,9 @@ function destinationTable(destinations, { actions = false, reload } = {}) {
       ["5 min attempts", (d) => d.attempts_5m, { num: true }],
       ["5 min success", (d) => percent(d.success_rate_5m), { num: true }],
       ["5 min p99", (d) => (d.p99_ms_5m === null ? "-" : d.p99_ms_5m + " ms"), { num: true }],
+      ["Ordering", (d) => (d.ordering ? `by ${d.ordering.key}, on dead: ${d.ordering.on_dead}` : "-")],
+      ["Keys blocked", (d) => (d.ordering ? d.keys_blocked : "-"), { num: true }],
+      ["Rate limit", (d) => (d.rate_per_s ? `${d.rate_per_s}/s (${d.rate_limited} waited)` : "-"), { num: true }],
       ["", (d) => h("button", { type: "button", class: d.paused ? "" : "secondary", "data-destination": d.name, onclick: async (event) => {
         const button = event.currentTarget;
         button.disabled = true;
@@ -95,15 +98,54 @@ export async function overviewPage(_args, started) {
   every(started, 5000, load);
 }
 
+/** A button that POSTs /admin/deliveries/ID/ACTION (retry or skip), then reloads the page's data. */
+function deliveryButton(delivery, action, label, reload, done) {
+  return h("button", { type: "button", class: "secondary", ["data-" + action]: delivery, onclick: async (event) => {
+    const button = event.currentTarget;
+    button.disabled = true;
+    try {
+      notify(done(await api(`/admin/deliveries/${encodeURIComponent(delivery)}/${action}`, { method: "POST" })));
+      await reload();
+    } catch (error) {
+      notify(error.message, "error");
+      button.disabled = false;
+    }
+  } }, label);
+}
+
+/** Ordering keys a dead delivery holds (on_dead: hold), across destinations, with retry and skip. */
+function heldKeyTable(destinations, reload) {
+  const rows = destinations.flatMap((d) => d.held_keys.map((held) => ({ destination: d.name, ...held })));
+  const unlisted = destinations.reduce((sum, d) => sum + Math.max(0, d.keys_blocked - d.held_keys.length), 0);
+  return [
+    table([
+      ["Destination", (k) => k.destination],
+      ["Key", (k) => k.key],
+      ["Dead delivery", (k) => link("event/" + k.event_id, k.event_id)],
+      ["Dead since", (k) => time(k.since)],
+      ["Waiting behind it", (k) => k.waiting, { num: true }],
+      ["", (k) => h("span", { class: "actions" },
+        deliveryButton(k.delivery, "retry", "Retry", reload, (answer) => `Retry of ${k.delivery} started (${answer.replay_id}); key ${k.key} moves on once it succeeds.`),
+        deliveryButton(k.delivery, "skip", "Skip", reload, (answer) => `${answer.delivery} skipped: key ${answer.key} moves on.`))],
+    ], rows, { empty: "No ordering key is held." }),
+    unlisted ? h("p", { class: "muted" }, `${unlisted} more held keys are not listed here (their dead deliveries are read back from the store as the earlier ones are resolved).`) : null,
+  ];
+}
+
 export async function destinationsPage(_args, started) {
   const box = h("div");
+  const heldBox = h("div", { id: "held-keys" });
   render(h("h1", {}, "Destinations"),
     h("p", { class: "muted" }, "A pause holds until resumed, across restarts and routes reloads; paused deliveries wait, they do not die. The 5-minute figures count attempts since this relay started (journal) or of every instance (PostgreSQL)."),
-    box);
+    box,
+    h("h2", {}, "Held ordering keys"),
+    h("p", { class: "muted" }, "With \"ordering\" and \"on_dead\": \"hold\", a dead delivery keeps its key's later deliveries waiting, across restarts, until it is retried (the key moves on once it succeeds) or skipped (it stays dead, the key moves on)."),
+    heldBox);
   async function load() {
     const list = await api("/admin/destinations");
     if (!current(started)) return;
     fill(box, destinationTable(list.destinations, { actions: true, reload: load }));
+    fill(heldBox, heldKeyTable(list.destinations, load));
   }
   await load();
   every(started, 3000, load);

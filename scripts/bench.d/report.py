@@ -193,7 +193,7 @@ def main():
         rows.append([f"relay RSS, keeping everything → after pruning", "-",
                      f"{keep_rss / 1024:.0f} → {prune_rss / 1024:.0f} MiB", "-", "-", "-", "-"])
 
-    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]
+    widths = [max([len(h)] + [len(row[i]) for row in rows]) for i, h in enumerate(header)]  # rows may be empty (BENCH_ONLY)
     left = {0}  # scenario left-aligned, numbers right-aligned
 
     def line(cells):

@@ -57,6 +57,10 @@ public enum AdminOpenAPI {
         "/admin/destinations/{name}/resume": { "post": { "summary": "Resume a destination an operator paused", "parameters": [{ "name": "name", "in": "path", "required": true, "schema": { "type": "string" } }],
           "responses": { "200": { "description": "resumed", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Destination" } } } },
             "404": { "$ref": "#/components/responses/NotFound" }, "503": { "$ref": "#/components/responses/BadRequest" } } } },
+        "/admin/rejections": { "get": { "summary": "Events of provider batches the relay did not accept, newest first (the last 1,000 since this relay started, per instance)",
+          "parameters": [{ "name": "source", "in": "query", "schema": { "type": "string" } }, { "name": "limit", "in": "query", "schema": { "type": "integer", "minimum": 1, "maximum": 1000, "default": 100 } }],
+          "responses": { "200": { "description": "rejections", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Rejections" } } } },
+            "400": { "$ref": "#/components/responses/BadRequest" } } } },
         "/admin/activity": { "get": { "summary": "The last hour, minute by minute: events stored and delivery attempts by outcome (on the journal since this relay started; on PostgreSQL every instance's)", "responses": {
           "200": { "description": "60 minutes, oldest first", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Activity" } } } } } } },
         "/admin/replays/{id}": { "get": { "summary": "A replay's progress (the last 100, until a restart)", "parameters": [{ "name": "id", "in": "path", "required": true, "schema": { "type": "string" } }],
@@ -131,6 +135,11 @@ public enum AdminOpenAPI {
           "Activity": { "type": "object", "additionalProperties": false, "required": ["minutes"], "properties": { "minutes": { "type": "array", "items": {
             "type": "object", "additionalProperties": false, "required": ["minute", "events", "succeeded", "retried", "dead"],
             "properties": { "minute": { "type": "string" }, "events": { "type": "integer", "minimum": 0 }, "succeeded": { "type": "integer", "minimum": 0 }, "retried": { "type": "integer", "minimum": 0 }, "dead": { "type": "integer", "minimum": 0 } } } } } },
+          "Rejections": { "type": "object", "additionalProperties": false, "required": ["rejections", "total"], "properties": {
+            "total": { "type": "integer", "minimum": 0 },
+            "rejections": { "type": "array", "items": { "type": "object", "additionalProperties": false, "required": ["time", "source", "provider", "index", "event_id", "reason", "batch"],
+              "properties": { "time": { "type": "string" }, "source": { "type": "string" }, "provider": { "type": "string" }, "index": { "type": "integer", "minimum": 0 },
+                "event_id": { "type": ["string", "null"] }, "reason": { "type": "string" }, "batch": { "enum": ["partial", "refused"] } } } } } },
           "SkipAnswer": { "type": "object", "additionalProperties": false, "required": ["delivery", "key"], "properties": { "delivery": { "type": "string" }, "key": { "type": "string" } } },
           "RetryAnswer": { "type": "object", "additionalProperties": false, "required": ["replay_id", "delivery"], "properties": { "replay_id": { "type": "string" }, "delivery": { "type": "string" } } },
           "ReplayRequest": { "type": "object", "additionalProperties": false, "required": ["filter"], "properties": {

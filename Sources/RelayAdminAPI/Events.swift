@@ -230,3 +230,50 @@ public struct DeliveryPageBody: Codable, Sendable, Equatable {
         try container.encode(nextCursor, forKey: .nextCursor)
     }
 }
+
+/// `GET /admin/rejections`: events of provider batches the relay did not accept, newest first
+/// (the last 1,000 since this relay started, kept in memory per instance).
+public struct RejectionListBody: Codable, Sendable, Equatable {
+    public var rejections: [RejectionBody]
+    /// Rejected events since this relay started, also those no longer listed.
+    public var total: Int
+
+    public init(rejections: [RejectionBody], total: Int) {
+        (self.rejections, self.total) = (rejections, total)
+    }
+}
+
+/// One rejected event: never its body.
+public struct RejectionBody: Codable, Sendable, Equatable {
+    /// When its request arrived, RFC 3339.
+    public var time: String
+    public var source: String
+    public var provider: String
+    /// Its position in the request's batch.
+    public var index: Int
+    /// The provider's event id, null when it had none.
+    public var eventID: String?
+    public var reason: String
+    /// `partial`: the batch's other events were stored (FastSpring answered 202 without this
+    /// one, and sends it again); `refused`: no event of the batch could be accepted (400).
+    public var batch: String
+
+    public init(time: String, source: String, provider: String, index: Int, eventID: String?, reason: String, batch: String) {
+        (self.time, self.source, self.provider, self.index, self.eventID, self.reason, self.batch) = (time, source, provider, index, eventID, reason, batch)
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case time, source, provider, index, reason, batch, eventID = "event_id"
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(time, forKey: .time)
+        try container.encode(source, forKey: .source)
+        try container.encode(provider, forKey: .provider)
+        try container.encode(index, forKey: .index)
+        try container.encode(eventID, forKey: .eventID)
+        try container.encode(reason, forKey: .reason)
+        try container.encode(batch, forKey: .batch)
+    }
+}

@@ -79,6 +79,8 @@ struct AdminRoutes {
     /// Minute-by-minute counts (`GET /admin/activity`, destination health): this process's, or
     /// the database's for every instance.
     let activity: any ActivitySource
+    /// Events of provider batches the relay did not accept (`GET /admin/rejections`).
+    let rejections: RejectionLog
 
     /// Every destination configured or with deliveries in the store, by name.
     func destinationList() async -> [DestinationBody] {
@@ -286,6 +288,21 @@ struct AdminRoutes {
                 let body = await destinationList().first { $0.name == name }
                 return JSONResponse.encoded(body ?? Self.destination(name, status: nil, config: config().destinations[name], health: nil))
             }
+        }
+        router.get("/admin/rejections") { request, _ in
+            let query = request.uri.queryParameters.map { (name: String($0.key), value: String($0.value)) }
+            let limit: Int
+            do {
+                limit = try Self.limit(query, default: 100)
+            } catch {
+                return JSONResponse.error(.badRequest, "\(error)")
+            }
+            let source = query.last { $0.name == "source" }?.value
+            let entries = rejections.recent(source: source, limit: limit).map {
+                RejectionBody(time: $0.time.rfc3339, source: $0.source, provider: $0.provider, index: $0.event.index, eventID: $0.event.providerEventID,
+                              reason: $0.event.reason, batch: $0.batchAccepted ? "partial" : "refused")
+            }
+            return JSONResponse.encoded(RejectionListBody(rejections: entries, total: rejections.total))
         }
         router.get("/admin/activity") { _, _ in
             JSONResponse.encoded(ActivityBody(minutes: await activity.lastHour().map {

@@ -54,10 +54,33 @@ struct IngestRoutes {
         do {
             let result = try await pipeline.ingest(source: source, routing: config.routing, headers: headers, body: body)
             metrics.ingested(result, source: source)
+            guard result.rejected.isEmpty else { return partiallyAccepted(result, source: source) }
             return JSONResponse.ok(result.json)
         } catch {
+            logRejectedEvents(error.rejected, source: source, batchAccepted: false)
             return reject(error, source: name)
         }
+    }
+
+    /// FastSpring's partial acknowledgement: `202`, `text/plain`, the ids of the events stored
+    /// now or before, one per line. FastSpring marks only those processed and sends the others
+    /// again, so a malformed event never keeps the good ones of its batch out.
+    private func partiallyAccepted(_ result: IngestResult, source: SourceConfig) -> Response {
+        logRejectedEvents(result.rejected, source: source, batchAccepted: true)
+        var headers = HTTPFields()
+        headers[.contentType] = "text/plain; charset=utf-8"
+        return Response(status: .accepted, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(string: result.acknowledgedList)))
+    }
+
+    private func logRejectedEvents(_ events: [RejectedEvent], source: SourceConfig, batchAccepted: Bool) {
+        guard !events.isEmpty else { return }
+        for event in events {
+            logger.warning("ingest event rejected", metadata: [
+                "source": "\(source.name)", "index": "\(event.index)", "event_id": "\(event.providerEventID ?? "")", "reason": "\(event.reason)",
+                "batch": "\(batchAccepted ? "rest stored" : "refused")",
+            ])
+        }
+        metrics.rejectedEvents(events, source: source, batchAccepted: batchAccepted)
     }
 
     private func tooLarge(_ source: SourceConfig) -> IngestError {

@@ -21,8 +21,12 @@ public final class RelayMetrics: DeliveryObserver {
     private let commitTime: CoreMetrics.Timer
     /// Minute-by-minute counts for the console (`GET /admin/activity`, `GET /admin/destinations`).
     public let activity: ActivityLog
+    /// The last 1,000 events of provider batches the relay did not accept (`GET /admin/rejections`).
+    public let rejections = RejectionLog(capacity: 1_000)
+    private let clock: any RelayClock
 
     public init(clock: any RelayClock = SystemClock()) {
+        self.clock = clock
         activity = ActivityLog(clock: clock)
         var factory = PrometheusMetricsFactory(registry: registry)
         factory.valueHistogramBuckets["relay_journal_commit_records"] = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024]
@@ -68,6 +72,18 @@ public final class RelayMetrics: DeliveryObserver {
 
     func rejected(source: String?, reason: String) {
         counter("relay_ingest_rejections_total", [("source", source ?? "(unknown)"), ("reason", reason)]).increment()
+    }
+
+    /// Events of a batch the adapter did not accept. Within a batch whose other events were
+    /// stored they count as `bad_event` each; a request refused whole is counted once, by
+    /// `rejected(source:reason:)`, as `bad_request`. Both go to the rejection log.
+    func rejectedEvents(_ events: [RejectedEvent], source: SourceConfig, batchAccepted: Bool) {
+        guard !events.isEmpty else { return }
+        if batchAccepted {
+            counter("relay_ingest_rejections_total", [("source", source.name), ("reason", "bad_event")]).increment(by: Int64(events.count))
+        }
+        let now = clock.now()
+        rejections.record(events.map { RejectionEntry(time: now, source: source.name, provider: source.provider.rawValue, event: $0, batchAccepted: batchAccepted) })
     }
 
     /// For `JournalConfiguration.commitObserver`.

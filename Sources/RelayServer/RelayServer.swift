@@ -213,7 +213,8 @@ public final class RelayServer: Sendable {
                 guard let durable = journal?.durable else { return JournalBody(lastSequence: (try? await events.mark()) ?? 0, segment: 0, offset: 0) }
                 return JournalBody(lastSequence: durable.lastSequence, segment: durable.end.segment, offset: durable.end.offset)
             },
-            activity: activity
+            activity: activity,
+            rejections: metrics.rejections
         ).register(on: adminRouter)
         ConsoleRoutes.register(on: adminRouter)
         let admin = Application(

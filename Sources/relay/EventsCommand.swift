@@ -41,7 +41,7 @@ struct FilterOptions: ParsableArguments {
 }
 
 struct Events: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Browse the events a running relay stored (admin API).", subcommands: [List.self, Show.self])
+    static let configuration = CommandConfiguration(abstract: "Browse the events a running relay stored (admin API).", subcommands: [List.self, Show.self, Rejected.self])
 
     struct List: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List events, newest first.")
@@ -104,6 +104,35 @@ struct Events: ParsableCommand {
                 [$0.destination, String($0.attempt), $0.time, $0.outcome, String($0.status), String($0.durationMs), $0.nextDue ?? "-", $0.error]
             })
             print("\nbody (\(detail.bodyEncoding)):\n\(detail.body)")
+        }
+    }
+}
+
+extension Events {
+    struct Rejected: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Events of provider batches the relay did not accept, newest first (the last 1,000 since it started).",
+            discussion: "A FastSpring batch with some malformed events is stored without them and answered 202 with the ids it stored; FastSpring sends the others again. Nothing of a rejected event's body is kept."
+        )
+
+        @Option(help: "Only this source's.") var source: String?
+        @Option(help: "At most this many (1…1000).") var limit: Int = 100
+        @OptionGroup var options: AdminOptions
+
+        func run() throws {
+            guard (1...1000).contains(limit) else { throw fail("events rejected: --limit: must be from 1 to 1000, not \(limit)") }
+            var query = [("limit", String(limit))]
+            if let source { query.append(("source", source)) }
+            let path = "/admin/rejections?" + query.map { "\($0.0)=\(AdminClient.percentEncode($0.1))" }.joined(separator: "&")
+            let (list, json) = try AdminClient(options, command: "events rejected").request(RejectionListBody.self, path)
+            if options.json {
+                print(JSONWriter.serialize(json))
+                return
+            }
+            printTable([["TIME", "SOURCE", "BATCH", "INDEX", "EVENT ID", "REASON"]] + list.rejections.map {
+                [$0.time, $0.source, $0.batch, String($0.index), $0.eventID ?? "-", $0.reason]
+            })
+            print("\(list.rejections.count) listed, \(list.total) rejected since the relay started")
         }
     }
 }

@@ -176,6 +176,27 @@ func expectRejected(_ code: IngestError.Code, _ body: () throws(IngestError) -> 
             }, mentions: reason)
         }
     }
+
+    @Test func aBatchKeepsItsAcceptableEventsBesideTheRejectedOnes() throws {
+        let text = #"{"events":[{"id":"a","type":"order.completed","data":{"id":"o1"}},{"type":"x"},[1],{"id":"b","type":""},{"id":"c","type":"order.failed"}]}"#
+        let body = Array(text.utf8)
+        let batch = try ProviderAdapters.split(source: fastSpringSource(), headers: ["X-FS-Signature": Fixtures.fastSpringSignature(secret: Fixtures.fastSpringSecret, body: body)], body: body, now: Timestamp(seconds: 0))
+        #expect(batch.events.map(\.providerEventID) == ["a", "c"])
+        #expect(batch.events.map { String(decoding: $0.body, as: UTF8.self) } == [#"{"id":"a","type":"order.completed","data":{"id":"o1"}}"#, #"{"id":"c","type":"order.failed"}"#])
+        #expect(batch.rejected == [
+            RejectedEvent(index: 1, providerEventID: nil, reason: "events[1] has no id"),
+            RejectedEvent(index: 2, providerEventID: nil, reason: "events[2] is not an object"),
+            RejectedEvent(index: 3, providerEventID: "b", reason: "events[3] has no type"),
+        ])
+        // Nothing acceptable: the request is refused, with every event's reason.
+        let none = Array(#"{"events":[{"type":"x"},{"id":"d"}]}"#.utf8)
+        do {
+            _ = try ProviderAdapters.split(source: fastSpringSource(), headers: ["X-FS-Signature": Fixtures.fastSpringSignature(secret: Fixtures.fastSpringSecret, body: none)], body: none, now: Timestamp(seconds: 0))
+            Issue.record("a batch with no acceptable event was accepted")
+        } catch {
+            #expect(error.code == .badRequest && error.rejected.count == 2 && error.message.contains("no event in the batch can be accepted"), "\(error)")
+        }
+    }
 }
 
 @Suite struct GenericAdapterTests {
@@ -242,5 +263,22 @@ func expectRejected(_ code: IngestError.Code, _ body: () throws(IngestError) -> 
         })
         let raw = SourceConfig(name: "raw", provider: .generic)
         #expect(try ProviderAdapters.normalize(source: raw, headers: [:], body: text, now: Timestamp(seconds: 0)).first?.body == text)
+    }
+}
+
+@Suite struct RejectionLogTests {
+    @Test func keepsTheNewestUpToItsCapacityNewestFirst() {
+        let log = RejectionLog(capacity: 3)
+        func entry(_ n: Int, _ source: String = "fs") -> RejectionEntry {
+            RejectionEntry(time: Timestamp(seconds: Int64(n)), source: source, provider: "fastspring", event: RejectedEvent(index: n, providerEventID: nil, reason: "r\(n)"), batchAccepted: true)
+        }
+        #expect(log.recent(limit: 10).isEmpty)
+        log.record([entry(1), entry(2)])
+        #expect(log.recent(limit: 10).map(\.event.index) == [2, 1])
+        log.record([entry(3), entry(4, "other"), entry(5)])
+        #expect(log.recent(limit: 10).map(\.event.index) == [5, 4, 3], "the oldest two are gone")
+        #expect(log.recent(limit: 2).map(\.event.index) == [5, 4])
+        #expect(log.recent(source: "fs", limit: 10).map(\.event.index) == [5, 3])
+        #expect(log.total == 5)
     }
 }

@@ -12,7 +12,8 @@ import Testing
         let downstream = TestDownstream()
         let port = try await downstream.start()
         let routes = """
-        { "sources": { "shop": { "provider": "generic", "fields": { "id": "/id", "type": "/type", "status": "/status" } } },
+        { "sources": { "shop": { "provider": "generic", "fields": { "id": "/id", "type": "/type", "status": "/status" } },
+                       "fs": { "provider": "fastspring", "secret": "\(Fixtures.fastSpringSecret)" } },
           "destinations": { "ok": { "url": "http://127.0.0.1:\(port)/ok" },
                             "flaky": { "url": "http://127.0.0.1:\(port)/status/503", "retry": { "max_attempts": 2, "initial_backoff_ms": 10, "max_backoff_ms": 20 },
                                        "ordering": { "key": "/id", "on_dead": "hold" } } },
@@ -135,6 +136,13 @@ import Testing
         #expect(minutes.count == 60)
         #expect(minutes.reduce(0) { $0 + Int($1["events"]?.doubleValue ?? 0) } == ids.count + (binary.status == 200 ? 1 : 0))
         #expect(minutes.reduce(0) { $0 + Int($1["dead"]?.doubleValue ?? 0) } == 1)
+        // A FastSpring batch with a good event, one with no type and one that is no object.
+        let batch = Array(#"{"events":[{"id":"fs-ok","type":"order.completed"},{"id":"fs-no-type"},7]}"#.utf8)
+        let partial = try await relay.post("fs", body: batch, headers: [("X-FS-Signature", Fixtures.fastSpringSignature(secret: Fixtures.fastSpringSecret, body: batch))])
+        #expect(partial.status == 202 && partial.text == "fs-ok\n")
+        let rejections = try await check("GET", "/admin/rejections?source=fs", as: "/admin/rejections", expect: 200)
+        #expect(rejections?["rejections"]?.arrayValue?.map { $0["event_id"] ?? .null } == [.null, .string("fs-no-type")])
+        try await check("GET", "/admin/rejections?limit=x", as: "/admin/rejections", expect: 400)
         try await check("POST", "/admin/routes/reload", as: "/admin/routes/reload", expect: 200)
         try "{ not json".write(toFile: relay.configPath, atomically: true, encoding: .utf8)
         try await check("POST", "/admin/routes/reload", as: "/admin/routes/reload", expect: 422)

@@ -23,6 +23,8 @@ public struct IngestError: Error, Sendable, Equatable, CustomStringConvertible {
 
     public var code: Code
     public var message: String
+    /// A batch refused because none of its events could be accepted: each of them, and why.
+    public var rejected: [RejectedEvent] = []
 
     public init(_ code: Code, _ message: String) {
         self.code = code

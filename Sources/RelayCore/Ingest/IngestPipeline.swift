@@ -11,6 +11,17 @@ public struct IngestResult: Sendable {
     public var ids: [String]
     /// The newly stored events with their routing decisions (for the delivery scheduler).
     public var routed: [(event: Event, decision: RoutingDecision)] = []
+    /// The provider's event ids of every event in `ids`, in the same order.
+    public var providerEventIDs: [String] = []
+    /// Events of the batch the adapter could not accept (FastSpring: not acknowledged, so the
+    /// provider sends them again).
+    public var rejected: [RejectedEvent] = []
+
+    /// FastSpring's partial acknowledgement: the provider event ids of the events stored now or
+    /// before, one per line; the events not listed are retried by FastSpring.
+    public var acknowledgedList: String {
+        providerEventIDs.map { $0 + "\n" }.joined()
+    }
 
     /// `{"accepted":N,"duplicates":M,"ids":[...]}`.
     public var json: String {
@@ -52,31 +63,37 @@ public final class IngestPipeline: Sendable {
     /// Like `ingest(source:headers:body:)` with the routing table of the same config snapshot
     /// the source was taken from, so one request never mixes two config versions.
     public func ingest(source: SourceConfig, routing: RoutingTable, headers: HeaderList, body: [UInt8]) async throws(IngestError) -> IngestResult {
-        let candidates = try prepare(source: source, routing: routing, headers: headers, body: body)
+        let (candidates, rejected) = try prepare(source: source, routing: routing, headers: headers, body: body)
         let outcomes = try await store.store(candidates)
-        return Self.result(candidates, outcomes)
+        var result = Self.result(candidates, outcomes)
+        result.rejected = rejected
+        return result
     }
 
     /// Checks the size, verifies and normalizes the body, and routes each event: the
-    /// candidates for the store, with fresh relay ids.
-    public func prepare(source: SourceConfig, routing: RoutingTable, headers: HeaderList, body: [UInt8]) throws(IngestError) -> [IngestCandidate] {
+    /// candidates for the store, with fresh relay ids, and the events of a batch the adapter
+    /// could not accept.
+    public func prepare(source: SourceConfig, routing: RoutingTable, headers: HeaderList, body: [UInt8]) throws(IngestError) -> (candidates: [IngestCandidate], rejected: [RejectedEvent]) {
         guard body.count <= source.maxBodyBytes else {
             throw IngestError(.tooLarge, "body of \(body.count) bytes exceeds the limit of \(source.maxBodyBytes) bytes for source \(source.name)")
         }
         let receivedAt = clock.now()
-        let normalized = try ProviderAdapters.normalize(source: source, headers: headers, body: body, now: receivedAt)
-        return normalized.map { item in
+        let batch = try ProviderAdapters.split(source: source, headers: headers, body: body, now: receivedAt)
+        let candidates = batch.events.map { item in
             let event = item.event(id: ids.next(), source: source, receivedAt: receivedAt)
             return IngestCandidate(event: event, decision: routing.decide(event))
         }
+        return (candidates, batch.rejected)
     }
 
     /// The answer to a request whose candidates the store took with `outcomes`.
     public static func result(_ candidates: [IngestCandidate], _ outcomes: [IngestOutcome]) -> IngestResult {
         var result = IngestResult(accepted: 0, duplicates: 0, ids: [])
         result.ids.reserveCapacity(outcomes.count)
+        result.providerEventIDs.reserveCapacity(outcomes.count)
         for (candidate, outcome) in zip(candidates, outcomes) {
             result.ids.append(outcome.id)
+            result.providerEventIDs.append(candidate.event.providerEventID)
             switch outcome {
             case .stored:
                 result.accepted += 1

@@ -33,6 +33,31 @@ public struct NormalizedEvent: Sendable, Equatable {
     }
 }
 
+/// One event of a batch the adapter could not accept, and why. Never holds the event's body.
+public struct RejectedEvent: Sendable, Equatable {
+    /// Its position in the request's batch.
+    public var index: Int
+    /// The provider's event id, when the event had one.
+    public var providerEventID: String?
+    /// What is wrong, e.g. `events[3] has no type`.
+    public var reason: String
+
+    public init(index: Int, providerEventID: String?, reason: String) {
+        (self.index, self.providerEventID, self.reason) = (index, providerEventID, reason)
+    }
+}
+
+/// What an adapter made of one request: the events it accepts, in request order, and the
+/// events of a batch it could not (only FastSpring acknowledges part of a batch).
+public struct NormalizedBatch: Sendable, Equatable {
+    public var events: [NormalizedEvent] = []
+    public var rejected: [RejectedEvent] = []
+
+    public init(events: [NormalizedEvent] = [], rejected: [RejectedEvent] = []) {
+        (self.events, self.rejected) = (events, rejected)
+    }
+}
+
 /// Dispatches a request to its source's provider adapter.
 public enum ProviderAdapters {
     /// Headers kept with every stored event, besides the provider's own signature headers.
@@ -41,11 +66,26 @@ public enum ProviderAdapters {
     /// Verifies, splits and normalizes one request. Pure: bytes, headers, config and clock in,
     /// events or an `IngestError` (401 / 400) out. `verifySignatures: false` is for tools that
     /// show what a payload would become (`relay routes test`), never for ingest.
+    /// Strict: a batch with any event the adapter cannot accept is an error, naming the first
+    /// (for tools and tests; ingest takes the good events with `split`).
     public static func normalize(source: SourceConfig, headers: HeaderList, body: [UInt8], now: Timestamp, verifySignatures: Bool = true) throws(IngestError) -> [NormalizedEvent] {
+        let batch = try split(source: source, headers: headers, body: body, now: now, verifySignatures: verifySignatures)
+        if let first = batch.rejected.first {
+            var error = IngestError(.badRequest, first.reason)
+            error.rejected = batch.rejected
+            throw error
+        }
+        return batch.events
+    }
+
+    /// Verifies, splits and normalizes one request, keeping the acceptable events of a batch
+    /// beside the rejected ones. Throws when the request as a whole is refused (a bad signature,
+    /// a body that is not a batch, a batch with no acceptable event).
+    public static func split(source: SourceConfig, headers: HeaderList, body: [UInt8], now: Timestamp, verifySignatures: Bool = true) throws(IngestError) -> NormalizedBatch {
         switch source.provider {
-        case .runa: try RunaAdapter.normalize(source: source, headers: headers, body: body, now: now, verify: verifySignatures)
+        case .runa: NormalizedBatch(events: try RunaAdapter.normalize(source: source, headers: headers, body: body, now: now, verify: verifySignatures))
         case .fastspring: try FastSpringAdapter.normalize(source: source, headers: headers, body: body, verify: verifySignatures)
-        case .generic: try GenericAdapter.normalize(source: source, headers: headers, body: body, now: now, verify: verifySignatures)
+        case .generic: NormalizedBatch(events: try GenericAdapter.normalize(source: source, headers: headers, body: body, now: now, verify: verifySignatures))
         }
     }
 

@@ -57,6 +57,12 @@ public enum AdminOpenAPI {
         "/admin/destinations/{name}/resume": { "post": { "summary": "Resume a destination an operator paused", "parameters": [{ "name": "name", "in": "path", "required": true, "schema": { "type": "string" } }],
           "responses": { "200": { "description": "resumed", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Destination" } } } },
             "404": { "$ref": "#/components/responses/NotFound" }, "503": { "$ref": "#/components/responses/BadRequest" } } } },
+        "/admin/reconcile": { "post": { "summary": "Run one reconciliation pass now for a source with a reconcile block: store the events the provider has and the relay missed, then mark them processed",
+          "requestBody": { "required": true, "content": { "application/json": { "schema": { "type": "object", "additionalProperties": false, "required": ["source"],
+            "properties": { "source": { "type": "string" }, "since": { "type": "string", "description": "how far back, e.g. 24h (default: the source's lookback; at most 30d)" }, "dry_run": { "type": "boolean" } } } } } },
+          "responses": { "200": { "description": "the pass", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/ReconcileAnswer" } } } },
+            "400": { "$ref": "#/components/responses/BadRequest" }, "404": { "$ref": "#/components/responses/NotFound" },
+            "409": { "$ref": "#/components/responses/BadRequest" }, "502": { "$ref": "#/components/responses/BadRequest" } } } },
         "/admin/rejections": { "get": { "summary": "Events of provider batches the relay did not accept, newest first (the last 1,000 since this relay started, per instance)",
           "parameters": [{ "name": "source", "in": "query", "schema": { "type": "string" } }, { "name": "limit", "in": "query", "schema": { "type": "integer", "minimum": 1, "maximum": 1000, "default": 100 } }],
           "responses": { "200": { "description": "rejections", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Rejections" } } } },
@@ -97,11 +103,11 @@ public enum AdminOpenAPI {
             "error": { "type": "string" }, "version": { "type": "string" }, "errors": { "type": "array", "items": { "type": "string" } } } },
           "DeliveryStateItem": { "type": "object", "additionalProperties": false, "required": ["destination", "state"], "properties": {
             "destination": { "type": "string" }, "state": { "enum": ["pending", "succeeded", "dead"] } } },
-          "EventSummary": { "type": "object", "required": ["id", "sequence", "source", "provider", "type", "status", "products", "order_id", "provider_event_id", "received_at", "delivery_state", "deliveries"], "properties": {
+          "EventSummary": { "type": "object", "required": ["id", "sequence", "source", "provider", "type", "status", "products", "order_id", "provider_event_id", "received_at", "delivery_state", "deliveries", "received_via"], "properties": {
             "id": { "type": "string" }, "sequence": { "type": "integer", "minimum": 1 }, "source": { "type": "string" }, "provider": { "type": "string" },
             "type": { "type": "string" }, "status": { "type": "string" }, "products": { "type": "array", "items": { "type": "string" } },
             "order_id": { "type": "string" }, "provider_event_id": { "type": "string" }, "received_at": { "type": "string", "format": "date-time" },
-            "delivery_state": { "enum": ["pending", "succeeded", "dead", null] },
+            "delivery_state": { "enum": ["pending", "succeeded", "dead", null] }, "received_via": { "enum": ["webhook", "reconcile"] },
             "deliveries": { "type": "array", "items": { "$ref": "#/components/schemas/DeliveryStateItem" } } } },
           "EventPage": { "type": "object", "additionalProperties": false, "required": ["events", "next_cursor"], "properties": {
             "events": { "type": "array", "items": { "$ref": "#/components/schemas/EventSummary" } }, "next_cursor": { "type": ["string", "null"] } } },
@@ -135,6 +141,12 @@ public enum AdminOpenAPI {
           "Activity": { "type": "object", "additionalProperties": false, "required": ["minutes"], "properties": { "minutes": { "type": "array", "items": {
             "type": "object", "additionalProperties": false, "required": ["minute", "events", "succeeded", "retried", "dead"],
             "properties": { "minute": { "type": "string" }, "events": { "type": "integer", "minimum": 0 }, "succeeded": { "type": "integer", "minimum": 0 }, "retried": { "type": "integer", "minimum": 0 }, "dead": { "type": "integer", "minimum": 0 } } } } } },
+          "ReconcileAnswer": { "type": "object", "additionalProperties": false,
+            "required": ["source", "dry_run", "provider_has", "relay_had", "stored", "marked", "rejected", "stored_ids", "listed_ids", "pages"], "properties": {
+            "source": { "type": "string" }, "dry_run": { "type": "boolean" }, "provider_has": { "type": "integer", "minimum": 0 },
+            "relay_had": { "type": ["integer", "null"], "minimum": 0 }, "stored": { "type": "integer", "minimum": 0 }, "marked": { "type": "integer", "minimum": 0 },
+            "rejected": { "type": "integer", "minimum": 0 }, "stored_ids": { "type": "array", "items": { "type": "string" } },
+            "listed_ids": { "type": "array", "items": { "type": "string" } }, "pages": { "type": "integer", "minimum": 0 } } },
           "Rejections": { "type": "object", "additionalProperties": false, "required": ["rejections", "total"], "properties": {
             "total": { "type": "integer", "minimum": 0 },
             "rejections": { "type": "array", "items": { "type": "object", "additionalProperties": false, "required": ["time", "source", "provider", "index", "event_id", "reason", "batch"],

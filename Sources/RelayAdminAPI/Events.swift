@@ -32,6 +32,9 @@ public struct EventSummaryBody: Codable, Sendable, Equatable {
     /// the event was routed nowhere.
     public var deliveryState: String?
     public var deliveries: [DeliveryStateItem]
+    /// How the event reached the relay: `webhook` (pushed by the provider) or `reconcile`
+    /// (recovered from the provider's API).
+    public var receivedVia: String = "webhook"
 
     public init(
         id: String, sequence: UInt64, source: String, provider: String, type: String, status: String, products: [String], orderID: String,
@@ -45,6 +48,7 @@ public struct EventSummaryBody: Codable, Sendable, Equatable {
     enum CodingKeys: String, CodingKey {
         case id, sequence, source, provider, type, status, products, deliveries
         case orderID = "order_id", providerEventID = "provider_event_id", receivedAt = "received_at", deliveryState = "delivery_state"
+        case receivedVia = "received_via"
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -61,6 +65,7 @@ public struct EventSummaryBody: Codable, Sendable, Equatable {
         try container.encode(receivedAt, forKey: .receivedAt)
         try container.encode(deliveryState, forKey: .deliveryState)
         try container.encode(deliveries, forKey: .deliveries)
+        try container.encode(receivedVia, forKey: .receivedVia)
     }
 }
 
@@ -275,5 +280,49 @@ public struct RejectionBody: Codable, Sendable, Equatable {
         try container.encode(eventID, forKey: .eventID)
         try container.encode(reason, forKey: .reason)
         try container.encode(batch, forKey: .batch)
+    }
+}
+
+/// `POST /admin/reconcile`: what one reconciliation pass found and did.
+public struct ReconcileAnswerBody: Codable, Sendable, Equatable {
+    public var source: String
+    public var dryRun: Bool
+    /// Unprocessed events the provider listed in the window.
+    public var providerHas: Int
+    /// Of those, events the relay already had; null in a dry run (it stores nothing).
+    public var relayHad: Int?
+    public var stored: Int
+    /// Events marked processed at the provider (after they were durable).
+    public var marked: Int
+    /// Events neither stored nor marked (no id or type).
+    public var rejected: Int
+    /// Provider event ids stored by this pass.
+    public var storedIDs: [String]
+    /// Provider event ids listed by the provider.
+    public var listedIDs: [String]
+    public var pages: Int
+
+    public init(source: String, dryRun: Bool, providerHas: Int, relayHad: Int?, stored: Int, marked: Int, rejected: Int, storedIDs: [String], listedIDs: [String], pages: Int) {
+        (self.source, self.dryRun, self.providerHas, self.relayHad, self.stored) = (source, dryRun, providerHas, relayHad, stored)
+        (self.marked, self.rejected, self.storedIDs, self.listedIDs, self.pages) = (marked, rejected, storedIDs, listedIDs, pages)
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case source, stored, marked, rejected, pages
+        case dryRun = "dry_run", providerHas = "provider_has", relayHad = "relay_had", storedIDs = "stored_ids", listedIDs = "listed_ids"
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(source, forKey: .source)
+        try container.encode(dryRun, forKey: .dryRun)
+        try container.encode(providerHas, forKey: .providerHas)
+        try container.encode(relayHad, forKey: .relayHad)
+        try container.encode(stored, forKey: .stored)
+        try container.encode(marked, forKey: .marked)
+        try container.encode(rejected, forKey: .rejected)
+        try container.encode(storedIDs, forKey: .storedIDs)
+        try container.encode(listedIDs, forKey: .listedIDs)
+        try container.encode(pages, forKey: .pages)
     }
 }

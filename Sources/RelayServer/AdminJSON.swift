@@ -5,12 +5,14 @@ import RelayCore
 enum AdminJSON {
     static func summary(_ summary: EventSummary) -> EventSummaryBody {
         let event = summary.event
-        return EventSummaryBody(
+        var body = EventSummaryBody(
             id: event.id, sequence: summary.sequence, source: event.source, provider: event.provider, type: event.type, status: event.status,
             products: event.products, orderID: event.orderID, providerEventID: event.providerEventID, receivedAt: event.receivedAt.rfc3339,
             deliveryState: summary.deliveryState?.rawValue,
             deliveries: summary.deliveries.map { DeliveryStateItem(destination: $0.destination, state: $0.state.rawValue) }
         )
+        if event.headers.contains(where: { $0.name == IngestPipeline.receivedViaHeader && $0.value == "reconcile" }) { body.receivedVia = "reconcile" }
+        return body
     }
 
     static func page(_ page: EventPage) -> EventPageBody {

@@ -81,6 +81,8 @@ struct AdminRoutes {
     let activity: any ActivitySource
     /// Events of provider batches the relay did not accept (`GET /admin/rejections`).
     let rejections: RejectionLog
+    /// Reconciliation passes (`POST /admin/reconcile`).
+    let reconciliation: ReconcileRunner
 
     /// Every destination configured or with deliveries in the store, by name.
     func destinationList() async -> [DestinationBody] {
@@ -287,6 +289,54 @@ struct AdminRoutes {
                 }
                 let body = await destinationList().first { $0.name == name }
                 return JSONResponse.encoded(body ?? Self.destination(name, status: nil, config: config().destinations[name], health: nil))
+            }
+        }
+        router.post("/admin/reconcile") { request, _ in
+            guard let body = await Self.readBody(request, limit: 64 << 10) else {
+                return JSONResponse.error(.contentTooLarge, "the reconcile request is over 64 KiB")
+            }
+            let json: JSONValue
+            do {
+                json = try JSONParser.parse(body)
+            } catch {
+                return JSONResponse.error(.badRequest, "the body is not JSON: \(error)")
+            }
+            guard let members = json.objectValue else { return JSONResponse.error(.badRequest, "the body must be an object: {\"source\": NAME, \"since\": \"24h\", \"dry_run\": false}") }
+            if let unknown = members.first(where: { !["source", "since", "dry_run"].contains($0.key) }) {
+                return JSONResponse.error(.badRequest, "\(unknown.key): unknown field (known: source, since, dry_run)")
+            }
+            guard let name = json["source"]?.stringValue else { return JSONResponse.error(.badRequest, "source: required, a source name") }
+            var since: Int64?
+            if let value = json["since"] {
+                guard let text = value.stringValue, let millis = Duration.parseMilliseconds(text) else {
+                    return JSONResponse.error(.badRequest, "since: must be a duration such as \"24h\" or \"3d\"")
+                }
+                guard millis <= ReconcileConfig.maximumLookback else { return JSONResponse.error(.badRequest, "since: at most 30d (FastSpring keeps events for 30 days)") }
+                since = millis
+            }
+            var dryRun = false
+            if let value = json["dry_run"] {
+                guard let flag = value.boolValue else { return JSONResponse.error(.badRequest, "dry_run: must be true or false") }
+                dryRun = flag
+            }
+            guard let source = config().sources[name] else {
+                return JSONResponse.error(.notFound, "no source \(JSONWriter.quote(name)) in the routes file in force")
+            }
+            guard source.reconcile != nil else {
+                return JSONResponse.error(.badRequest, "source \(JSONWriter.quote(name)) has no reconcile block")
+            }
+            do {
+                let report = try await reconciliation.pass(source, sinceMillis: since, dryRun: dryRun)
+                return JSONResponse.encoded(ReconcileAnswerBody(
+                    source: report.source, dryRun: report.dryRun, providerHas: report.providerHas, relayHad: report.relayHad, stored: report.stored,
+                    marked: report.marked, rejected: report.rejected, storedIDs: report.storedIDs, listedIDs: report.listedIDs, pages: report.pages
+                ))
+            } catch ReconcileRunner.PassError.running {
+                return JSONResponse.error(.conflict, "a reconcile pass for \(JSONWriter.quote(name)) is running; try again when it ends")
+            } catch ReconcileRunner.PassError.failed(let failure) {
+                return JSONResponse.error(.badGateway, "the provider's API failed: \(failure.message)")
+            } catch {
+                return JSONResponse.error(.badGateway, "the reconcile pass failed: \(error)")
             }
         }
         router.get("/admin/rejections") { request, _ in

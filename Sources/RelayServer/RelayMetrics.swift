@@ -86,6 +86,17 @@ public final class RelayMetrics: DeliveryObserver {
         rejections.record(events.map { RejectionEntry(time: now, source: source.name, provider: source.provider.rawValue, event: $0, batchAccepted: batchAccepted) })
     }
 
+    /// A reconciliation pass that succeeded: counted, its recovered events counted, its time kept.
+    func reconciled(source: String, report: ReconcileReport, at time: Timestamp) {
+        counter("relay_reconcile_runs_total", [("source", source), ("result", "success")]).increment()
+        counter("relay_reconcile_recovered_total", [("source", source)]).increment(by: Int64(report.stored))
+        registry.makeGauge(name: "relay_reconcile_last_success_timestamp", labels: [("source", source)]).set(to: Double(time.milliseconds) / 1000)
+    }
+
+    func reconcileFailed(source: String) {
+        counter("relay_reconcile_runs_total", [("source", source), ("result", "failure")]).increment()
+    }
+
     /// For `JournalConfiguration.commitObserver`.
     public func journalCommitted(records: Int, duration: Duration) {
         batchSizes.record(records)

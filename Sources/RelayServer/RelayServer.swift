@@ -42,6 +42,8 @@ public final class RelayServer: Sendable {
     private let replayIDs = EventIDGenerator(clock: SystemClock())
     /// The console's minute counts: the database's (every instance) or this process's.
     private let activity: any ActivitySource
+    /// Reconciliation with the providers' APIs (sources with `reconcile`).
+    let reconciliation: ReconcileRunner
 
     /// A new replay id, `rpl_` and a time-ordered suffix.
     public func newReplayID() -> String { "rpl_" + replayIDs.next().dropFirst(4) }
@@ -113,7 +115,12 @@ public final class RelayServer: Sendable {
             deliveryStore = deliveries
         }
         activity = postgres.map { PostgresActivity(store: $0, fallback: metrics.activity, clock: clock) } ?? metrics.activity
-        self.pipeline = IngestPipeline(config: config, store: ingest, clock: clock)
+        let pipeline = IngestPipeline(config: config, store: ingest, clock: clock)
+        self.pipeline = pipeline
+        reconciliation = ReconcileRunner(
+            reconciler: FastSpringReconciler(client: CurlProviderAPIClient(engine: engine), pipeline: pipeline, clock: clock),
+            config: { pipeline.currentConfig }, metrics: metrics, logger: logger, clock: clock
+        )
         self.scheduler = DeliveryScheduler(
             store: deliveryStore, transport: engine, destinations: config.destinations, configuration: settings,
             clock: clock, timer: timer, observer: metrics, logger: logger
@@ -214,7 +221,8 @@ public final class RelayServer: Sendable {
                 return JournalBody(lastSequence: durable.lastSequence, segment: durable.end.segment, offset: durable.end.offset)
             },
             activity: activity,
-            rejections: metrics.rejections
+            rejections: metrics.rejections,
+            reconciliation: reconciliation
         ).register(on: adminRouter)
         ConsoleRoutes.register(on: adminRouter)
         let admin = Application(
@@ -229,7 +237,7 @@ public final class RelayServer: Sendable {
         )
         var services: [any Service] = journal.map { [JournalService(journal: $0)] } ?? []
         if let engine { services.append(CurlEngineService(engine: engine)) }
-        services += [SchedulerService(scheduler: scheduler, logger: logger), ReloadOnHangup(server: self), ingest, admin]
+        services += [SchedulerService(scheduler: scheduler, logger: logger), ReloadOnHangup(server: self), ingest, admin, ReconcileService(runner: reconciliation)]
         return services
     }
 

@@ -15,7 +15,7 @@ struct Relay: AsyncParsableCommand {
             commandName: "relay",
             abstract: "A durable webhook relay: receive, journal, route, forward and replay provider webhooks.",
             version: "relay \(RelayVersion.string)\n\(String(cString: ccurl_version()))",
-            subcommands: [Serve.self, Routes.self, Events.self, Replay.self, Destinations.self, JournalTools.self, StoreTools.self, Sink.self]
+            subcommands: [Serve.self, Routes.self, Events.self, Replay.self, Reconcile.self, Destinations.self, JournalTools.self, StoreTools.self, Sink.self]
         )
     }
 }

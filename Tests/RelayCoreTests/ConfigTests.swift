@@ -47,7 +47,7 @@ func configIssues(_ json: String, environment: [String: String] = [:]) -> [Strin
             "routes.json: sources.runa.secret: environment variable MISSING_RUNA is not set",
             "routes.json: sources.fs.secret[1]: environment variable GONE is not set",
             "routes.json: sources.fs.max_body_bytes: must be at least 1, not -1",
-            "routes.json: sources.shop.extra: unknown key (allowed: fields, max_body_bytes, provider, secret, signature, timestamp_tolerance)",
+            "routes.json: sources.shop.extra: unknown key (allowed: fields, max_body_bytes, provider, reconcile, secret, signature, timestamp_tolerance)",
             "routes.json: sources.shop.signature.scheme: unknown scheme \"md5\" (known: hmac-sha256, standard-webhooks, stripe, none)",
             "routes.json: sources.bad.provider: unknown provider \"paypal\" (known: runa, fastspring, generic)",
             "routes.json: sources.gh.signature.header: is required for hmac-sha256",
@@ -66,6 +66,29 @@ func configIssues(_ json: String, environment: [String: String] = [:]) -> [Strin
             let issues = configIssues(#"{ "sources": { "s": { "provider": "generic" } }, "destinations": { "d": { "url": "http://127.0.0.1:9/d", "rate_per_s": \#(value) } } }"#)
             #expect(issues == ["routes.json: destinations.d.rate_per_s: must be a number of attempts per second from 0.001 to 1000000, not \(shown)"], "\(issues)")
         }
+    }
+
+    @Test func aReconcileBlockIsCheckedWithTheUsualPaths() throws {
+        let good = #"{ "sources": { "fs": { "provider": "fastspring", "secret": "s", "reconcile": { "url": "https://api.fastspring.com/", "username": "env:U", "password": "env:P", "every": "5m", "lookback": "7d" } } } }"#
+        let config = try RelayConfig.parse(Array(good.utf8), file: "routes.json", environment: ["U": "user", "P": "pass"])
+        let reconcile = try #require(config.sources["fs"]?.reconcile)
+        #expect(reconcile.url == "https://api.fastspring.com" && reconcile.everyMillis == 300_000 && reconcile.lookbackMillis == 7 * 86_400_000)
+        #expect(reconcile.credentials == .basic(username: Secret(value: "user", origin: "env:U"), password: Secret(value: "pass", origin: "env:P")))
+        let defaults = try RelayConfig.parse(Array(#"{ "sources": { "fs": { "provider": "fastspring", "secret": "s", "reconcile": { "url": "http://127.0.0.1:9", "username": "u", "password": "p" } } } }"#.utf8), file: "routes.json", environment: [:])
+        #expect(defaults.sources["fs"]?.reconcile?.everyMillis == 15 * 60_000 && defaults.sources["fs"]?.reconcile?.lookbackMillis == 3 * 86_400_000)
+        let bad = configIssues(#"""
+        { "sources": { "fs": { "provider": "fastspring", "secret": "s", "reconcile": { "url": "ftp://x", "username": "env:NOPE", "every": "10ms", "lookback": "40d", "colour": 1 } },
+                       "r": { "provider": "runa", "secret": "whsec_cGxhY2Vob2xkZXI=", "reconcile": { "url": "https://api.runa.io/v2", "api_key": "k" } },
+                       "g": { "provider": "generic", "reconcile": {} } } }
+        """#)
+        #expect(bad.contains("routes.json: sources.fs.reconcile.colour: unknown key (allowed: every, lookback, password, url, username)"), "\(bad)")
+        #expect(bad.contains { $0.hasPrefix("routes.json: sources.fs.reconcile.url: must be an http or https URL") }, "\(bad)")
+        #expect(bad.contains("routes.json: sources.fs.reconcile.username: environment variable NOPE is not set"), "\(bad)")
+        #expect(bad.contains { $0.hasPrefix("routes.json: sources.fs.reconcile.password: is required") }, "\(bad)")
+        #expect(bad.contains("routes.json: sources.fs.reconcile.every: must be at least 1s"), "\(bad)")
+        #expect(bad.contains { $0.hasPrefix("routes.json: sources.fs.reconcile.lookback: must be at most 30d") }, "\(bad)")
+        #expect(bad.contains { $0.hasPrefix("routes.json: sources.r.reconcile: reconciliation with the Runa orders API is not built yet") }, "\(bad)")
+        #expect(bad.contains { $0.hasPrefix("routes.json: sources.g.reconcile: only fastspring sources can reconcile") }, "\(bad)")
     }
 
     @Test func malformedFilesAndSecrets() {

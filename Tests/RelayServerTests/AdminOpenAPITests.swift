@@ -11,16 +11,19 @@ import Testing
     func everyRouteAnswersAsTheDocumentSays() async throws {
         let downstream = TestDownstream()
         let port = try await downstream.start()
+        let api = FakeFastSpringAPI()
+        let apiPort = try await api.start()
         let routes = """
         { "sources": { "shop": { "provider": "generic", "fields": { "id": "/id", "type": "/type", "status": "/status" } },
-                       "fs": { "provider": "fastspring", "secret": "\(Fixtures.fastSpringSecret)" } },
+                       "fs": { "provider": "fastspring", "secret": "\(Fixtures.fastSpringSecret)",
+                               "reconcile": { "url": "http://127.0.0.1:\(apiPort)", "username": "\(api.username)", "password": "\(api.password)", "every": "1h" } } },
           "destinations": { "ok": { "url": "http://127.0.0.1:\(port)/ok" },
                             "flaky": { "url": "http://127.0.0.1:\(port)/status/503", "retry": { "max_attempts": 2, "initial_backoff_ms": 10, "max_backoff_ms": 20 },
                                        "ordering": { "key": "/id", "on_dead": "hold" } } },
           "routes": [ { "name": "all", "match": { "type": "order.*" }, "to": ["ok"] }, { "name": "failed", "match": { "status": "FAILED" }, "to": ["flaky"] } ] }
         """
         let relay = try await LiveRelay(routes: routes)
-        defer { Task { await relay.stop(); await downstream.stop() } }
+        defer { Task { await relay.stop(); await downstream.stop(); await api.stop() } }
 
         let served = try await TestHTTPClient.send(port: relay.adminPort, path: "/admin/openapi.json")
         #expect(served.status == 200 && served.header("content-type") == "application/json")
@@ -143,6 +146,15 @@ import Testing
         let rejections = try await check("GET", "/admin/rejections?source=fs", as: "/admin/rejections", expect: 200)
         #expect(rejections?["rejections"]?.arrayValue?.map { $0["event_id"] ?? .null } == [.null, .string("fs-no-type")])
         try await check("GET", "/admin/rejections?limit=x", as: "/admin/rejections", expect: 400)
+        api.add(id: "fs-missed")
+        let reconciled = try await check("POST", "/admin/reconcile", as: "/admin/reconcile", body: #"{"source":"fs","since":"1d"}"#, expect: 200)
+        #expect(reconciled?["stored_ids"]?.arrayValue == [.string("fs-missed")] && reconciled?["relay_had"]?.doubleValue == 0)
+        let dry = try await check("POST", "/admin/reconcile", as: "/admin/reconcile", body: #"{"source":"fs","dry_run":true}"#, expect: 200)
+        #expect(dry?["relay_had"] == .null && dry?["provider_has"]?.doubleValue == 0)
+        try await check("POST", "/admin/reconcile", as: "/admin/reconcile", body: #"{"source":"shop"}"#, expect: 400)
+        try await check("POST", "/admin/reconcile", as: "/admin/reconcile", body: #"{"source":"nowhere"}"#, expect: 404)
+        api.failure = .unavailable
+        try await check("POST", "/admin/reconcile", as: "/admin/reconcile", body: #"{"source":"fs"}"#, expect: 502)
         try await check("POST", "/admin/routes/reload", as: "/admin/routes/reload", expect: 200)
         try "{ not json".write(toFile: relay.configPath, atomically: true, encoding: .utf8)
         try await check("POST", "/admin/routes/reload", as: "/admin/routes/reload", expect: 422)

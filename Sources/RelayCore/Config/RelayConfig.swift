@@ -84,7 +84,7 @@ public struct RelayConfig: Sendable {
     static func parseSource(name: String, _ value: JSONValue, _ reader: inout ConfigReader) -> SourceConfig? {
         let path = "sources.\(name)"
         let issuesBefore = reader.issues.count
-        guard reader.object(value, path, allowed: ["provider", "secret", "signature", "fields", "max_body_bytes", "timestamp_tolerance"]) != nil else {
+        guard reader.object(value, path, allowed: ["provider", "secret", "signature", "fields", "max_body_bytes", "timestamp_tolerance", "reconcile"]) != nil else {
             return nil
         }
         if name.isEmpty || !name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") }) {
@@ -190,7 +190,10 @@ public struct RelayConfig: Sendable {
             }
             maxBody = limit
         }
+        let reconcile = value["reconcile"].flatMap { ReconcileConfig.parse($0, "\(path).reconcile", provider: provider, &reader) }
         guard reader.issues.count == issuesBefore else { return nil }
-        return SourceConfig(name: name, provider: provider, secrets: secrets, signature: signature, fields: fields, maxBodyBytes: maxBody)
+        var source = SourceConfig(name: name, provider: provider, secrets: secrets, signature: signature, fields: fields, maxBodyBytes: maxBody)
+        source.reconcile = reconcile
+        return source
     }
 }

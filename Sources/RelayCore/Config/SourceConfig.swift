@@ -64,6 +64,8 @@ public struct SourceConfig: Sendable, Equatable {
     public var signature: SignatureConfig
     public var fields: FieldPointers
     public var maxBodyBytes: Int
+    /// Asking the provider's API for missed events (`reconcile`); nil: never.
+    public var reconcile: ReconcileConfig?
 
     public init(
         name: String, provider: ProviderKind, secrets: [Secret] = [],

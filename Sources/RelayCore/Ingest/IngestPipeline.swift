@@ -86,6 +86,29 @@ public final class IngestPipeline: Sendable {
         return (candidates, batch.rejected)
     }
 
+    /// The header a recovered event carries: how it reached the relay (`received_via`).
+    public static let receivedViaHeader = "x-relay-received-via"
+
+    /// Events recovered from the provider's own API (reconciliation), stored as if they had
+    /// been pushed: the same adapter and the same de-duplication by provider event id, with the
+    /// routing of the config in force. There is no signature to check (the relay fetched them
+    /// itself, with its API credentials); each carries `x-relay-received-via: reconcile`.
+    public func ingestRecovered(source: SourceConfig, events: [JSONValue]) async throws(IngestError) -> IngestResult {
+        let routing = config.withLock { $0.routing }
+        let body = Array(JSONWriter.serialize(.object([(key: "events", value: .array(events))])).utf8)
+        let receivedAt = clock.now()
+        let batch = try ProviderAdapters.split(source: source, headers: HeaderList(), body: body, now: receivedAt, verifySignatures: false)
+        let candidates = batch.events.map { item in
+            var item = item
+            item.headers.append((name: Self.receivedViaHeader, value: "reconcile"))
+            let event = item.event(id: ids.next(), source: source, receivedAt: receivedAt)
+            return IngestCandidate(event: event, decision: routing.decide(event))
+        }
+        var result = Self.result(candidates, try await store.store(candidates))
+        result.rejected = batch.rejected
+        return result
+    }
+
     /// The answer to a request whose candidates the store took with `outcomes`.
     public static func result(_ candidates: [IngestCandidate], _ outcomes: [IngestOutcome]) -> IngestResult {
         var result = IngestResult(accepted: 0, duplicates: 0, ids: [])

@@ -1,0 +1,59 @@
+/// A source's `reconcile` block: how the relay asks the provider's own API for events it missed
+/// (FastSpring: `GET /events/unprocessed`, HTTP Basic auth).
+public struct ReconcileConfig: Sendable, Equatable {
+    public enum Credentials: Sendable, Equatable {
+        /// FastSpring: the API username and password.
+        case basic(username: Secret, password: Secret)
+    }
+
+    /// The API's base URL, without a trailing `/` (e.g. `https://api.fastspring.com`).
+    public var url: String
+    public var credentials: Credentials
+    /// Time between passes. Default 15 minutes.
+    public var everyMillis: Int64
+    /// How far back a pass looks. Default 3 days; FastSpring keeps events for 30.
+    public var lookbackMillis: Int64
+
+    public static let defaultEvery: Int64 = 15 * 60_000
+    public static let defaultLookback: Int64 = 3 * 86_400_000
+    /// FastSpring's events API answers for the last 30 days only.
+    public static let maximumLookback: Int64 = 30 * 86_400_000
+
+    public init(url: String, credentials: Credentials, everyMillis: Int64 = ReconcileConfig.defaultEvery, lookbackMillis: Int64 = ReconcileConfig.defaultLookback) {
+        (self.url, self.credentials, self.everyMillis, self.lookbackMillis) = (url, credentials, everyMillis, lookbackMillis)
+    }
+
+    static func parse(_ value: JSONValue, _ path: String, provider: ProviderKind, _ reader: inout ConfigReader) -> ReconcileConfig? {
+        let before = reader.issues.count
+        switch provider {
+        case .fastspring: break
+        case .runa:
+            reader.fail(path, "reconciliation with the Runa orders API is not built yet (FastSpring sources only)")
+            return nil
+        case .generic:
+            reader.fail(path, "only fastspring sources can reconcile (a generic provider has no known API)")
+            return nil
+        }
+        guard reader.object(value, path, allowed: ["url", "username", "password", "every", "lookback"]) != nil else { return nil }
+        var url = ""
+        if let text = reader.string(value["url"], "\(path).url") {
+            if let problem = DestinationConfig.urlProblem(text) { reader.fail("\(path).url", problem) }
+            url = text.hasSuffix("/") ? String(text.dropLast()) : text
+        } else if value["url"] == nil {
+            reader.fail("\(path).url", "is required (e.g. https://api.fastspring.com)")
+        }
+        func secret(_ key: String, _ reader: inout ConfigReader) -> Secret? {
+            if let text = reader.string(value[key], "\(path).\(key)") { return reader.secretValue(text, "\(path).\(key)") }
+            if value[key] == nil { reader.fail("\(path).\(key)", "is required (the API credential; use env:NAME)") }
+            return nil
+        }
+        let username = secret("username", &reader)
+        let password = secret("password", &reader)
+        let every = reader.duration(value["every"], "\(path).every") ?? defaultEvery
+        if every < 1_000 { reader.fail("\(path).every", "must be at least 1s") }
+        let lookback = reader.duration(value["lookback"], "\(path).lookback") ?? defaultLookback
+        if lookback > maximumLookback { reader.fail("\(path).lookback", "must be at most 30d (FastSpring keeps events for 30 days)") }
+        guard reader.issues.count == before, let username, let password else { return nil }
+        return ReconcileConfig(url: url, credentials: .basic(username: username, password: password), everyMillis: every, lookbackMillis: lookback)
+    }
+}

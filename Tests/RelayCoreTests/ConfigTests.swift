@@ -81,7 +81,7 @@ func configIssues(_ json: String, environment: [String: String] = [:]) -> [Strin
                        "r": { "provider": "runa", "secret": "whsec_cGxhY2Vob2xkZXI=", "reconcile": { "url": "https://api.runa.io/v2", "api_key": "k" } },
                        "g": { "provider": "generic", "reconcile": {} } } }
         """#)
-        #expect(bad.contains("routes.json: sources.fs.reconcile.colour: unknown key (allowed: every, lookback, password, url, username)"), "\(bad)")
+        #expect(bad.contains("routes.json: sources.fs.reconcile.colour: unknown key (allowed: every, lookback, password, timeout_ms, url, username)"), "\(bad)")
         #expect(bad.contains { $0.hasPrefix("routes.json: sources.fs.reconcile.url: must be an http or https URL") }, "\(bad)")
         #expect(bad.contains("routes.json: sources.fs.reconcile.username: environment variable NOPE is not set"), "\(bad)")
         #expect(bad.contains { $0.hasPrefix("routes.json: sources.fs.reconcile.password: is required") }, "\(bad)")

@@ -17,7 +17,7 @@ import Glibc
     static func routes(api: Int, sink: Int, every: String = "1h") -> String {
         """
         { "sources": { "fs": { "provider": "fastspring", "secret": "\(Fixtures.fastSpringSecret)",
-                               "reconcile": { "url": "http://127.0.0.1:\(api)", "username": "env:FS_API_USER", "password": "env:FS_API_PASS", "every": "\(every)", "lookback": "3d" } } },
+                               "reconcile": { "url": "http://127.0.0.1:\(api)", "username": "env:FS_API_USER", "password": "env:FS_API_PASS", "every": "\(every)", "lookback": "3d", "timeout_ms": 1000 } } },
           "destinations": { "orders": { "url": "http://127.0.0.1:\(sink)/orders", "retry": { "initial_backoff_ms": 20, "max_backoff_ms": 40 } } },
           "routes": [ { "name": "all", "to": ["orders"] } ] }
         """
@@ -71,7 +71,7 @@ import Glibc
 
         // Error answers: each a failed pass with its reason (never the password), counted; ingest carries on.
         for (failure, says) in [(FakeFastSpringAPI.Failure.unauthorized, "check the reconcile username and password"), (.rateLimited(seconds: 7), "429"),
-                                (.malformed, "not JSON"), (.unavailable, "503")] {
+                                (.malformed, "not JSON"), (.unavailable, "503"), (.slow(milliseconds: 3_000), "timeout")] {
             api.failure = failure
             let failed = try await runRelay(["reconcile", "--source", "fs"] + admin)
             #expect(failed.status == 1 && failed.err.contains("502") && failed.err.contains(says) && !failed.err.contains("api-p4ss"), "\(failure): \(failed.err)")
@@ -91,7 +91,7 @@ import Glibc
         let counts = Dictionary(Self.forwardedIDs(downstream).map { ($0, 1) }, uniquingKeysWith: +)
         #expect(counts.values.allSatisfy { $0 == 1 } && counts.count == 33, "each forwarded once: \(counts.filter { $0.value > 1 })")
         metrics = try await relay.metrics()
-        #expect(sample(metrics, "relay_reconcile_runs_total", [#"source="fs""#, #"result="failure""#]) == 5)
+        #expect(sample(metrics, "relay_reconcile_runs_total", [#"source="fs""#, #"result="failure""#]) == 6)
         #expect(!metrics.contains("api-p4ss"))
         #expect(!(try await TestHTTPClient.send(port: relay.adminPort, path: "/admin/routes").text.contains("api-p4ss")), "no credential in the config shown")
 

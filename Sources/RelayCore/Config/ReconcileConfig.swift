@@ -13,6 +13,8 @@ public struct ReconcileConfig: Sendable, Equatable {
     public var everyMillis: Int64
     /// How far back a pass looks. Default 3 days; FastSpring keeps events for 30.
     public var lookbackMillis: Int64
+    /// The time one API call may take, connect included. Default 30 s.
+    public var timeoutMillis: Int = 30_000
 
     public static let defaultEvery: Int64 = 15 * 60_000
     public static let defaultLookback: Int64 = 3 * 86_400_000
@@ -34,7 +36,7 @@ public struct ReconcileConfig: Sendable, Equatable {
             reader.fail(path, "only fastspring sources can reconcile (a generic provider has no known API)")
             return nil
         }
-        guard reader.object(value, path, allowed: ["url", "username", "password", "every", "lookback"]) != nil else { return nil }
+        guard reader.object(value, path, allowed: ["url", "username", "password", "every", "lookback", "timeout_ms"]) != nil else { return nil }
         var url = ""
         if let text = reader.string(value["url"], "\(path).url") {
             if let problem = DestinationConfig.urlProblem(text) { reader.fail("\(path).url", problem) }
@@ -53,7 +55,10 @@ public struct ReconcileConfig: Sendable, Equatable {
         if every < 1_000 { reader.fail("\(path).every", "must be at least 1s") }
         let lookback = reader.duration(value["lookback"], "\(path).lookback") ?? defaultLookback
         if lookback > maximumLookback { reader.fail("\(path).lookback", "must be at most 30d (FastSpring keeps events for 30 days)") }
+        let timeout = reader.integer(value["timeout_ms"], "\(path).timeout_ms", minimum: 100) ?? 30_000
         guard reader.issues.count == before, let username, let password else { return nil }
-        return ReconcileConfig(url: url, credentials: .basic(username: username, password: password), everyMillis: every, lookbackMillis: lookback)
+        var config = ReconcileConfig(url: url, credentials: .basic(username: username, password: password), everyMillis: every, lookbackMillis: lookback)
+        config.timeoutMillis = timeout
+        return config
     }
 }

@@ -141,7 +141,7 @@ public struct FastSpringReconciler: Sendable {
         }
         if !body.isEmpty { headers.append(("content-type", "application/json")) }
         let label = "\(method) \(path.split(separator: "?").first ?? "")"
-        switch await client.send(ProviderAPIRequest(method: method, url: config.url + path, headers: headers, body: body)) {
+        switch await client.send(ProviderAPIRequest(method: method, url: config.url + path, headers: headers, body: body, timeoutMillis: config.timeoutMillis)) {
         case .failure(let failure):
             throw ReconcileFailure("\(label): \(failure.message)")
         case .success(let response):

@@ -39,7 +39,7 @@ actor ReconcileRunner {
         case failed(ReconcileFailure)
     }
 
-    private let reconciler: FastSpringReconciler
+    private let reconciler: ProviderReconciler
     private let config: @Sendable () -> RelayConfig
     private let metrics: RelayMetrics
     private let logger: Logger
@@ -47,7 +47,7 @@ actor ReconcileRunner {
     private var states: [String: SourceState] = [:]
     private var running: Set<String> = []
 
-    init(reconciler: FastSpringReconciler, config: @escaping @Sendable () -> RelayConfig, metrics: RelayMetrics, logger: Logger, clock: any RelayClock) {
+    init(reconciler: ProviderReconciler, config: @escaping @Sendable () -> RelayConfig, metrics: RelayMetrics, logger: Logger, clock: any RelayClock) {
         (self.reconciler, self.config, self.metrics, self.logger, self.clock) = (reconciler, config, metrics, logger, clock)
     }
 

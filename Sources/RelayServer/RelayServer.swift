@@ -118,7 +118,7 @@ public final class RelayServer: Sendable {
         let pipeline = IngestPipeline(config: config, store: ingest, clock: clock)
         self.pipeline = pipeline
         reconciliation = ReconcileRunner(
-            reconciler: FastSpringReconciler(client: CurlProviderAPIClient(engine: engine), pipeline: pipeline, clock: clock),
+            reconciler: ProviderReconciler(client: CurlProviderAPIClient(engine: engine), pipeline: pipeline, clock: clock),
             config: { pipeline.currentConfig }, metrics: metrics, logger: logger, clock: clock
         )
         self.scheduler = DeliveryScheduler(

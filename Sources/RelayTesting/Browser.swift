@@ -111,9 +111,18 @@ public final class Browser: @unchecked Sendable {
     /// Types into a field (after clearing it), key by key.
     public func type(_ selector: String, _ text: String) async throws {
         try await waitFor(selector)
-        let id = try await element(selector)
-        try await call("POST", "/element/\(id)/clear", body: "{}")
-        try await call("POST", "/element/\(id)/value", body: "{\"text\":\(JSONWriter.quote(text))}")
+        // A page that re-renders (a list refreshing itself) can replace the element between
+        // finding it and typing: find it again, a few times, as WebDriver clients do.
+        for attempt in 1...3 {
+            do {
+                let id = try await element(selector)
+                try await call("POST", "/element/\(id)/clear", body: "{}")
+                try await call("POST", "/element/\(id)/value", body: "{\"text\":\(JSONWriter.quote(text))}")
+                return
+            } catch let error as Failure where attempt < 3 && error.description.contains("stale element") {
+                try await Task.sleep(for: .milliseconds(100))
+            }
+        }
     }
 
     /// Waits (bounded) until an element matching `selector` exists; fails if it never does.

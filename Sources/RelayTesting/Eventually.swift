@@ -23,3 +23,13 @@ public final class Shared<Value: Sendable>: Sendable {
 
     public func withLock<T>(_ body: (inout Value) -> T) -> T { value.withLock { body(&$0) } }
 }
+
+/// Sleeps in 10 ms steps until `milliseconds` passed or `stopped()` holds, and never throws: a
+/// test server's slow answer ends promptly when the server stops, and normally (a handler thrown
+/// out of by cancellation can leave NIO's response writer unfinished, which traps).
+func sleepUnlessStopped(milliseconds: Int, stopped: () -> Bool) async {
+    let until = ContinuousClock.now + .milliseconds(milliseconds)
+    while ContinuousClock.now < until, !stopped() {
+        try? await Task.sleep(for: min(.milliseconds(10), until - ContinuousClock.now))
+    }
+}

@@ -41,6 +41,7 @@ public final class FakeFastSpringAPI: Sendable {
     private let log = Mutex<[String]>([])
     private let port = Mutex<Int?>(nil)
     private let task = Mutex<Task<Void, any Error>?>(nil)
+    private let stopping = Atomic<Bool>(false)
 
     public init(username: String = "api-user", password: String = "api-p4ss") {
         (self.username, self.password) = (username, password)
@@ -83,9 +84,14 @@ public final class FakeFastSpringAPI: Sendable {
     }
 
     public func stop() async {
+        stopping.store(true, ordering: .relaxed)
         let running = task.withLock { $0 }
         running?.cancel()
         _ = try? await running?.value
+    }
+
+    private func delay(milliseconds: Int) async {
+        await sleepUnlessStopped(milliseconds: milliseconds) { stopping.load(ordering: .relaxed) }
     }
 
     private func json(_ status: HTTPResponse.Status, _ text: String, headers extra: HTTPFields = HTTPFields()) -> Response {
@@ -109,7 +115,7 @@ public final class FakeFastSpringAPI: Sendable {
             return json(.tooManyRequests, #"{"error":"rate limited"}"#, headers: headers)
         case .unauthorized: return json(.unauthorized, #"{"error":"unauthorized"}"#)
         case .malformed: return Response(status: .ok, body: ResponseBody(byteBuffer: ByteBuffer(string: "<html>not json")))
-        case .slow(let milliseconds): try await Task.sleep(for: .milliseconds(milliseconds))
+        case .slow(let milliseconds): await delay(milliseconds: milliseconds)
         default: break
         }
         guard request.headers[.authorization] == expected else { return json(.unauthorized, #"{"error":"unauthorized"}"#) }
@@ -119,7 +125,7 @@ public final class FakeFastSpringAPI: Sendable {
         if request.method == .post, path.hasPrefix("/events/") {
             switch mode {
             case .marksFail: return json(.internalServerError, #"{"error":"internal"}"#)
-            case .marksHang(let milliseconds): try await Task.sleep(for: .milliseconds(milliseconds))
+            case .marksHang(let milliseconds): await delay(milliseconds: milliseconds)
             default: break
             }
             let id = String(path.dropFirst("/events/".count)).removingPercentEncoding ?? ""

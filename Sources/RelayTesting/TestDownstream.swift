@@ -121,12 +121,8 @@ public final class TestDownstream: Sendable {
         }
     }
 
-    /// Sleeps in steps, so that stopping the downstream does not wait for a long delay.
     private func delay(milliseconds: Int) async {
-        let until = ContinuousClock.now + .milliseconds(milliseconds)
-        while ContinuousClock.now < until, !stopping.load(ordering: .relaxed) {
-            do { try await Task.sleep(for: min(.milliseconds(10), until - ContinuousClock.now)) } catch { break }
-        }
+        await sleepUnlessStopped(milliseconds: milliseconds) { stopping.load(ordering: .relaxed) }
     }
 
     public func stop() async {

@@ -29,11 +29,11 @@ struct Reconcile: ParsableCommand {
             return
         }
         if answer.dryRun {
-            print("\(answer.source): the provider has \(answer.providerHas) unprocessed event\(answer.providerHas == 1 ? "" : "s") (dry run: nothing stored or marked)")
+            print("\(answer.source): the provider lists \(answer.providerHas) event\(answer.providerHas == 1 ? "" : "s") to reconcile (dry run: nothing stored or marked)")
             for id in answer.listedIDs { print("  \(id)") }
             return
         }
-        print("\(answer.source): the provider had \(answer.providerHas) unprocessed, the relay already had \(answer.relayHad ?? 0), stored \(answer.stored), marked \(answer.marked) processed"
+        print("\(answer.source): the provider listed \(answer.providerHas), the relay already had \(answer.relayHad ?? 0), stored \(answer.stored), marked \(answer.marked) processed"
             + (answer.rejected > 0 ? ", \(answer.rejected) rejected (no id or type: neither stored nor marked)" : ""))
         for id in answer.storedIDs { print("  stored \(id)") }
     }

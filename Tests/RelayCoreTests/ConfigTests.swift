@@ -78,7 +78,7 @@ func configIssues(_ json: String, environment: [String: String] = [:]) -> [Strin
         #expect(defaults.sources["fs"]?.reconcile?.everyMillis == 15 * 60_000 && defaults.sources["fs"]?.reconcile?.lookbackMillis == 3 * 86_400_000)
         let bad = configIssues(#"""
         { "sources": { "fs": { "provider": "fastspring", "secret": "s", "reconcile": { "url": "ftp://x", "username": "env:NOPE", "every": "10ms", "lookback": "40d", "colour": 1 } },
-                       "r": { "provider": "runa", "secret": "whsec_cGxhY2Vob2xkZXI=", "reconcile": { "url": "https://api.runa.io/v2", "api_key": "k" } },
+                       "r": { "provider": "runa", "secret": "whsec_cGxhY2Vob2xkZXI=", "reconcile": { "url": "https://api.runa.io/v2", "username": "k" } },
                        "g": { "provider": "generic", "reconcile": {} } } }
         """#)
         #expect(bad.contains("routes.json: sources.fs.reconcile.colour: unknown key (allowed: every, lookback, password, timeout_ms, url, username)"), "\(bad)")
@@ -87,8 +87,11 @@ func configIssues(_ json: String, environment: [String: String] = [:]) -> [Strin
         #expect(bad.contains { $0.hasPrefix("routes.json: sources.fs.reconcile.password: is required") }, "\(bad)")
         #expect(bad.contains("routes.json: sources.fs.reconcile.every: must be at least 1s"), "\(bad)")
         #expect(bad.contains { $0.hasPrefix("routes.json: sources.fs.reconcile.lookback: must be at most 30d") }, "\(bad)")
-        #expect(bad.contains { $0.hasPrefix("routes.json: sources.r.reconcile: reconciliation with the Runa orders API is not built yet") }, "\(bad)")
-        #expect(bad.contains { $0.hasPrefix("routes.json: sources.g.reconcile: only fastspring sources can reconcile") }, "\(bad)")
+        #expect(bad.contains("routes.json: sources.r.reconcile.username: unknown key (allowed: api_key, every, lookback, timeout_ms, url)"), "\(bad)")
+        #expect(bad.contains { $0.hasPrefix("routes.json: sources.r.reconcile.api_key: is required") }, "\(bad)")
+        #expect(bad.contains { $0.hasPrefix("routes.json: sources.g.reconcile: only fastspring and runa sources can reconcile") }, "\(bad)")
+        let runa = try RelayConfig.parse(Array(#"{ "sources": { "r": { "provider": "runa", "secret": "whsec_cGxhY2Vob2xkZXI=", "reconcile": { "url": "https://api.runa.io/v2", "api_key": "env:K" } } } }"#.utf8), file: "routes.json", environment: ["K": "key"])
+        #expect(runa.sources["r"]?.reconcile?.credentials == .apiKey(Secret(value: "key", origin: "env:K")))
     }
 
     @Test func malformedFilesAndSecrets() {

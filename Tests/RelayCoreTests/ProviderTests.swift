@@ -41,7 +41,9 @@ func expectRejected(_ code: IngestError.Code, _ body: () throws(IngestError) -> 
             #expect(event.status == (vector.file.contains("failed") ? "FAILED" : "COMPLETED"))
             #expect(event.orderID == (vector.file.contains("failed") ? "O-01JPAXB3D6F8G1H4J7K9M2N5P8" : "O-01JPAX7K4M2N8Q5R6T9V3W1Y0Z"))
             #expect(event.products == [])
-            #expect(event.providerEventID == vector.id)
+            // An order's final status is its de-duplication key (the svix-id stays in the headers).
+            #expect(event.providerEventID == "order:\(event.orderID):\(event.status)")
+            #expect(event.headers.contains { $0.name == "svix-id" && $0.value == vector.id })
             #expect(event.body == body)
             // The test vectors are also what our signer produces.
             #expect(Fixtures.svixSignature(secret: Fixtures.runaSecret, id: vector.id, timestamp: vector.timestamp, body: body) == vector.signature)
@@ -280,5 +282,15 @@ func expectRejected(_ code: IngestError.Code, _ body: () throws(IngestError) -> 
         #expect(log.recent(limit: 2).map(\.event.index) == [5, 4])
         #expect(log.recent(source: "fs", limit: 10).map(\.event.index) == [5, 3])
         #expect(log.total == 5)
+    }
+}
+
+@Suite struct RunaTimeTests {
+    @Test func createdAtParsesInEveryShapeRunaWrites() {
+        #expect(RunaReconciler.millis("2023-11-07T05:31:56Z") == 1_699_335_116_000)
+        #expect(RunaReconciler.millis("2025-03-14T09:21:07.482+00:00") == 1_741_944_067_482)
+        #expect(RunaReconciler.millis("2025-03-14T09:21:07.482113+00:00").map { abs($0 - 1_741_944_067_482) <= 1 } == true)
+        #expect(RunaReconciler.millis("2025-03-14T10:21:07+01:00") == 1_741_944_067_000)
+        #expect(RunaReconciler.millis("yesterday") == nil)
     }
 }

@@ -8,7 +8,7 @@ import Testing
 /// back, runs a replay from its preview to its end, pauses and resumes a destination, and a
 /// wrong token shows nothing. Webhook values render as text; the page requests nothing outside
 /// the relay. With RELAY_CONSOLE_SCREENSHOTS=DIR it saves a PNG of each page there (docs/).
-@Suite struct ConsoleBrowserTests {
+@Suite(.serialized) struct ConsoleBrowserTests {  // one Chromium at a time: two at once on 2 cores starve the rest of the suite
     static let token = "console-t0ken"
     static let secret = "console-signing-secret"
     /// In a body, a header and a provider id: shown literally, never run.

@@ -36,7 +36,7 @@ let providerEnvironment = [
         #expect(events.count == 1)
         #expect(events.first?.status == "FAILED")
         #expect(events.first?.provider == "runa")
-        #expect(events.first?.providerEventID == vector.id)
+        #expect(events.first?.providerEventID == "order:O-01JPAXB3D6F8G1H4J7K9M2N5P8:FAILED", "an order's final status is its de-duplication key")
         #expect(events.first?.headers.contains { $0.name == "svix-id" } == true)
         await relay.stop()
     }

@@ -65,7 +65,7 @@ import Glibc
         // A dry run lists and leaves everything as it is.
         api.add(id: "fs-32")
         let dry = try await runRelay(["reconcile", "--source", "fs", "--dry-run"] + admin)
-        #expect(dry.status == 0 && dry.out.contains("has 1 unprocessed event") && dry.out.contains("fs-32"), "\(dry.out)\(dry.err)")
+        #expect(dry.status == 0 && dry.out.contains("lists 1 event to reconcile") && dry.out.contains("fs-32"), "\(dry.out)\(dry.err)")
         let storedAfterDryRun = try relay.storedEvents()
         #expect(!api.processed.contains("fs-32") && !storedAfterDryRun.contains { $0.providerEventID == "fs-32" })
 
@@ -147,6 +147,72 @@ import Glibc
         #expect(Self.forwardedIDs(downstream).count == 3, "each forwarded once: \(Self.forwardedIDs(downstream))")
         second.signal(SIGTERM)
         #expect(await second.waitForExit() == 0, "\(second.log)")
+        await downstream.stop()
+        await api.stop()
+    }
+
+    /// Runa: recent orders in a final state that the relay never got are stored as the
+    /// `order.completion` Runa would have sent; an order's final status is forwarded once,
+    /// whether the webhook came before or after the pass.
+    @Test(.timeLimit(.minutes(2)))
+    func runaOrdersInAFinalStateAreRecoveredOnceWhicheverWayTheyArrive() async throws {
+        let api = FakeRunaAPI()
+        api.add(id: "O-old", status: "COMPLETED", created: Date().addingTimeInterval(-5 * 86_400))  // before the 3-day lookback
+        for i in 1...110 { api.add(id: "O-c\(i)", status: "COMPLETED", created: Date().addingTimeInterval(-3_600)) }
+        api.add(id: "O-f", status: "FAILED", description: "spring rewards", totalPrice: "47.50")
+        api.add(id: "O-p", status: "PROCESSING")
+        let apiPort = try await api.start()
+        let downstream = TestDownstream()
+        let sink = try await downstream.start()
+        let relay = try await LiveRelay(routes: """
+        { "sources": { "runa": { "provider": "runa", "secret": "\(Fixtures.runaSecret)",
+                                 "reconcile": { "url": "http://127.0.0.1:\(apiPort)", "api_key": "env:RUNA_API_KEY", "every": "1h", "lookback": "3d", "timeout_ms": 1000 } } },
+          "destinations": { "orders": { "url": "http://127.0.0.1:\(sink)/orders" } },
+          "routes": [ { "name": "all", "to": ["orders"] } ] }
+        """, environment: ["RUNA_API_KEY": api.apiKey])
+        let admin = ["--admin", "http://127.0.0.1:\(relay.adminPort)"]
+        func orderIDs() -> [String] { downstream.requests.compactMap { try? JSONParser.parse($0.body)["id"]?.stringValue } }
+        func webhook(_ body: String) async throws -> TestHTTPClient.Response {
+            let bytes = Array(body.utf8), now = Int64(Date().timeIntervalSince1970), id = "msg_\(UInt64.random(in: 0...UInt64.max))"
+            return try await relay.post("runa", body: bytes, headers: [
+                ("Content-Type", "application/json"), ("svix-id", id), ("svix-timestamp", "\(now)"),
+                ("svix-signature", Fixtures.svixSignature(secret: Fixtures.runaSecret, id: id, timestamp: now, body: bytes)),
+            ])
+        }
+
+        // The first pass at start: 110 completed and 1 failed order (two pages), not the one
+        // still processing nor the one older than the lookback.
+        #expect(await downstream.wait(timeout: .seconds(30)) { _ in Set(orderIDs()).count == 111 }, "\(Set(orderIDs()).count) forwarded")
+        #expect(!orderIDs().contains("O-p") && !orderIDs().contains("O-old"))
+        #expect(api.requests.filter { $0.hasPrefix("GET /order?") }.count >= 2, "\(api.requests)")
+        let failed = try await relay.admin("/admin/events?limit=1&status=FAILED").json?["events"]?.arrayValue?.first
+        #expect(failed?["type"]?.stringValue == "order.completion" && failed?["received_via"]?.stringValue == "reconcile"
+            && failed?["provider_event_id"]?.stringValue == "order:O-f:FAILED" && failed?["order_id"]?.stringValue == "O-f", "\(String(describing: failed))")
+        let recovered = try #require(downstream.requests.first { (try? JSONParser.parse($0.body)["id"]?.stringValue) == "O-f" })
+        #expect(try JSONParser.parse(recovered.body)["total_price"]?.stringValue == "47.50", "the order as the API has it is the body")
+
+        // Its webhook comes late: one event, not forwarded again.
+        let late = try await webhook(#"{"id":"O-f","status":"FAILED"}"#)
+        let lateDuplicates = try JSONParser.parse(late.body)["duplicates"]?.doubleValue
+        #expect(late.status == 200 && lateDuplicates == 1, "\(late.text)")
+        // A webhook first, then the order shows up in a pass: the relay had it.
+        #expect(try await webhook(#"{"id":"O-new","status":"COMPLETED"}"#).status == 200)
+        api.add(id: "O-new", status: "COMPLETED")
+        let pass = try await runRelay(["reconcile", "--source", "runa", "--json"] + admin)
+        let answer = try JSONParser.parse(Array(pass.out.utf8))
+        #expect(pass.status == 0 && answer["provider_has"]?.doubleValue == 112 && answer["relay_had"]?.doubleValue == 112 && answer["stored"]?.doubleValue == 0, "\(pass.out)\(pass.err)")
+        // Errors: a failed pass with the reason, never the key.
+        for (failure, says) in [(FakeRunaAPI.Failure.unauthorized, "check the reconcile api_key"), (.malformed, "not JSON"), (.rateLimited(seconds: 3), "429"), (.slow(milliseconds: 3_000), "timeout")] {
+            api.failure = failure
+            let failedPass = try await runRelay(["reconcile", "--source", "runa"] + admin)
+            #expect(failedPass.status == 1 && failedPass.err.contains(says) && !failedPass.err.contains(api.apiKey), "\(failure): \(failedPass.err)")
+        }
+        api.failure = .none
+        try await Task.sleep(for: .milliseconds(300))
+        let counts = Dictionary(orderIDs().map { ($0, 1) }, uniquingKeysWith: +)
+        #expect(counts.count == 112 && counts.values.allSatisfy { $0 == 1 }, "each order forwarded once: \(counts.filter { $0.value > 1 })")
+        #expect(!(try await relay.metrics()).contains(api.apiKey))
+        await relay.stop()
         await downstream.stop()
         await api.stop()
     }

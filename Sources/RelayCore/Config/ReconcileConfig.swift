@@ -1,9 +1,11 @@
 /// A source's `reconcile` block: how the relay asks the provider's own API for events it missed
-/// (FastSpring: `GET /events/unprocessed`, HTTP Basic auth).
+/// (FastSpring: `GET /events/unprocessed`, HTTP Basic auth; Runa: `GET /order`, `X-Api-Key`).
 public struct ReconcileConfig: Sendable, Equatable {
     public enum Credentials: Sendable, Equatable {
         /// FastSpring: the API username and password.
         case basic(username: Secret, password: Secret)
+        /// Runa: the API key.
+        case apiKey(Secret)
     }
 
     /// The API's base URL, without a trailing `/` (e.g. `https://api.fastspring.com`).
@@ -11,7 +13,7 @@ public struct ReconcileConfig: Sendable, Equatable {
     public var credentials: Credentials
     /// Time between passes. Default 15 minutes.
     public var everyMillis: Int64
-    /// How far back a pass looks. Default 3 days; FastSpring keeps events for 30.
+    /// How far back a pass looks. Default 3 days; at most 30 (FastSpring keeps events for 30).
     public var lookbackMillis: Int64
     /// The time one API call may take, connect included. Default 30 s.
     public var timeoutMillis: Int = 30_000
@@ -27,37 +29,41 @@ public struct ReconcileConfig: Sendable, Equatable {
 
     static func parse(_ value: JSONValue, _ path: String, provider: ProviderKind, _ reader: inout ConfigReader) -> ReconcileConfig? {
         let before = reader.issues.count
+        let credentialKeys: [String]
         switch provider {
-        case .fastspring: break
-        case .runa:
-            reader.fail(path, "reconciliation with the Runa orders API is not built yet (FastSpring sources only)")
-            return nil
+        case .fastspring: credentialKeys = ["username", "password"]
+        case .runa: credentialKeys = ["api_key"]
         case .generic:
-            reader.fail(path, "only fastspring sources can reconcile (a generic provider has no known API)")
+            reader.fail(path, "only fastspring and runa sources can reconcile (a generic provider has no known API)")
             return nil
         }
-        guard reader.object(value, path, allowed: ["url", "username", "password", "every", "lookback", "timeout_ms"]) != nil else { return nil }
+        guard reader.object(value, path, allowed: Set(["url", "every", "lookback", "timeout_ms"] + credentialKeys)) != nil else { return nil }
         var url = ""
         if let text = reader.string(value["url"], "\(path).url") {
             if let problem = DestinationConfig.urlProblem(text) { reader.fail("\(path).url", problem) }
             url = text.hasSuffix("/") ? String(text.dropLast()) : text
         } else if value["url"] == nil {
-            reader.fail("\(path).url", "is required (e.g. https://api.fastspring.com)")
+            reader.fail("\(path).url", "is required (e.g. \(provider == .runa ? "https://api.runa.io/v2" : "https://api.fastspring.com"))")
         }
         func secret(_ key: String, _ reader: inout ConfigReader) -> Secret? {
             if let text = reader.string(value[key], "\(path).\(key)") { return reader.secretValue(text, "\(path).\(key)") }
             if value[key] == nil { reader.fail("\(path).\(key)", "is required (the API credential; use env:NAME)") }
             return nil
         }
-        let username = secret("username", &reader)
-        let password = secret("password", &reader)
+        let secrets = credentialKeys.map { secret($0, &reader) }
         let every = reader.duration(value["every"], "\(path).every") ?? defaultEvery
         if every < 1_000 { reader.fail("\(path).every", "must be at least 1s") }
         let lookback = reader.duration(value["lookback"], "\(path).lookback") ?? defaultLookback
-        if lookback > maximumLookback { reader.fail("\(path).lookback", "must be at most 30d (FastSpring keeps events for 30 days)") }
+        if lookback > maximumLookback { reader.fail("\(path).lookback", "must be at most 30d" + (provider == .fastspring ? " (FastSpring keeps events for 30 days)" : "")) }
         let timeout = reader.integer(value["timeout_ms"], "\(path).timeout_ms", minimum: 100) ?? 30_000
-        guard reader.issues.count == before, let username, let password else { return nil }
-        var config = ReconcileConfig(url: url, credentials: .basic(username: username, password: password), everyMillis: every, lookbackMillis: lookback)
+        guard reader.issues.count == before else { return nil }
+        let credentials: Credentials
+        switch (provider, secrets.first ?? nil, secrets.last ?? nil) {
+        case (.fastspring, let username?, let password?) where secrets.count == 2: credentials = .basic(username: username, password: password)
+        case (.runa, let key?, _): credentials = .apiKey(key)
+        default: return nil
+        }
+        var config = ReconcileConfig(url: url, credentials: credentials, everyMillis: every, lookbackMillis: lookback)
         config.timeoutMillis = timeout
         return config
     }

@@ -95,9 +95,24 @@ public final class IngestPipeline: Sendable {
     /// itself, with its API credentials); each carries `x-relay-received-via: reconcile`.
     public func ingestRecovered(source: SourceConfig, events: [JSONValue]) async throws(IngestError) -> IngestResult {
         let routing = config.withLock { $0.routing }
-        let body = Array(JSONWriter.serialize(.object([(key: "events", value: .array(events))])).utf8)
         let receivedAt = clock.now()
-        let batch = try ProviderAdapters.split(source: source, headers: HeaderList(), body: body, now: receivedAt, verifySignatures: false)
+        var batch = NormalizedBatch()
+        switch source.provider {
+        case .fastspring:
+            // One batch, as FastSpring would have pushed them.
+            let body = Array(JSONWriter.serialize(.object([(key: "events", value: .array(events))])).utf8)
+            batch = try ProviderAdapters.split(source: source, headers: HeaderList(), body: body, now: receivedAt, verifySignatures: false)
+        case .runa, .generic:
+            // Runa pushes one order per request: each recovered order is one body.
+            for (index, event) in events.enumerated() {
+                let body = Array(JSONWriter.serialize(event).utf8)
+                do {
+                    batch.events += try ProviderAdapters.split(source: source, headers: HeaderList(), body: body, now: receivedAt, verifySignatures: false).events
+                } catch {
+                    batch.rejected.append(RejectedEvent(index: index, providerEventID: event["id"]?.scalarText, reason: error.message))
+                }
+            }
+        }
         let candidates = batch.events.map { item in
             var item = item
             item.headers.append((name: Self.receivedViaHeader, value: "reconcile"))

@@ -132,31 +132,8 @@ public struct FastSpringReconciler: Sendable {
         _ = try await call(config, method: "POST", path: "/events/" + Self.pathSegment(id), body: Array(#"{"processed":true}"#.utf8))
     }
 
-    /// One API call; a failure names the call and the status, never the credentials.
     private func call(_ config: ReconcileConfig, method: String, path: String, body: [UInt8] = []) async throws(ReconcileFailure) -> ProviderAPIResponse {
-        var headers: [(name: String, value: String)] = [("accept", "application/json"), ("user-agent", "relay")]
-        switch config.credentials {
-        case .basic(let username, let password):
-            headers.append(("authorization", "Basic " + Signatures.base64Encode(Array("\(username.value):\(password.value)".utf8))))
-        }
-        if !body.isEmpty { headers.append(("content-type", "application/json")) }
-        let label = "\(method) \(path.split(separator: "?").first ?? "")"
-        switch await client.send(ProviderAPIRequest(method: method, url: config.url + path, headers: headers, body: body, timeoutMillis: config.timeoutMillis)) {
-        case .failure(let failure):
-            throw ReconcileFailure("\(label): \(failure.message)")
-        case .success(let response):
-            switch response.status {
-            case 200..<300:
-                return response
-            case 401, 403:
-                throw ReconcileFailure("\(label): FastSpring answered \(response.status): check the reconcile username and password")
-            case 429:
-                let seconds = response.header("retry-after").flatMap { Int64($0.trimmingSpaces()) }
-                throw ReconcileFailure("\(label): FastSpring answered 429 (rate limited)" + (seconds.map { ", retry after \($0) s" } ?? ""), retryAfterMillis: seconds.map { $0 * 1000 })
-            default:
-                throw ReconcileFailure("\(label): FastSpring answered \(response.status)")
-            }
-        }
+        try await ProviderAPICall(client: client, config: config, provider: "FastSpring").send(method: method, path: path, body: body)
     }
 
     /// An id as one URL path segment (FastSpring ids are URL-safe base64; anything else is escaped).

@@ -48,6 +48,8 @@ public actor DeliveryScheduler: DeliveryEngine {
 
     let store: any DeliveryStore
     private let transport: any HTTPTransport
+    /// Fetches `enrich` data at send time; nil: enrichment is unavailable (a failed attempt).
+    private let enricher: (any DeliveryEnricher)?
     /// Wall time: receive times, due times, records.
     let clock: any RelayClock
     /// What the scheduler's timers sleep on (a test moves it by hand).
@@ -76,10 +78,12 @@ public actor DeliveryScheduler: DeliveryEngine {
     public init(
         store: any DeliveryStore, transport: any HTTPTransport, destinations: [String: DestinationConfig],
         configuration: Configuration = Configuration(), clock: any RelayClock = SystemClock(), timer: some Clock<Duration> = ContinuousClock(),
-        random: @escaping @Sendable (Int64) -> Int64 = { Int64.random(in: 0...max(0, $0)) }, observer: (any DeliveryObserver)? = nil, logger: Logger
+        random: @escaping @Sendable (Int64) -> Int64 = { Int64.random(in: 0...max(0, $0)) }, observer: (any DeliveryObserver)? = nil,
+        enricher: (any DeliveryEnricher)? = nil, logger: Logger
     ) {
         self.store = store
         self.transport = transport
+        self.enricher = enricher
         self.configuration = configuration
         self.clock = clock
         self.timer = timer
@@ -205,7 +209,15 @@ public actor DeliveryScheduler: DeliveryEngine {
         } catch {
             return .failure(TransportFailure(kind: .other, message: "cannot read the event from the store: \(error)"))
         }
-        let request = DeliveryRequest(event: stored, destination: destination, template: template, attempt: attempt, replay: replay, now: clock.now())
+        var extra: [String: JSONValue] = [:]
+        if let enrichment = destination.enrich, template != nil {
+            guard let enricher else { return .failure(TransportFailure(kind: .other, message: "enrich \(enrichment.rawValue): not available in this relay")) }
+            switch await enricher.values(for: stored, enrichment) {
+            case .success(let values): extra = values
+            case .failure(let failure): return .failure(failure)
+            }
+        }
+        let request = DeliveryRequest(event: stored, destination: destination, template: template, attempt: attempt, replay: replay, now: clock.now(), extra: extra)
         return await transport.send(OutboundRequest(
             url: request.url, headers: request.headers, body: request.body,
             timeoutMillis: destination.timeoutMillis, connectTimeoutMillis: destination.connectTimeoutMillis

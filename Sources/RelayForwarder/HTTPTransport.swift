@@ -91,3 +91,4 @@ public struct TransportFailure: Error, Sendable, CustomStringConvertible {
 public protocol HTTPTransport: Sendable {
     func send(_ request: OutboundRequest) async -> Result<TransportResponse, TransportFailure>
 }
+

@@ -2,6 +2,7 @@ import Logging
 import RelayCore
 import RelayForwarder
 import ServiceLifecycle
+import Synchronization
 
 /// The providers' APIs through the relay's libcurl engine (TLS, connection reuse, timeouts).
 struct CurlProviderAPIClient: ProviderAPIClient {
@@ -121,6 +122,41 @@ struct ReconcileService: Service {
                 await runner.runDue()
                 try await Task.sleep(for: .seconds(1))
             }
+        }
+    }
+}
+
+/// `enrich: runa-order`: the Runa order of the event being sent, fetched with its source's
+/// `reconcile` credentials, as `{{order.…}}`. Orders in a final state do not change, so they are
+/// cached (the last 1,000); others are fetched each time. An event from a source with no Runa
+/// API (another provider, no `reconcile`, no order id) gets no `order`.
+final class RunaOrderEnricher: DeliveryEnricher {
+    static let cacheLimit = 1_000
+    private let runa: RunaReconciler
+    private let config: @Sendable () -> RelayConfig
+    private let cache = Mutex<(orders: [String: JSONValue], order: [String])>(([:], []))
+
+    init(runa: RunaReconciler, config: @escaping @Sendable () -> RelayConfig) {
+        (self.runa, self.config) = (runa, config)
+    }
+
+    func values(for event: Event, _ enrichment: DestinationConfig.Enrichment) async -> Result<[String: JSONValue], TransportFailure> {
+        guard let source = config().sources[event.source], source.provider == .runa, let reconcile = source.reconcile, !event.orderID.isEmpty else {
+            return .success([:])
+        }
+        let key = event.source + "\u{0}" + event.orderID
+        if let cached = cache.withLock({ $0.orders[key] }) { return .success(["order": cached]) }
+        do {
+            let order = try await runa.order(event.orderID, config: reconcile)
+            if let status = order["status"]?.stringValue, status == "COMPLETED" || status == "FAILED" {
+                cache.withLock { cache in
+                    if cache.orders.updateValue(order, forKey: key) == nil { cache.order.append(key) }
+                    while cache.order.count > Self.cacheLimit { cache.orders[cache.order.removeFirst()] = nil }
+                }
+            }
+            return .success(["order": order])
+        } catch {
+            return .failure(TransportFailure(kind: .other, message: "enrich runa-order: \(error.message)"))
         }
     }
 }

@@ -117,13 +117,12 @@ public final class RelayServer: Sendable {
         activity = postgres.map { PostgresActivity(store: $0, fallback: metrics.activity, clock: clock) } ?? metrics.activity
         let pipeline = IngestPipeline(config: config, store: ingest, clock: clock)
         self.pipeline = pipeline
-        reconciliation = ReconcileRunner(
-            reconciler: ProviderReconciler(client: CurlProviderAPIClient(engine: engine), pipeline: pipeline, clock: clock),
-            config: { pipeline.currentConfig }, metrics: metrics, logger: logger, clock: clock
-        )
+        let reconciler = ProviderReconciler(client: CurlProviderAPIClient(engine: engine), pipeline: pipeline, clock: clock)
+        reconciliation = ReconcileRunner(reconciler: reconciler, config: { pipeline.currentConfig }, metrics: metrics, logger: logger, clock: clock)
         self.scheduler = DeliveryScheduler(
             store: deliveryStore, transport: engine, destinations: config.destinations, configuration: settings,
-            clock: clock, timer: timer, observer: metrics, logger: logger
+            clock: clock, timer: timer, observer: metrics,
+            enricher: RunaOrderEnricher(runa: reconciler.runa, config: { pipeline.currentConfig }), logger: logger
         )
     }
 

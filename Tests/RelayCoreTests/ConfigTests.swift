@@ -94,6 +94,14 @@ func configIssues(_ json: String, environment: [String: String] = [:]) -> [Strin
         #expect(runa.sources["r"]?.reconcile?.credentials == .apiKey(Secret(value: "key", origin: "env:K")))
     }
 
+    @Test func enrichNeedsATemplateAndARunaSourceThatReconciles() {
+        let issues = configIssues(#"{ "sources": { "s": { "provider": "generic" } }, "destinations": { "a": { "url": "http://127.0.0.1:9/a", "enrich": "runa-order" }, "b": { "url": "http://127.0.0.1:9/b", "enrich": "gossip", "body_template": "{}" } } }"#)
+        #expect(issues.contains("routes.json: destinations.a.enrich: needs a body_template: the fetched order is only seen through {{order.…}}"), "\(issues)")
+        #expect(issues.contains("routes.json: destinations.b.enrich: must be \"runa-order\", not \"gossip\""), "\(issues)")
+        let noAPI = configIssues(#"{ "sources": { "s": { "provider": "generic" } }, "destinations": { "c": { "url": "http://127.0.0.1:9/c", "enrich": "runa-order", "body_template": "{{order.id}}" } } }"#)
+        #expect(noAPI == ["routes.json: destinations.c.enrich: runa-order needs a runa source with a reconcile block (its api_key fetches the order)"], "\(noAPI)")
+    }
+
     @Test func malformedFilesAndSecrets() {
         #expect(configIssues("{ not json").first?.hasPrefix("routes.json: (top level): not valid JSON") == true)
         #expect(configIssues("{ \"sources\": { \"r\": { \"provider\": \"runa\", \"secret\": \"env:R\" } } }", environment: ["R": "not base64!!"])

@@ -135,7 +135,7 @@ func table(_ routes: String, destinations: [String] = ["a", "b", "c"]) throws ->
         }
         """#)
         let expected = [
-            "routes.json: destinations.orders.colour: unknown key (allowed: body_template, connect_timeout_ms, headers, max_in_flight, ordering, rate_per_s, retry, signing_secret, timeout_ms, url)",
+            "routes.json: destinations.orders.colour: unknown key (allowed: body_template, connect_timeout_ms, enrich, headers, max_in_flight, ordering, rate_per_s, retry, signing_secret, timeout_ms, url)",
             "routes.json: destinations.orders.timeout_ms: must be at least 1, not -5",
             "routes.json: destinations.orders.max_in_flight: must be at least 1, not 0",
             "routes.json: destinations.orders.headers.Authorization: environment variable NO_TOKEN is not set",

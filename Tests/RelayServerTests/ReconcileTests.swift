@@ -216,4 +216,54 @@ import Glibc
         await downstream.stop()
         await api.stop()
     }
+
+    /// `enrich: runa-order`: a FAILED Runa order (its webhook carries only id and status) reaches
+    /// the alerts destination with the order's description and total from Runa's API; while the
+    /// API fails, the delivery is retried by its policy; a final order is fetched once.
+    @Test(.timeLimit(.minutes(2)))
+    func aFailedRunaOrderReachesAlertsWithTheOrdersDetails() async throws {
+        let api = FakeRunaAPI()
+        api.add(id: "O-9", status: "FAILED", description: "spring \"rewards\" batch 7", totalPrice: "47.50")
+        api.failure = .unavailable  // also keeps the start-up pass from recovering O-9 itself
+        let apiPort = try await api.start()
+        let downstream = TestDownstream()
+        let sink = try await downstream.start()
+        let relay = try await LiveRelay(routes: #"""
+        { "sources": { "runa": { "provider": "runa", "secret": "\#(Fixtures.runaSecret)",
+                                 "reconcile": { "url": "http://127.0.0.1:\#(apiPort)", "api_key": "env:RUNA_API_KEY", "every": "1h", "timeout_ms": 1000 } } },
+          "destinations": { "alerts": { "url": "http://127.0.0.1:\#(sink)/alerts", "enrich": "runa-order",
+                                        "retry": { "max_attempts": 50, "initial_backoff_ms": 50, "max_backoff_ms": 100 },
+                                        "body_template": "{\"text\":\"Runa order {{order_id}} {{status}}: {{order.description}} ({{order.total_price}} {{order.currency}})\"}" } },
+          "routes": [ { "name": "failed", "match": { "status": "FAILED" }, "to": ["alerts"] } ] }
+        """#, environment: ["RUNA_API_KEY": api.apiKey])
+        let body = Array(#"{"id":"O-9","status":"FAILED"}"#.utf8), now = Int64(Date().timeIntervalSince1970)
+        let posted = try await relay.post("runa", body: body, headers: [
+            ("Content-Type", "application/json"), ("svix-id", "msg_enrich"), ("svix-timestamp", "\(now)"),
+            ("svix-signature", Fixtures.svixSignature(secret: Fixtures.runaSecret, id: "msg_enrich", timestamp: now, body: body)),
+        ])
+        let eventID = try #require(try JSONParser.parse(posted.body)["ids"]?.arrayValue?.first?.stringValue)
+        // The API is down: attempts fail and are retried, nothing reaches alerts.
+        let retried = try await eventually(timeout: .seconds(20)) {
+            let attempts = try await relay.admin("/admin/events/\(eventID)").json?["attempts"]?.arrayValue ?? []
+            return attempts.count >= 2 && attempts.allSatisfy { $0["outcome"]?.stringValue == "retry" && ($0["error"]?.stringValue ?? "").contains("enrich runa-order") }
+        }
+        let attemptsSoFar = try await relay.admin("/admin/events/\(eventID)").json?["attempts"]
+        #expect(retried, "\(String(describing: attemptsSoFar))")
+        #expect(downstream.requests.isEmpty)
+        api.failure = .none
+        #expect(await downstream.wait(timeout: .seconds(20)) { $0.count == 1 })
+        let alert = try JSONParser.parse(try #require(downstream.requests.first).body)["text"]?.stringValue
+        #expect(alert == #"Runa order O-9 FAILED: spring "rewards" batch 7 (47.50 USD)"#, "\(alert ?? "no text")")
+        // A second send of the same (final) order uses the cached order.
+        let fetches = api.requests.filter { $0 == "GET /order/O-9" }.count
+        let retry = try await runRelay(["destinations", "retry", "\(eventID):alerts", "--admin", "http://127.0.0.1:\(relay.adminPort)"])
+        #expect(retry.status == 0, "\(retry.err)")
+        #expect(await downstream.wait(timeout: .seconds(20)) { $0.count == 2 })
+        #expect(api.requests.filter { $0 == "GET /order/O-9" }.count == fetches, "fetched again: \(api.requests)")
+        let shown = try await relay.admin("/admin/events/\(eventID)").json.map(JSONWriter.serialize) ?? ""
+        #expect(!shown.contains(api.apiKey))
+        await relay.stop()
+        await downstream.stop()
+        await api.stop()
+    }
 }

@@ -36,6 +36,15 @@ public struct DestinationConfig: Sendable, Equatable {
     public var ratePerSecond: Double?
     /// Per-key FIFO (`ordering`); nil: deliveries go out in any order.
     public var ordering: DeliveryOrdering?
+    /// Data fetched from the provider's API when a delivery is sent, for the body template
+    /// (`enrich`); nil: none.
+    public var enrich: Enrichment?
+
+    /// What `enrich` fetches.
+    public enum Enrichment: String, Sendable, Equatable {
+        /// The Runa order (`GET /order/{id}`) of a Runa event, as `{{order.…}}`.
+        case runaOrder = "runa-order"
+    }
 
     public init(
         name: String, url: String, timeoutMillis: Int = 10_000, connectTimeoutMillis: Int = 5_000, maxInFlight: Int = 16,
@@ -57,11 +66,11 @@ public struct DestinationConfig: Sendable, Equatable {
             && lhs.connectTimeoutMillis == rhs.connectTimeoutMillis && lhs.maxInFlight == rhs.maxInFlight
             && lhs.headers.elementsEqual(rhs.headers, by: { $0.name == $1.name && $0.value == $1.value })
             && lhs.signingSecret == rhs.signingSecret && lhs.retry == rhs.retry && lhs.bodyTemplate == rhs.bodyTemplate
-            && lhs.ratePerSecond == rhs.ratePerSecond && lhs.ordering == rhs.ordering
+            && lhs.ratePerSecond == rhs.ratePerSecond && lhs.ordering == rhs.ordering && lhs.enrich == rhs.enrich
     }
 
     static let allowedKeys: Set<String> = [
-        "url", "timeout_ms", "connect_timeout_ms", "max_in_flight", "headers", "signing_secret", "retry", "body_template", "rate_per_s", "ordering",
+        "url", "timeout_ms", "connect_timeout_ms", "max_in_flight", "headers", "signing_secret", "retry", "body_template", "rate_per_s", "ordering", "enrich",
     ]
 
     static func parse(name: String, _ value: JSONValue, _ reader: inout ConfigReader) -> DestinationConfig? {
@@ -116,6 +125,14 @@ public struct DestinationConfig: Sendable, Equatable {
             if let age = reader.duration(retry["max_age"], "\(path).retry.max_age") { destination.retry.maxAgeMillis = age }
             if destination.retry.maxBackoffMillis < destination.retry.initialBackoffMillis {
                 reader.fail("\(path).retry.max_backoff_ms", "must not be less than initial_backoff_ms (\(destination.retry.initialBackoffMillis))")
+            }
+        }
+        if let text = reader.string(value["enrich"], "\(path).enrich") {
+            if let enrichment = Enrichment(rawValue: text) {
+                destination.enrich = enrichment
+                if value["body_template"] == nil { reader.fail("\(path).enrich", "needs a body_template: the fetched order is only seen through {{order.…}}") }
+            } else {
+                reader.fail("\(path).enrich", "must be \"runa-order\", not \(JSONWriter.quote(text))")
             }
         }
         if let template = reader.string(value["body_template"], "\(path).body_template") {

@@ -62,6 +62,11 @@ public struct RelayConfig: Sendable {
                 }
             }
         }
+        if !sources.values.contains(where: { $0.provider == .runa && $0.reconcile != nil }) {
+            for destination in destinations.values.sorted(by: { $0.name < $1.name }) where destination.enrich == .runaOrder {
+                reader.fail("destinations.\(destination.name).enrich", "runa-order needs a runa source with a reconcile block (its api_key fetches the order)")
+            }
+        }
         var routes: [Route] = []
         if let value = document["routes"] {
             if let items = value.arrayValue {

@@ -58,7 +58,8 @@ public struct BodyTemplate: Sendable {
         }
     }
 
-    public func render(_ event: Event) -> [UInt8] {
+    /// `extra` adds top-level values (an enrichment's `order`), JSON as `payload` is.
+    public func render(_ event: Event, extra: [String: JSONValue] = [:]) -> [UInt8] {
         var context: [String: Any] = [
             "event_id": event.id, "source": event.source, "provider": event.provider, "type": event.type,
             "status": event.status, "order_id": event.orderID, "provider_event_id": event.providerEventID,
@@ -66,6 +67,7 @@ public struct BodyTemplate: Sendable {
             "payload_json": String(decoding: event.body, as: UTF8.self),
         ]
         if let payload = try? JSONParser.parse(event.body) { context["payload"] = Self.mustacheValue(payload) }
+        for (key, value) in extra { context[key] = Self.mustacheValue(value) }
         return Array(template.render(context).utf8)
     }
 

@@ -7,10 +7,10 @@ public struct DeliveryRequest: Sendable {
     public var body: [UInt8]
 
     /// Builds the request for attempt number `attempt` (1 for the first) at `now`.
-    public init(event: Event, destination: DestinationConfig, template: BodyTemplate?, attempt: Int, replay: Bool, now: Timestamp) {
+    public init(event: Event, destination: DestinationConfig, template: BodyTemplate?, attempt: Int, replay: Bool, now: Timestamp, extra: [String: JSONValue] = [:]) {
         url = destination.url
         if let template {
-            body = template.render(event)
+            body = template.render(event, extra: extra)
         } else if event.provider == ProviderKind.fastspring.rawValue {
             body = Array("{\"events\":[".utf8) + event.body + Array("]}".utf8)
         } else {

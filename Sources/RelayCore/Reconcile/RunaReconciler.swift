@@ -62,6 +62,14 @@ public struct RunaReconciler: Sendable {
         return report
     }
 
+    /// One order in full (`GET /order/{id}`), for a destination's `enrich: runa-order`.
+    public func order(_ id: String, config: ReconcileConfig) async throws(ReconcileFailure) -> JSONValue {
+        let api = ProviderAPICall(client: client, config: config, provider: "Runa")
+        let json = try api.json(try await api.send(method: "GET", path: "/order/" + FastSpringReconciler.pathSegment(id)), "GET /order/{id}")
+        guard json.objectValue != nil, json["id"] != nil else { throw ReconcileFailure("GET /order/{id}: the answer is not an order") }
+        return json
+    }
+
     /// ISO 8601 with or without fractional seconds and with `Z` or an offset, in ms.
     public static func millis(_ text: String) -> Int64? {
         let plain = ISO8601DateFormatter()

@@ -33,10 +33,9 @@ public struct RunaReconciler: Sendable {
             if items.isEmpty { break }
             var final: [JSONValue] = []
             for order in items {
-                guard let created = order["created_at"]?.stringValue.flatMap(Self.millis) else {
-                    throw ReconcileFailure("GET /order: an order without a readable created_at (\(order["id"]?.scalarText ?? "no id"))")
-                }
-                if created < start {
+                // An order without a readable created_at is taken as recent: one odd order must
+                // not stop every pass (its final status is what matters).
+                if let created = order["created_at"]?.stringValue.flatMap(Self.millis), created < start {
                     reachedStart = true  // newest first: the rest are older still
                     break
                 }

@@ -39,9 +39,7 @@ public final class FakeFastSpringAPI: Sendable {
     private let events = Mutex<[StoredEvent]>([])
     private let failureMode = Mutex<Failure>(.none)
     private let log = Mutex<[String]>([])
-    private let port = Mutex<Int?>(nil)
-    private let task = Mutex<Task<Void, any Error>?>(nil)
-    private let stopping = Atomic<Bool>(false)
+    private let server = LoopbackServer(name: "fake FastSpring API")
 
     public init(username: String = "api-user", password: String = "api-p4ss") {
         (self.username, self.password) = (username, password)
@@ -66,38 +64,19 @@ public final class FakeFastSpringAPI: Sendable {
     public var requests: [String] { log.withLock { $0 } }
 
     public func start() async throws -> Int {
-        let router = Router()
-        router.on("**", method: .get) { [self] request, _ in try await self.answer(request) }
-        router.on("**", method: .post) { [self] request, _ in try await self.answer(request) }
-        let app = Application(
-            router: router,
-            configuration: ApplicationConfiguration(address: .hostname("127.0.0.1", port: 0), serverName: nil),
-            onServerRunning: { [self] channel in self.port.withLock { $0 = channel.localAddress?.port } },
-            logger: Logger(label: "fake-fastspring", factory: { _ in SwiftLogNoOpLogHandler() })
-        )
-        task.withLock { $0 = Task { try await app.runService(gracefulShutdownSignals: []) } }
-        for _ in 0..<500 {
-            if let port = port.withLock({ $0 }) { return port }
-            try await Task.sleep(for: .milliseconds(10))
-        }
-        throw TestHTTPClient.Failure(description: "fake FastSpring API did not start")
+        try await server.start { [self] request in try await self.answer(request) }
     }
 
     public func stop() async {
-        stopping.store(true, ordering: .relaxed)
-        let running = task.withLock { $0 }
-        running?.cancel()
-        _ = try? await running?.value
+        await server.stop()
     }
 
     private func delay(milliseconds: Int) async {
-        await sleepUnlessStopped(milliseconds: milliseconds) { stopping.load(ordering: .relaxed) }
+        await server.delay(milliseconds: milliseconds)
     }
 
     private func json(_ status: HTTPResponse.Status, _ text: String, headers extra: HTTPFields = HTTPFields()) -> Response {
-        var headers = extra
-        headers[.contentType] = "application/json"
-        return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(string: text)))
+        LoopbackServer.json(status, text, headers: extra)
     }
 
     private func answer(_ request: Request) async throws -> Response {

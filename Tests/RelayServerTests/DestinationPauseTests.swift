@@ -7,10 +7,7 @@ import Testing
 /// pause holds across a restart and a routes reload, and a resume sends what waited. On both
 /// stores.
 @Suite struct DestinationPauseTests {
-    enum Store: String, CaseIterable, CustomStringConvertible {
-        case journal, postgres
-        var description: String { rawValue }
-    }
+    typealias Store = ServedRelay.Store
 
     @Test(.timeLimit(.minutes(2)), arguments: Store.allCases)
     func aPauseHoldsAcrossARestartAndAReloadUntilResumed(_ store: Store) async throws {
@@ -22,22 +19,8 @@ import Testing
             ["orders": fastRetry("http://127.0.0.1:\(port)/orders"), "audit": fastRetry("http://127.0.0.1:\(port)/audit")],
             routes: #"[{"name": "all", "to": ["orders", "audit"]}]"#
         ))
-        var storeArguments: [String] = []
-        if store == .postgres {
-            _ = try StoreKind.postgresURL()  // fails clearly without the test cluster
-            storeArguments = ["--store", ProcessInfo.processInfo.environment["RELAY_TEST_POSTGRES_URL"] ?? "", "--store-schema", "t_" + String(UInt64.random(in: 0...UInt64.max), radix: 36)]
-        }
-        var starts = 0
-        func start() async throws -> (RelayProcess, ingest: Int, admin: [String]) {
-            starts += 1
-            let process = try RelayProcess(
-                arguments: ["serve", "--config", config, "--data", dir.path + "/data", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"] + storeArguments,
-                logPath: dir.path + "/relay\(starts).log"
-            )
-            let ingest = try await process.waitForPort(message: "ingest listening")
-            let admin = try await process.waitForPort(message: "admin listening")
-            return (process, ingest, ["--admin", "http://127.0.0.1:\(admin)"])
-        }
+        let served = try ServedRelay(config: config, directory: dir.path, store: store)
+        func start() async throws -> (RelayProcess, ingest: Int, admin: [String]) { try await served.start() }
         func post(_ ingest: Int, _ id: String) async throws -> String {
             let response = try await TestHTTPClient.send(port: ingest, method: "POST", path: "/webhooks/shop", body: Array("{\"id\":\"\(id)\",\"type\":\"order.paid\"}".utf8))
             return try #require(try JSONParser.parse(response.body)["ids"]?.arrayValue?.first?.stringValue)
@@ -78,9 +61,7 @@ import Testing
         #expect(unknown.status == 1 && unknown.err.contains("404") && unknown.err.contains("nowhere"), "\(unknown.err)")
         relay.signal(SIGTERM)
         #expect(await relay.waitForExit() == 0)
-        if store == .postgres, let schema = storeArguments.last {
-            await dropPostgresSchema(url: try StoreKind.postgresURL(), schema: schema)
-        }
+        await served.dispose()
         await downstream.stop()
     }
 }

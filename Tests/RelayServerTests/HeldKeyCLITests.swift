@@ -12,10 +12,7 @@ import Glibc
 /// `kill -9` and restart, until `relay destinations retry` (the key moves on once it succeeds)
 /// or `relay destinations skip` (it stays dead, the key moves on). On both stores.
 @Suite struct HeldKeyCLITests {
-    enum Store: String, CaseIterable, CustomStringConvertible {
-        case journal, postgres
-        var description: String { rawValue }
-    }
+    typealias Store = ServedRelay.Store
 
     @Test(.timeLimit(.minutes(2)), arguments: Store.allCases)
     func aHeldKeyWaitsAcrossKillNineUntilRetriedOrSkipped(_ store: Store) async throws {
@@ -32,22 +29,8 @@ import Glibc
                                          "ordering": { "key": "order_id", "on_dead": "hold" } } },
           "routes": [ { "name": "all", "to": ["ordered"] } ] }
         """)
-        var storeArguments: [String] = []
-        if store == .postgres {
-            _ = try StoreKind.postgresURL()  // fails clearly without the test cluster
-            storeArguments = ["--store", ProcessInfo.processInfo.environment["RELAY_TEST_POSTGRES_URL"] ?? "", "--store-schema", "t_" + String(UInt64.random(in: 0...UInt64.max), radix: 36)]
-        }
-        var starts = 0
-        func start() async throws -> (RelayProcess, ingest: Int, admin: [String]) {
-            starts += 1
-            let process = try RelayProcess(
-                arguments: ["serve", "--config", config, "--data", dir.path + "/data", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"] + storeArguments,
-                logPath: dir.path + "/relay\(starts).log"
-            )
-            let ingest = try await process.waitForPort(message: "ingest listening")
-            let admin = try await process.waitForPort(message: "admin listening")
-            return (process, ingest, ["--admin", "http://127.0.0.1:\(admin)"])
-        }
+        let served = try ServedRelay(config: config, directory: dir.path, store: store)
+        func start() async throws -> (RelayProcess, ingest: Int, admin: [String]) { try await served.start() }
         func post(_ ingest: Int, _ id: String, order: String) async throws -> String {
             let body = "{\"id\":\"\(id)\",\"type\":\"order.updated\",\"order_id\":\"\(order)\"}"
             let response = try await TestHTTPClient.send(port: ingest, method: "POST", path: "/webhooks/shop", body: Array(body.utf8))
@@ -117,9 +100,7 @@ import Glibc
 
         relay.signal(SIGTERM)
         #expect(await relay.waitForExit() == 0)
-        if store == .postgres, let schema = storeArguments.last {
-            await dropPostgresSchema(url: try StoreKind.postgresURL(), schema: schema)
-        }
+        await served.dispose()
         await downstream.stop()
     }
 }

@@ -62,7 +62,10 @@ public struct RelayConfig: Sendable {
                 }
             }
         }
-        if !sources.values.contains(where: { $0.provider == .runa && $0.reconcile != nil }) {
+        // Read from the file, not the parsed sources: a Runa source whose reconcile block has an
+        // error of its own is reported there, not again here.
+        let runaReconciles = document["sources"]?.objectValue?.contains { $0.value["provider"]?.stringValue == "runa" && $0.value["reconcile"] != nil } ?? false
+        if !runaReconciles {
             for destination in destinations.values.sorted(by: { $0.name < $1.name }) where destination.enrich == .runaOrder {
                 reader.fail("destinations.\(destination.name).enrich", "runa-order needs a runa source with a reconcile block (its api_key fetches the order)")
             }

@@ -84,6 +84,7 @@ import Testing
             #expect(detail.contains("connection refused") || detail.contains("Couldn't connect") || detail.contains("refused"), "the attempts show the error: \(detail)")
             // Hostile values are text: in the body, a header and the provider id, and nothing ran.
             #expect(detail.contains(Self.hostile), "shown literally")
+            #expect(detail.contains("received via") && detail.contains("webhook"), "how it arrived")
             #expect(try await browser.run("return document.querySelectorAll('script').length").doubleValue == 1, "only the console's own script")
             #expect(try await browser.run("return document.querySelectorAll('#app img').length").doubleValue == 0)
             #expect(try await browser.run("return window.__xss === undefined").boolValue == true, "no injected script ran")

@@ -92,7 +92,8 @@ export async function eventPage(args, started) {
   if (!current(started)) return;
   const e = detail;
   const fields = [["id", e.id], ["received", time(e.received_at)], ["source", e.source], ["provider", e.provider], ["type", e.type], ["status", e.status],
-    ["order id", e.order_id], ["provider event id", e.provider_event_id], ["products", (e.products || []).join(", ")], ["sequence", e.sequence]];
+    ["order id", e.order_id], ["provider event id", e.provider_event_id], ["products", (e.products || []).join(", ")], ["sequence", e.sequence],
+    ["received via", e.received_via === "reconcile" ? "reconcile (recovered from the provider's API)" : "webhook"]];
   const routing = e.routing;
 
   async function retry(destination) {

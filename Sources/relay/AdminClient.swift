@@ -85,14 +85,4 @@ struct AdminClient {
             throw fail("\(command): the relay's answer does not match the admin API (\(Body.self)): \(error)")
         }
     }
-
-    /// A value for a query string or a path segment (`&`, `=`, `+`, `?` and `#` escaped too).
-    static func percentEncode(_ text: String) -> String {
-        text.addingPercentEncoding(withAllowedCharacters: .urlQueryAllowed.subtracting(CharacterSet(charactersIn: "&=+?#"))) ?? text
-    }
-
-    /// A name as one path segment: percent-encoded, its `/` too.
-    static func pathSegment(_ text: String) -> String {
-        percentEncode(text).replacingOccurrences(of: "/", with: "%2F")
-    }
 }

@@ -108,11 +108,11 @@ struct Destinations: ParsableCommand {
     }
 
     static func deliveryPath(_ delivery: String, _ action: String) -> String {
-        "/admin/deliveries/\(AdminClient.pathSegment(delivery))/\(action)"
+        "/admin/deliveries/\(PercentEncoding.pathSegment(delivery))/\(action)"
     }
 
     static func act(_ action: String, _ name: String, _ options: AdminOptions) throws {
-        let path = "/admin/destinations/\(AdminClient.pathSegment(name))/\(action)"
+        let path = "/admin/destinations/\(PercentEncoding.pathSegment(name))/\(action)"
         let (destination, json) = try AdminClient(options, command: "destinations \(action)").request(DestinationBody.self, path, body: [])
         if options.json {
             print(JSONWriter.serialize(json))

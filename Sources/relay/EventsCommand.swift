@@ -56,7 +56,7 @@ struct Events: ParsableCommand {
             guard (1...1000).contains(limit) else { throw fail("events list: --limit: must be from 1 to 1000, not \(limit)") }
             query.append(("limit", String(limit)))
             if let cursor { query.append(("cursor", cursor)) }
-            let path = "/admin/events?" + query.map { "\($0.name)=\(AdminClient.percentEncode($0.value))" }.joined(separator: "&")
+            let path = "/admin/events?" + query.map { "\($0.name)=\(PercentEncoding.queryValue($0.value))" }.joined(separator: "&")
             let (page, json) = try AdminClient(options, command: "events list").request(EventPageBody.self, path)
             if options.json {
                 print(JSONWriter.serialize(json))
@@ -81,7 +81,7 @@ struct Events: ParsableCommand {
         @OptionGroup var options: AdminOptions
 
         func run() throws {
-            let (detail, json) = try AdminClient(options, command: "events show").request(EventDetailBody.self, "/admin/events/" + AdminClient.percentEncode(id))
+            let (detail, json) = try AdminClient(options, command: "events show").request(EventDetailBody.self, "/admin/events/" + PercentEncoding.queryValue(id))
             if options.json {
                 print(JSONWriter.serialize(json))
                 return
@@ -123,7 +123,7 @@ extension Events {
             guard (1...1000).contains(limit) else { throw fail("events rejected: --limit: must be from 1 to 1000, not \(limit)") }
             var query = [("limit", String(limit))]
             if let source { query.append(("source", source)) }
-            let path = "/admin/rejections?" + query.map { "\($0.0)=\(AdminClient.percentEncode($0.1))" }.joined(separator: "&")
+            let path = "/admin/rejections?" + query.map { "\($0.0)=\(PercentEncoding.queryValue($0.1))" }.joined(separator: "&")
             let (list, json) = try AdminClient(options, command: "events rejected").request(RejectionListBody.self, path)
             if options.json {
                 print(JSONWriter.serialize(json))

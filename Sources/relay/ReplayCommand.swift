@@ -75,7 +75,7 @@ struct Replay: ParsableCommand {
         guard wait else { return }
         var status: (body: ReplayStatusBody, json: JSONValue)
         while true {
-            status = try client.request(ReplayStatusBody.self, "/admin/replays/" + AdminClient.percentEncode(id))
+            status = try client.request(ReplayStatusBody.self, "/admin/replays/" + PercentEncoding.queryValue(id))
             if status.body.state == "finished" { break }
             Thread.sleep(forTimeInterval: 0.25)
         }

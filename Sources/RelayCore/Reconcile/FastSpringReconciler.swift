@@ -36,7 +36,7 @@ public struct ReconcileFailure: Error, Sendable, CustomStringConvertible {
 }
 
 /// One reconciliation pass against FastSpring's events API: list the unprocessed events of the
-/// window (`GET /events/unprocessed?days=N` or `begin`/`end`, 25 per page with `more`), store each
+/// window (`GET /events/unprocessed?begin=…&end=…`, 25 per page with `more`), store each
 /// the relay does not have exactly as if it had been pushed, and only once it is durable mark it
 /// processed (`POST /events/{id}` with `{"processed":true}`). An event already stored is marked
 /// too: a pass cut between storing and marking is finished by the next one, which finds it
@@ -55,6 +55,7 @@ public struct FastSpringReconciler: Sendable {
     /// Runs a pass for `source` over the last `sinceMillis` (default: its `lookback`).
     public func run(source: SourceConfig, sinceMillis: Int64? = nil, dryRun: Bool = false) async throws(ReconcileFailure) -> ReconcileReport {
         guard let config = source.reconcile else { throw ReconcileFailure("source \(JSONWriter.quote(source.name)) has no reconcile block") }
+        let api = ProviderAPICall(client: client, config: config, provider: "FastSpring")
         var report = ReconcileReport(source: source.name, dryRun: dryRun)
         let window = min(sinceMillis ?? config.lookbackMillis, ReconcileConfig.maximumLookback)
         let end = clock.now().milliseconds
@@ -63,7 +64,7 @@ public struct FastSpringReconciler: Sendable {
         while report.pages < Self.maxPages {
             var query = "begin=\(end - window)&end=\(end)"
             if dryRun && page > 1 { query += "&page=\(page)" }
-            let listing = try await list(config, query: query)
+            let listing = try await list(api, query: query)
             report.pages += 1
             let fresh = listing.events.filter { event in
                 guard let id = event["id"]?.stringValue else { return true }
@@ -75,7 +76,7 @@ public struct FastSpringReconciler: Sendable {
             }
             report.providerHas += fresh.count
             if !dryRun {
-                try await store(fresh, source: source, config: config, into: &report)
+                try await store(fresh, source: source, api: api, into: &report)
             }
             guard listing.more else { break }
             page += 1
@@ -83,7 +84,7 @@ public struct FastSpringReconciler: Sendable {
         return report
     }
 
-    private func store(_ events: [JSONValue], source: SourceConfig, config: ReconcileConfig, into report: inout ReconcileReport) async throws(ReconcileFailure) {
+    private func store(_ events: [JSONValue], source: SourceConfig, api: ProviderAPICall, into report: inout ReconcileReport) async throws(ReconcileFailure) {
         let result: IngestResult
         do {
             result = try await pipeline.ingestRecovered(source: source, events: events)
@@ -102,7 +103,7 @@ public struct FastSpringReconciler: Sendable {
         report.storedIDs += result.providerEventIDs.filter { storedIDs.contains($0) }
         // Durable now (the store answered): mark each one processed.
         for id in result.providerEventIDs {
-            try await mark(id, config)
+            _ = try await api.send(method: "POST", path: "/events/" + PercentEncoding.pathSegment(id), body: Array(#"{"processed":true}"#.utf8))
             report.marked += 1
         }
     }
@@ -112,14 +113,8 @@ public struct FastSpringReconciler: Sendable {
         var more: Bool
     }
 
-    private func list(_ config: ReconcileConfig, query: String) async throws(ReconcileFailure) -> Listing {
-        let response = try await call(config, method: "GET", path: "/events/unprocessed?" + query)
-        let json: JSONValue
-        do {
-            json = try JSONParser.parse(response.body)
-        } catch {
-            throw ReconcileFailure("GET /events/unprocessed: the answer is not JSON (\(error))")
-        }
+    private func list(_ api: ProviderAPICall, query: String) async throws(ReconcileFailure) -> Listing {
+        let json = try api.json(try await api.send(method: "GET", path: "/events/unprocessed?" + query), "GET /events/unprocessed")
         guard json["result"]?.stringValue == "success" else {
             let detail = json["error"].map { JSONWriter.serialize($0) } ?? "no result \"success\""
             throw ReconcileFailure("GET /events/unprocessed: FastSpring answered an error: \(detail.prefix(300))")
@@ -127,30 +122,4 @@ public struct FastSpringReconciler: Sendable {
         guard let events = json["events"]?.arrayValue else { throw ReconcileFailure("GET /events/unprocessed: the answer has no events array") }
         return Listing(events: events, more: json["more"]?.boolValue ?? false)
     }
-
-    private func mark(_ id: String, _ config: ReconcileConfig) async throws(ReconcileFailure) {
-        _ = try await call(config, method: "POST", path: "/events/" + Self.pathSegment(id), body: Array(#"{"processed":true}"#.utf8))
-    }
-
-    private func call(_ config: ReconcileConfig, method: String, path: String, body: [UInt8] = []) async throws(ReconcileFailure) -> ProviderAPIResponse {
-        try await ProviderAPICall(client: client, config: config, provider: "FastSpring").send(method: method, path: path, body: body)
-    }
-
-    /// An id as one URL path segment (FastSpring ids are URL-safe base64; anything else is escaped).
-    static func pathSegment(_ id: String) -> String {
-        var out = ""
-        for byte in id.utf8 {
-            let c = Character(UnicodeScalar(byte))
-            if c.isASCII && (c.isLetter || c.isNumber || c == "-" || c == "_" || c == "." || c == "~") {
-                out.append(c)
-            } else {
-                out += "%" + String(byte, radix: 16, uppercase: true).leftPadded(to: 2)
-            }
-        }
-        return out
-    }
-}
-
-extension String {
-    fileprivate func leftPadded(to width: Int) -> String { String(repeating: "0", count: max(0, width - count)) + self }
 }

@@ -26,7 +26,7 @@ public struct RunaReconciler: Sendable {
         var reachedStart = false
         while report.pages < Self.maxPages && !reachedStart {
             var path = "/order?limit=\(Self.pageSize)"
-            if let cursor { path += "&after=" + FastSpringReconciler.pathSegment(cursor) }
+            if let cursor { path += "&after=" + PercentEncoding.queryValue(cursor) }
             let json = try api.json(try await api.send(method: "GET", path: path), "GET /order")
             report.pages += 1
             guard let items = json["items"]?.arrayValue else { throw ReconcileFailure("GET /order: the answer has no items array") }
@@ -64,7 +64,7 @@ public struct RunaReconciler: Sendable {
     /// One order in full (`GET /order/{id}`), for a destination's `enrich: runa-order`.
     public func order(_ id: String, config: ReconcileConfig) async throws(ReconcileFailure) -> JSONValue {
         let api = ProviderAPICall(client: client, config: config, provider: "Runa")
-        let json = try api.json(try await api.send(method: "GET", path: "/order/" + FastSpringReconciler.pathSegment(id)), "GET /order/{id}")
+        let json = try api.json(try await api.send(method: "GET", path: "/order/" + PercentEncoding.pathSegment(id)), "GET /order/{id}")
         guard json.objectValue != nil, json["id"] != nil else { throw ReconcileFailure("GET /order/{id}: the answer is not an order") }
         return json
     }

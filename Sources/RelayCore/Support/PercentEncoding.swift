@@ -1,5 +1,18 @@
-/// Percent-decoding (RFC 3986) of URL parts: a path parameter, a store URL's user or password.
+import Foundation
+
+/// Percent-encoding (RFC 3986) of URL parts: a path parameter, a store URL's user or password,
+/// what the CLI sends the admin API and what the reconciler sends a provider's API.
 public enum PercentEncoding {
+    /// A query value (or a path that keeps its `/`): `&`, `=`, `+`, `?` and `#` are encoded too.
+    public static func queryValue(_ text: String) -> String {
+        text.addingPercentEncoding(withAllowedCharacters: .urlQueryAllowed.subtracting(CharacterSet(charactersIn: "&=+?#"))) ?? text
+    }
+
+    /// One path segment: as a query value, and its `/` encoded.
+    public static func pathSegment(_ text: String) -> String {
+        queryValue(text).replacingOccurrences(of: "/", with: "%2F")
+    }
+
     /// `text` with each `%XX` decoded; nil when a `%` is not followed by two hex digits or the
     /// decoded bytes are not UTF-8.
     public static func decode(_ text: some StringProtocol) -> String? {

@@ -64,10 +64,22 @@ public final class IngestPipeline: Sendable {
     /// the source was taken from, so one request never mixes two config versions.
     public func ingest(source: SourceConfig, routing: RoutingTable, headers: HeaderList, body: [UInt8]) async throws(IngestError) -> IngestResult {
         let (candidates, rejected) = try prepare(source: source, routing: routing, headers: headers, body: body)
-        let outcomes = try await store.store(candidates)
-        var result = Self.result(candidates, outcomes)
+        return try await stored(candidates, rejected: rejected)
+    }
+
+    /// Stores `candidates`: the answer, with the batch's `rejected` events.
+    private func stored(_ candidates: [IngestCandidate], rejected: [RejectedEvent]) async throws(IngestError) -> IngestResult {
+        var result = Self.result(candidates, try await store.store(candidates))
         result.rejected = rejected
         return result
+    }
+
+    /// Each normalized event with a fresh relay id and its routing decision.
+    private func candidates(_ events: [NormalizedEvent], source: SourceConfig, routing: RoutingTable, receivedAt: Timestamp) -> [IngestCandidate] {
+        events.map { item in
+            let event = item.event(id: ids.next(), source: source, receivedAt: receivedAt)
+            return IngestCandidate(event: event, decision: routing.decide(event))
+        }
     }
 
     /// Checks the size, verifies and normalizes the body, and routes each event: the
@@ -79,11 +91,7 @@ public final class IngestPipeline: Sendable {
         }
         let receivedAt = clock.now()
         let batch = try ProviderAdapters.split(source: source, headers: headers, body: body, now: receivedAt)
-        let candidates = batch.events.map { item in
-            let event = item.event(id: ids.next(), source: source, receivedAt: receivedAt)
-            return IngestCandidate(event: event, decision: routing.decide(event))
-        }
-        return (candidates, batch.rejected)
+        return (candidates(batch.events, source: source, routing: routing, receivedAt: receivedAt), batch.rejected)
     }
 
     /// The header a recovered event carries: how it reached the relay (`received_via`).
@@ -113,15 +121,12 @@ public final class IngestPipeline: Sendable {
                 }
             }
         }
-        let candidates = batch.events.map { item in
+        let recovered = batch.events.map { item in
             var item = item
             item.headers.append((name: Self.receivedViaHeader, value: "reconcile"))
-            let event = item.event(id: ids.next(), source: source, receivedAt: receivedAt)
-            return IngestCandidate(event: event, decision: routing.decide(event))
+            return item
         }
-        var result = Self.result(candidates, try await store.store(candidates))
-        result.rejected = batch.rejected
-        return result
+        return try await stored(candidates(recovered, source: source, routing: routing, receivedAt: receivedAt), rejected: batch.rejected)
     }
 
     /// The answer to a request whose candidates the store took with `outcomes`.

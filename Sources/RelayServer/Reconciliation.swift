@@ -33,6 +33,8 @@ actor ReconcileRunner {
         var nextDue: Int64 = 0
         var failures = 0
         var lastError: String?
+        /// The provider's `Retry-After` from the last failed pass, if it gave one.
+        var retryAfterMillis: Int64?
     }
 
     enum PassError: Error {
@@ -73,24 +75,21 @@ actor ReconcileRunner {
             guard let reconcile = source.reconcile, (states[source.name]?.nextDue ?? 0) <= now, !running.contains(source.name) else { continue }
             _ = try? await pass(source)
             if Task.isCancelled { return }
-            let failures = states[source.name]?.failures ?? 0
-            let factor = Int64(1) << Int64(min(max(failures - 1, 0), 3))
-            var delay = reconcile.everyMillis * (failures > 0 ? factor : 1)
-            if let retry = retryAfter[source.name] { delay = max(delay, retry) }
-            states[source.name, default: SourceState()].nextDue = clock.now().milliseconds + delay
+            var state = states[source.name, default: SourceState()]
+            let factor = Int64(1) << Int64(min(max(state.failures - 1, 0), 3))
+            let delay = max(reconcile.everyMillis * (state.failures > 0 ? factor : 1), state.retryAfterMillis ?? 0)
+            state.nextDue = clock.now().milliseconds + delay
+            states[source.name] = state
         }
     }
 
-    private var retryAfter: [String: Int64] = [:]
-
     private func succeeded(_ source: SourceConfig, _ report: ReconcileReport) {
         metrics.reconciled(source: source.name, report: report, at: clock.now())
-        retryAfter[source.name] = nil
         var state = states[source.name, default: SourceState()]
         if state.failures > 0 {
             logger.info("reconcile recovered", metadata: ["source": "\(source.name)", "after_failures": "\(state.failures)"])
         }
-        (state.failures, state.lastError) = (0, nil)
+        (state.failures, state.lastError, state.retryAfterMillis) = (0, nil, nil)
         states[source.name] = state
         if report.stored > 0 || report.rejected > 0 {
             logger.info("reconcile stored missed events", metadata: [
@@ -101,9 +100,9 @@ actor ReconcileRunner {
 
     private func failed(_ source: SourceConfig, _ error: ReconcileFailure) {
         metrics.reconcileFailed(source: source.name)
-        retryAfter[source.name] = error.retryAfterMillis
         var state = states[source.name, default: SourceState()]
         state.failures += 1
+        state.retryAfterMillis = error.retryAfterMillis
         if state.failures == 1 || state.lastError != error.message {
             logger.warning("reconcile failed", metadata: ["source": "\(source.name)", "error": "\(error.message)", "failures": "\(state.failures)"])
         }

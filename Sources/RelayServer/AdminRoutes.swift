@@ -308,11 +308,10 @@ struct AdminRoutes {
             guard let name = json["source"]?.stringValue else { return JSONResponse.error(.badRequest, "source: required, a source name") }
             var since: Int64?
             if let value = json["since"] {
-                guard let text = value.stringValue, let millis = Duration.parseMilliseconds(text) else {
-                    return JSONResponse.error(.badRequest, "since: must be a duration such as \"24h\" or \"3d\"")
+                switch value.stringValue.map(ReconcileConfig.since) ?? .failure(ReconcileFailure("must be a duration such as \"24h\" or \"3d\"")) {
+                case .success(let millis): since = millis
+                case .failure(let problem): return JSONResponse.error(.badRequest, "since: \(problem.message)")
                 }
-                guard millis <= ReconcileConfig.maximumLookback else { return JSONResponse.error(.badRequest, "since: at most 30d (FastSpring keeps events for 30 days)") }
-                since = millis
             }
             var dryRun = false
             if let value = json["dry_run"] {

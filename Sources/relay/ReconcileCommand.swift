@@ -16,10 +16,7 @@ struct Reconcile: ParsableCommand {
     @OptionGroup var options: AdminOptions
 
     func run() throws {
-        if let since {
-            guard let millis = Duration.parseMilliseconds(since) else { throw fail("reconcile: --since: must be a duration such as 24h or 3d, not \(JSONWriter.quote(since))") }
-            guard millis <= ReconcileConfig.maximumLookback else { throw fail("reconcile: --since: at most 30d (FastSpring keeps events for 30 days)") }
-        }
+        if let since, case .failure(let problem) = ReconcileConfig.since(since) { throw fail("reconcile: --since: \(problem.message)") }
         var members: [(key: String, value: JSONValue)] = [("source", .string(source)), ("dry_run", .bool(dryRun))]
         if let since { members.append(("since", .string(since))) }
         let body = Array(JSONWriter.serialize(.object(members)).utf8)

@@ -23,6 +23,14 @@ public struct ReconcileConfig: Sendable, Equatable {
     /// FastSpring's events API answers for the last 30 days only.
     public static let maximumLookback: Int64 = 30 * 86_400_000
 
+    /// A pass's `since` (`--since`, `POST /admin/reconcile`): a duration up to the 30 days a
+    /// pass may look back; otherwise the problem, to follow the option's name.
+    public static func since(_ text: String) -> Result<Int64, ReconcileFailure> {
+        guard let millis = Duration.parseMilliseconds(text) else { return .failure(ReconcileFailure("must be a duration such as 24h or 3d, not \(JSONWriter.quote(text))")) }
+        guard millis <= maximumLookback else { return .failure(ReconcileFailure("at most 30d (FastSpring keeps events for 30 days)")) }
+        return .success(millis)
+    }
+
     public init(url: String, credentials: Credentials, everyMillis: Int64 = ReconcileConfig.defaultEvery, lookbackMillis: Int64 = ReconcileConfig.defaultLookback) {
         (self.url, self.credentials, self.everyMillis, self.lookbackMillis) = (url, credentials, everyMillis, lookbackMillis)
     }

@@ -134,6 +134,19 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // scripts/bench's reference for durable ingest (raw SwiftNIO, group commit): a benchmark
+        // target, never part of the relay binary.
+        .executableTarget(
+            name: "IngestReference",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ],
+            path: "Benchmarks/IngestReference",
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "RelayCoreTests",
             dependencies: ["RelayCore", "RelayJournal", "RelayTesting"],

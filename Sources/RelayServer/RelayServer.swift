@@ -191,17 +191,11 @@ public final class RelayServer: Sendable {
 
     /// The services to run, in start order (they stop in reverse).
     public func services() -> [any Service] {
-        let ingestRouter = Router(context: BasicRequestContext.self)
-        ingestRouter.add(middleware: JSONNotFoundMiddleware())
-        IngestRoutes(pipeline: pipeline, metrics: metrics, logger: logger, bodyDeadline: configuration.bodyTimeout).register(on: ingestRouter)
-        let ingest = Application(
-            router: ingestRouter,
-            server: .http1(configuration: .init(additionalChannelHandlers: [CloseAfterResponseHandler()], idleTimeout: TimeAmount(configuration.idleTimeout))),
-            configuration: ApplicationConfiguration(address: .hostname(configuration.listen.host, port: configuration.listen.port), serverName: nil, backlog: 1024),
-            onServerRunning: { [self] channel in
-                self.bound(ingest: channel.localAddress?.port)
-                logger.info("ingest listening", metadata: ["port": "\(channel.localAddress?.port ?? 0)"])
-            },
+        let ingest = IngestListener(
+            host: configuration.listen.host, port: configuration.listen.port,
+            handling: IngestHandling(pipeline: pipeline, metrics: metrics, logger: logger, bodyDeadline: configuration.bodyTimeout),
+            idleTimeout: configuration.idleTimeout,
+            onBound: { [self] port in self.bound(ingest: port) },
             logger: logger
         )
         let adminRouter = Router(context: BasicRequestContext.self)

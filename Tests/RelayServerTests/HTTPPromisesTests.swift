@@ -65,7 +65,7 @@ private func journalEvents(_ directory: String) throws -> [Event] {
 
 /// Sends raw bytes to `127.0.0.1:port` and returns everything the peer sent until it closed the
 /// connection (or `timeout` passed), and whether it did close.
-private func rawExchange(port: Int, _ bytes: [UInt8], timeout: Double = 10) async throws -> (answer: String, closed: Bool) {
+func rawExchange(port: Int, _ bytes: [UInt8], timeout: Double = 10) async throws -> (answer: String, closed: Bool) {
     let fd = try TestHTTPClient.connect(port: port, timeout: timeout)
     return await withCheckedContinuation { continuation in
         Thread {

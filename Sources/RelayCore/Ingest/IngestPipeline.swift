@@ -67,6 +67,29 @@ public final class IngestPipeline: Sendable {
         return try await stored(candidates, rejected: rejected)
     }
 
+    /// Like `ingest(source:routing:headers:body:)`, without `async`: `completion` runs once, on
+    /// the store's thread after the commit (or at once when the request is refused before it),
+    /// so a server can answer on the connection's own thread with no hop through the
+    /// concurrency pool.
+    public func ingest(
+        source: SourceConfig, routing: RoutingTable, headers: HeaderList, body: [UInt8],
+        completion: @escaping @Sendable (Result<IngestResult, IngestError>) -> Void
+    ) {
+        let candidates: [IngestCandidate], rejected: [RejectedEvent]
+        do {
+            (candidates, rejected) = try prepare(source: source, routing: routing, headers: headers, body: body)
+        } catch {
+            return completion(.failure(error))
+        }
+        store.store(candidates) { outcomes in
+            completion(outcomes.map { outcomes in
+                var result = Self.result(candidates, outcomes)
+                result.rejected = rejected
+                return result
+            })
+        }
+    }
+
     /// Stores `candidates`: the answer, with the batch's `rejected` events.
     private func stored(_ candidates: [IngestCandidate], rejected: [RejectedEvent]) async throws(IngestError) -> IngestResult {
         var result = Self.result(candidates, try await store.store(candidates))

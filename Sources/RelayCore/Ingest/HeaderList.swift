@@ -16,7 +16,19 @@ public struct HeaderList: Sendable, ExpressibleByDictionaryLiteral {
 
     /// The first value of `name`, matched case-insensitively.
     public subscript(name: String) -> String? {
-        let wanted = name.lowercased()
-        return entries.first { $0.name.lowercased() == wanted }?.value
+        entries.first { Self.equalIgnoringASCIICase($0.name, name) }?.value
+    }
+
+    /// Header names are ASCII tokens: compared byte by byte, without building lower-cased copies.
+    static func equalIgnoringASCIICase(_ a: String, _ b: String) -> Bool {
+        var left = a.utf8.makeIterator(), right = b.utf8.makeIterator()
+        while true {
+            switch (left.next(), right.next()) {
+            case (nil, nil): return true
+            case (let x?, let y?):
+                guard x == y || (x | 0x20 == y | 0x20 && (x | 0x20) >= 0x61 && (x | 0x20) <= 0x7A) else { return false }
+            default: return false
+            }
+        }
     }
 }

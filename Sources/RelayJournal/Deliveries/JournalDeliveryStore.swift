@@ -133,14 +133,26 @@ public actor JournalDeliveryStore: DeliveryStore {
 
     /// Follows the journal as it grows, picking up new routing decisions. Records are read on
     /// the blocking-I/O pool, a batch at a time, and applied here.
+    ///
+    /// Fresh records come from the journal's memory of its last commits (no disk read, no hop to
+    /// the pool); the disk is read only for what has dropped out of it: after a restart, or when
+    /// the tail fell more than that memory behind.
     private func tail(newWork: @Sendable () -> Void) async {
-        let reader = TailReader(ledger.lastPosition.map { journal.reader(at: $0, sequence: ledger.lastSequence + 1) } ?? journal.reader(from: ledger.lastSequence + 1))
+        var reader: TailReader?
         while !closing {
             do {
                 let before = ledger.created
                 var caughtUp = false
                 while !caughtUp && !closing {
-                    let batch = try await io.run { try reader.next(upTo: 4_096) }
+                    let batch: [JournalRecord]
+                    if let recent = journal.recentRecords(after: ledger.lastSequence, limit: 4_096) {
+                        batch = recent
+                        reader = nil  // the disk reader's place is behind now: a new one when needed
+                    } else {
+                        let disk = reader ?? TailReader(ledger.lastPosition.map { journal.reader(at: $0, sequence: ledger.lastSequence + 1) } ?? journal.reader(from: ledger.lastSequence + 1))
+                        reader = disk
+                        batch = try await io.run { try disk.next(upTo: 4_096) }
+                    }
                     caughtUp = batch.count < 4_096
                     let now = clock.now()
                     for record in batch {
@@ -282,9 +294,11 @@ public actor JournalDeliveryStore: DeliveryStore {
 
     public func replayStatus(id: String) -> ReplayStatus? { nil }
 
-    /// Read on the blocking-I/O pool.
+    /// From the journal's memory of its last commits while the event is among them (a fresh
+    /// event is not read back from disk to be sent); else read on the blocking-I/O pool.
     public nonisolated func event(_ reference: EventReference) async throws -> Event {
         let journal = self.journal
+        if let record = journal.recentRecord(at: JournalPosition(reference.locator)) { return try Event(decoding: record.payload) }
         return try await io.run { try Event(decoding: try journal.read(at: JournalPosition(reference.locator)).payload) }
     }
 

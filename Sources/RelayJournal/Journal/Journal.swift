@@ -40,6 +40,9 @@ public final class Journal: Sendable {
         var durableWaiters: [UInt64: CheckedContinuation<Void, Never>] = [:]
         var nextWaiterID: UInt64 = 0
         var durable: DurableState
+        /// The records of the last commits, as written: the tail and the senders read fresh
+        /// records from here instead of from disk.
+        var recent = RecentRecords()
     }
 
     public let configuration: JournalConfiguration
@@ -175,8 +178,23 @@ public final class Journal: Sendable {
         }
     }
 
-    /// The record at `position` (random access, for the body of an event being delivered).
+    /// The durable records after `sequence` (at most `limit`) from memory, or nil when memory no
+    /// longer holds the one right after it (then read them from disk). Empty when there is none.
+    public func recentRecords(after sequence: UInt64, limit: Int) -> [JournalRecord]? {
+        shared.withLock { state in
+            state.durable.lastSequence <= sequence ? [] : state.recent.records(after: sequence, limit: limit)
+        }
+    }
+
+    /// The record at `position` if it is among the last commits held in memory.
+    public func recentRecord(at position: JournalPosition) -> JournalRecord? {
+        shared.withLock { $0.recent.record(at: position) }
+    }
+
+    /// The record at `position` (random access, for the body of an event being delivered): from
+    /// memory while it is among the last commits, else from disk.
     public func read(at position: JournalPosition) throws -> JournalRecord {
+        if let record = recentRecord(at: position) { return record }
         guard position < durable.end else { throw JournalError(.invalidArgument, "position \(position) is past the durable end") }
         let path = configuration.directory + "/" + JournalFormat.segmentName(base: position.segment)
         let fd = try SegmentScanner.openReadOnly(path)
@@ -267,10 +285,12 @@ public final class Journal: Sendable {
         let durable: DurableState? = (try? result.get()) != nil
             ? DurableState(lastSequence: writer.nextSequence - 1, end: JournalPosition(segment: writer.segmentBase, offset: writer.offset))
             : nil
+        let written = durable == nil ? [] : writer.takeWritten()
         let waiters = shared.withLock { state -> [CheckedContinuation<Void, Never>] in
             state.queuedBytes -= batchBytes
             guard let durable else { return [] }
             state.durable = durable
+            state.recent.append(written, budget: configuration.recentRecordBytes)
             defer { state.durableWaiters = [:] }
             return Array(state.durableWaiters.values)
         }
@@ -298,6 +318,14 @@ extension Journal {
         /// Set when a failed write could not be rolled back: nothing more is written.
         private var broken: JournalError?
         private var buffer: [UInt8] = []
+        /// The records the last successful `write` made durable (their payloads are the entries'
+        /// own arrays, not copies).
+        private var written: [JournalRecord] = []
+
+        func takeWritten() -> [JournalRecord] {
+            defer { written = [] }
+            return written
+        }
 
         init(configuration: JournalConfiguration, file: any JournalWritableFile, segmentBase: UInt64, offset: UInt64, nextSequence: UInt64) {
             self.configuration = configuration
@@ -315,6 +343,7 @@ extension Journal {
             }
             guard let file else { throw JournalError(.unavailable, "no open journal segment") }
             buffer.removeAll(keepingCapacity: true)
+            written.removeAll(keepingCapacity: true)
             var sequence = nextSequence
             var numbers: [[UInt64]] = []
             numbers.reserveCapacity(groups.count)
@@ -323,6 +352,7 @@ extension Journal {
                 var groupNumbers: [UInt64] = []
                 groupNumbers.reserveCapacity(group.count)
                 for entry in group {
+                    written.append(JournalRecord(sequence: sequence, type: entry.type, payload: entry.payload, position: JournalPosition(segment: segmentBase, offset: offset + UInt64(buffer.count))))
                     JournalFormat.appendRecord(
                         to: &buffer, sequence: sequence, type: entry.type, payload: entry.payload,
                         startsCommit: sequence == nextSequence, endsCommit: sequence == last
@@ -344,8 +374,10 @@ extension Journal {
                 } catch let rollback {
                     let failure = (rollback as? JournalError) ?? JournalError(.io, "\(rollback)")
                     broken = failure
+                    written = []
                     logger.critical("journal rollback failed; refusing further writes", metadata: ["error": "\(failure)"])
                 }
+                written = []
                 throw error
             }
             offset += UInt64(buffer.count)

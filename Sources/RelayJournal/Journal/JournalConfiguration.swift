@@ -12,6 +12,10 @@ public struct JournalConfiguration: Sendable {
     /// The most bytes waiting to be written; an append beyond it fails at once with
     /// `.overloaded` instead of queueing without bound. Default 64 MiB.
     public var maxQueuedBytes: Int
+    /// The most payload bytes of the last commits kept in memory, so that the delivery engine
+    /// and its senders get fresh records without reading them back from disk. Default 8 MiB;
+    /// 0 reads everything from disk.
+    public var recentRecordBytes: Int = 8 << 20
     /// Where writes go; tests inject failures here.
     public var fileSystem: any JournalFileSystem
     /// Told, on the writer thread, the records and the write-and-sync time of every group commit

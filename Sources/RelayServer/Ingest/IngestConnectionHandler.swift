@@ -193,16 +193,19 @@ final class IngestConnectionHandler: ChannelDuplexHandler {
         }
         let loop = context.eventLoop
         let handler = NIOLoopBound(self, eventLoop: loop)
-        handling.ingest(source: request.source, routing: request.routing, headers: headers, body: request.body) { answer in
+        let source = request.source
+        handling.ingest(source: source, routing: request.routing, headers: headers, body: request.body) { result in
+            // On the store's thread: only the hop back to this connection's loop happens here.
             if loop.inEventLoop {
-                handler.value.answer(answer, slot: slot)
+                handler.value.stored(result, source: source, slot: slot)
             } else {
-                loop.execute { handler.value.answer(answer, slot: slot) }
+                loop.execute { handler.value.stored(result, source: source, slot: slot) }
             }
         }
     }
 
-    private func answer(_ answer: IngestAnswer, slot: Int) {
+    private func stored(_ result: Result<IngestResult, IngestError>, source: SourceConfig, slot: Int) {
+        let answer = handling.answer(result, source: source)
         let index = slot - firstSlot
         guard !closed, index >= 0, index < slots.count else { return }
         slots[offset: index].answer = answer

@@ -36,21 +36,27 @@ struct IngestHandling: Sendable {
         reject(IngestError(.timeout, "the request body did not arrive within \(bodyDeadline.components.seconds) s"), source: source.name)
     }
 
-    /// Verifies, normalizes, routes and stores the request's events; `answer` runs once, after
-    /// every stored event is durable (or at once when the request is refused before the store).
+    /// Verifies, normalizes, routes and stores the request's events; `completion` runs once, on
+    /// the store's thread after every stored event is durable (or at once when the request is
+    /// refused before the store). It should only hand the result to the connection's event
+    /// loop: `answer(_:source:)` turns it into the answer there, off the store's writer thread,
+    /// which every request's commit waits on.
     func ingest(
         source: SourceConfig, routing: RoutingTable, headers: HeaderList, body: [UInt8],
-        answer: @escaping @Sendable (IngestAnswer) -> Void
+        completion: @escaping @Sendable (Result<IngestResult, IngestError>) -> Void
     ) {
-        pipeline.ingest(source: source, routing: routing, headers: headers, body: body) { result in
-            switch result {
-            case .success(let result):
-                metrics.ingested(result, source: source)
-                answer(result.rejected.isEmpty ? .json(result.json) : partiallyAccepted(result, source: source))
-            case .failure(let error):
-                logRejectedEvents(error.rejected, source: source, batchAccepted: false)
-                answer(reject(error, source: source.name))
-            }
+        pipeline.ingest(source: source, routing: routing, headers: headers, body: body, completion: completion)
+    }
+
+    /// The answer to a request `ingest` finished with `result`, with its metrics and log lines.
+    func answer(_ result: Result<IngestResult, IngestError>, source: SourceConfig) -> IngestAnswer {
+        switch result {
+        case .success(let result):
+            metrics.ingested(result, source: source)
+            return result.rejected.isEmpty ? .json(result.json) : partiallyAccepted(result, source: source)
+        case .failure(let error):
+            logRejectedEvents(error.rejected, source: source, batchAccepted: false)
+            return reject(error, source: source.name)
         }
     }
 

@@ -16,6 +16,14 @@ public final class RelayMetrics: DeliveryObserver {
     public let registry = PrometheusCollectorRegistry()
     private let factory: PrometheusMetricsFactory
     private let counters = Mutex<[String: CoreMetrics.Counter]>([:])
+    /// `relay_events_ingested_total` by (source, provider, type): counted for every event, so
+    /// looked up without building the general cache's string key.
+    private let ingestedCounters = Mutex<[IngestedKey: CoreMetrics.Counter]>([:])
+    private struct IngestedKey: Hashable {
+        var source: String
+        var provider: String
+        var type: String
+    }
     private let timers = Mutex<[String: CoreMetrics.Timer]>([:])
     private let batchSizes: Recorder
     private let commitTime: CoreMetrics.Timer
@@ -63,7 +71,14 @@ public final class RelayMetrics: DeliveryObserver {
     func ingested(_ result: IngestResult, source: SourceConfig) {
         activity.stored(result.routed.count)
         for (event, _) in result.routed {
-            counter("relay_events_ingested_total", [("source", source.name), ("provider", event.provider), ("type", event.type)]).increment()
+            let key = IngestedKey(source: source.name, provider: event.provider, type: event.type)
+            let ingested = ingestedCounters.withLock { counters in
+                if let known = counters[key] { return known }
+                let made = self.counter("relay_events_ingested_total", [("source", key.source), ("provider", key.provider), ("type", key.type)])
+                counters[key] = made
+                return made
+            }
+            ingested.increment()
         }
         if result.duplicates > 0 {
             counter("relay_ingest_duplicates_total", [("source", source.name)]).increment(by: Int64(result.duplicates))

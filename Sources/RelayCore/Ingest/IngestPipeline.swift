@@ -25,7 +25,15 @@ public struct IngestResult: Sendable {
 
     /// `{"accepted":N,"duplicates":M,"ids":[...]}`.
     public var json: String {
-        "{\"accepted\":\(accepted),\"duplicates\":\(duplicates),\"ids\":\(JSONWriter.array(ids))}"
+        var out = "{\"accepted\":"
+        out.reserveCapacity(48 + ids.reduce(0) { $0 + $1.utf8.count + 3 })
+        out += String(accepted)
+        out += ",\"duplicates\":"
+        out += String(duplicates)
+        out += ",\"ids\":"
+        out += JSONWriter.array(ids)
+        out += "}"
+        return out
     }
 }
 

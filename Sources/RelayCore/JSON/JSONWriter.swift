@@ -2,6 +2,15 @@
 public enum JSONWriter {
     /// `value` as a JSON string literal, quotes included.
     public static func quote(_ value: String) -> String {
+        // Most strings (ids, names, types) need no escape: one copy, no per-character appends.
+        if !value.utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
+            var out = ""
+            out.reserveCapacity(value.utf8.count + 2)
+            out += "\""
+            out += value
+            out += "\""
+            return out
+        }
         var out = "\""
         out.reserveCapacity(value.utf8.count + 2)
         for scalar in value.unicodeScalars {
@@ -33,7 +42,14 @@ public enum JSONWriter {
 
     /// A JSON array of strings.
     public static func array(_ values: [String]) -> String {
-        "[" + values.map(quote).joined(separator: ",") + "]"
+        var out = "["
+        out.reserveCapacity(values.reduce(2) { $0 + $1.utf8.count + 3 })
+        for (index, value) in values.enumerated() {
+            if index > 0 { out += "," }
+            out += quote(value)
+        }
+        out += "]"
+        return out
     }
 
     /// Serializes a parsed value compactly (keys in their original order).

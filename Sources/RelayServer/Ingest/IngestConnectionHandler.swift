@@ -44,7 +44,8 @@ final class IngestConnectionHandler: ChannelDuplexHandler {
         var routing: RoutingTable
         var headers: HTTPHeaders
         var body: [UInt8]
-        var deadline: Scheduled<Void>?
+        /// The whole body must have arrived by then (checked by the connection's one timer).
+        var deadline: NIODeadline
     }
 
     private let handling: IngestHandling
@@ -63,7 +64,11 @@ final class IngestConnectionHandler: ChannelDuplexHandler {
     private var heldRead = false
     private var quiescing = false
     private var lastRead = NIODeadline.now()
-    private var idleCheck: Scheduled<Void>?
+    private var inReadBurst = false
+    /// The connection's one timer, for its idle timeout and the body deadline of the request
+    /// being read (no timer per request), and when it fires.
+    private var timer: Scheduled<Void>?
+    private var timerDeadline = NIODeadline.distantFuture
     private var date = HTTPDate()
 
     init(handling: IngestHandling, idleTimeout: TimeAmount) {
@@ -73,7 +78,7 @@ final class IngestConnectionHandler: ChannelDuplexHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        if context.channel.isActive { scheduleIdleCheck(at: NIODeadline.now() + idleTimeout) }
+        if context.channel.isActive { armTimer(at: NIODeadline.now() + idleTimeout) }
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
@@ -83,7 +88,7 @@ final class IngestConnectionHandler: ChannelDuplexHandler {
 
     func channelActive(context: ChannelHandlerContext) {
         lastRead = .now()
-        scheduleIdleCheck(at: lastRead + idleTimeout)
+        armTimer(at: lastRead + idleTimeout)
         context.fireChannelActive()
     }
 
@@ -95,6 +100,11 @@ final class IngestConnectionHandler: ChannelDuplexHandler {
     // MARK: - Requests
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        // One clock read per read burst: when the connection was last active.
+        if !inReadBurst {
+            inReadBurst = true
+            lastRead = .now()
+        }
         guard !refusing else { return }
         switch unwrapInboundIn(data) {
         case .head(let head):
@@ -113,14 +123,13 @@ final class IngestConnectionHandler: ChannelDuplexHandler {
                 flush()
             } else if let request = reading {
                 reading = nil
-                request.deadline?.cancel()
                 store(request, slot: nextSlot - 1, context: context)
             }
         }
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
-        lastRead = .now()
+        inReadBurst = false
         // An answer given before its request's end arrived (in this read or before): close.
         if answeredEarly, !slots.isEmpty, slots[offset: slots.count - 1].awaitingEnd {
             slots[offset: slots.count - 1].awaitingEnd = false
@@ -152,25 +161,23 @@ final class IngestConnectionHandler: ChannelDuplexHandler {
             if let length, length > source.maxBodyBytes { return answerEarly(handling.tooLarge(source)) }
             var body: [UInt8] = []
             body.reserveCapacity(length ?? 0)
-            let slotNumber = nextSlot - 1
-            let deadline = context.eventLoop.assumeIsolated().scheduleTask(in: TimeAmount(handling.bodyDeadline)) { [self] in
-                bodyDeadlinePassed(slot: slotNumber)
-            }
+            // From the start of the read the head came in (no clock read per request).
+            let deadline = lastRead + TimeAmount(handling.bodyDeadline)
             reading = Reading(source: source, routing: routing, headers: head.headers, body: body, deadline: deadline)
+            armTimer(at: deadline)
         }
     }
 
     /// The current request's answer, decided before its end was read.
     private func answerEarly(_ answer: IngestAnswer) {
-        reading?.deadline?.cancel()
         reading = nil
         answeredEarly = true
         slots[offset: slots.count - 1].answer = answer
         slots[offset: slots.count - 1].awaitingEnd = true
     }
 
-    private func bodyDeadlinePassed(slot: Int) {
-        guard let request = reading, slot == nextSlot - 1 else { return }
+    private func bodyDeadlinePassed() {
+        guard let request = reading else { return }
         reading = nil
         slots[offset: slots.count - 1].answer = handling.bodyTimedOut(request.source)
         slots[offset: slots.count - 1].close = true
@@ -260,7 +267,6 @@ final class IngestConnectionHandler: ChannelDuplexHandler {
         guard error is HTTPParserError else { return close(context) }
         // The request being read (or a new one) is answered with 400 after the answers before it.
         if reading != nil || answeredEarly {
-            reading?.deadline?.cancel()
             reading = nil
             answeredEarly = false
             if slots[offset: slots.count - 1].answer == nil { slots[offset: slots.count - 1].malformed = true }
@@ -285,23 +291,30 @@ final class IngestConnectionHandler: ChannelDuplexHandler {
         context.fireUserInboundEventTriggered(event)
     }
 
-    private func scheduleIdleCheck(at deadline: NIODeadline) {
-        guard let context, !closed else { return }
-        idleCheck?.cancel()
-        idleCheck = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [self] in
-            idleCheckDue()
+    /// Makes the timer fire by `deadline` (it may fire earlier; it checks what is due).
+    private func armTimer(at deadline: NIODeadline) {
+        guard let context, !closed, timer == nil || deadline < timerDeadline else { return }
+        timer?.cancel()
+        timerDeadline = deadline
+        timer = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [self] in
+            timer = nil
+            timerDue()
         }
     }
 
-    /// Closes a connection that sent nothing for the idle timeout and waits for no answer (one
-    /// still being read has its body deadline).
-    private func idleCheckDue() {
+    /// A body past its deadline is answered `408`; a connection that sent nothing for the idle
+    /// timeout and waits for no answer is closed.
+    private func timerDue() {
         guard let context, !closed else { return }
-        let due = lastRead + idleTimeout
-        if !slots.isEmpty || due > .now() {
-            return scheduleIdleCheck(at: max(due, .now() + .milliseconds(100)))
-        }
-        close(context)
+        let now = NIODeadline.now()
+        if let request = reading, request.deadline <= now { bodyDeadlinePassed() }
+        guard !closed else { return }
+        let idleAt = lastRead + idleTimeout
+        if slots.isEmpty && idleAt <= now { return close(context) }
+        // Waiting on a commit counts as activity: look again a little later.
+        var next = max(idleAt, now + .milliseconds(100))
+        if let request = reading { next = min(next, request.deadline) }
+        armTimer(at: next)
     }
 
     private func close(_ context: ChannelHandlerContext) {
@@ -313,10 +326,9 @@ final class IngestConnectionHandler: ChannelDuplexHandler {
     private func stop() {
         closed = true
         refusing = true
-        reading?.deadline?.cancel()
         reading = nil
-        idleCheck?.cancel()
-        idleCheck = nil
+        timer?.cancel()
+        timer = nil
         slots.removeAll()
     }
 

@@ -90,19 +90,13 @@ public final class IngestPipeline: Sendable {
             return completion(.failure(error))
         }
         store.store(candidates) { outcomes in
-            completion(outcomes.map { outcomes in
-                var result = Self.result(candidates, outcomes)
-                result.rejected = rejected
-                return result
-            })
+            completion(outcomes.map { Self.result(candidates, $0, rejected: rejected) })
         }
     }
 
     /// Stores `candidates`: the answer, with the batch's `rejected` events.
     private func stored(_ candidates: [IngestCandidate], rejected: [RejectedEvent]) async throws(IngestError) -> IngestResult {
-        var result = Self.result(candidates, try await store.store(candidates))
-        result.rejected = rejected
-        return result
+        Self.result(candidates, try await store.store(candidates), rejected: rejected)
     }
 
     /// Each normalized event with a fresh relay id and its routing decision.
@@ -161,8 +155,9 @@ public final class IngestPipeline: Sendable {
     }
 
     /// The answer to a request whose candidates the store took with `outcomes`.
-    public static func result(_ candidates: [IngestCandidate], _ outcomes: [IngestOutcome]) -> IngestResult {
+    public static func result(_ candidates: [IngestCandidate], _ outcomes: [IngestOutcome], rejected: [RejectedEvent] = []) -> IngestResult {
         var result = IngestResult(accepted: 0, duplicates: 0, ids: [])
+        result.rejected = rejected
         result.ids.reserveCapacity(outcomes.count)
         result.providerEventIDs.reserveCapacity(outcomes.count)
         for (candidate, outcome) in zip(candidates, outcomes) {

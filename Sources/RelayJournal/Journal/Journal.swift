@@ -374,10 +374,9 @@ extension Journal {
                 } catch let rollback {
                     let failure = (rollback as? JournalError) ?? JournalError(.io, "\(rollback)")
                     broken = failure
-                    written = []
                     logger.critical("journal rollback failed; refusing further writes", metadata: ["error": "\(failure)"])
                 }
-                written = []
+                written = []  // never handed on: nothing of this batch is durable
                 throw error
             }
             offset += UInt64(buffer.count)

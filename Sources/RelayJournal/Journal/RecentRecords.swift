@@ -10,7 +10,6 @@ struct RecentRecords {
     private var head = 0
     private var bytes = 0
 
-    private var count: Int { storage.count - head }
     private var first: JournalRecord? { head < storage.count ? storage[head] : nil }
 
     /// Adds `written` (the next records in sequence) and drops the oldest beyond `budget` bytes

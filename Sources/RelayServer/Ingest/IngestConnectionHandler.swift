@@ -55,9 +55,8 @@ final class IngestConnectionHandler: ChannelDuplexHandler {
     /// The current request was answered early; its remaining parts are dropped.
     private var answeredEarly = false
     private var slots = CircularBuffer<Slot>(initialCapacity: 4)
-    /// The number of the request `slots.first` answers, and of the next request.
+    /// The number of the request `slots.first` answers (the last slot is the current request's).
     private var firstSlot = 0
-    private var nextSlot = 0
     /// No further request is taken (an answer that closes is on its way).
     private var refusing = false
     private var closed = false
@@ -70,6 +69,12 @@ final class IngestConnectionHandler: ChannelDuplexHandler {
     private var timer: Scheduled<Void>?
     private var timerDeadline = NIODeadline.distantFuture
     private var date = HTTPDate()
+
+    /// The slot of the request being read or answered: the last one.
+    private var current: Slot {
+        get { slots[offset: slots.count - 1] }
+        set { slots[offset: slots.count - 1] = newValue }
+    }
 
     init(handling: IngestHandling, idleTimeout: TimeAmount) {
         self.handling = handling
@@ -119,11 +124,11 @@ final class IngestConnectionHandler: ChannelDuplexHandler {
         case .end:
             if answeredEarly {
                 answeredEarly = false
-                slots[offset: slots.count - 1].awaitingEnd = false
+                current.awaitingEnd = false
                 flush()
             } else if let request = reading {
                 reading = nil
-                store(request, slot: nextSlot - 1, context: context)
+                store(request, slot: firstSlot + slots.count - 1, context: context)
             }
         }
     }
@@ -131,9 +136,9 @@ final class IngestConnectionHandler: ChannelDuplexHandler {
     func channelReadComplete(context: ChannelHandlerContext) {
         inReadBurst = false
         // An answer given before its request's end arrived (in this read or before): close.
-        if answeredEarly, !slots.isEmpty, slots[offset: slots.count - 1].awaitingEnd {
-            slots[offset: slots.count - 1].awaitingEnd = false
-            slots[offset: slots.count - 1].close = true
+        if answeredEarly, !slots.isEmpty, current.awaitingEnd {
+            current.awaitingEnd = false
+            current.close = true
             refusing = true
             answeredEarly = false
             flush()
@@ -141,7 +146,6 @@ final class IngestConnectionHandler: ChannelDuplexHandler {
     }
 
     private func begin(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
-        nextSlot += 1
         var slot = Slot()
         slot.closeRequested = head.headers.first(name: "connection")?.lowercased() == "close"
         slots.append(slot)
@@ -172,15 +176,15 @@ final class IngestConnectionHandler: ChannelDuplexHandler {
     private func answerEarly(_ answer: IngestAnswer) {
         reading = nil
         answeredEarly = true
-        slots[offset: slots.count - 1].answer = answer
-        slots[offset: slots.count - 1].awaitingEnd = true
+        current.answer = answer
+        current.awaitingEnd = true
     }
 
     private func bodyDeadlinePassed() {
         guard let request = reading else { return }
         reading = nil
-        slots[offset: slots.count - 1].answer = handling.bodyTimedOut(request.source)
-        slots[offset: slots.count - 1].close = true
+        current.answer = handling.bodyTimedOut(request.source)
+        current.close = true
         refusing = true
         flush()
     }
@@ -269,14 +273,13 @@ final class IngestConnectionHandler: ChannelDuplexHandler {
         if reading != nil || answeredEarly {
             reading = nil
             answeredEarly = false
-            if slots[offset: slots.count - 1].answer == nil { slots[offset: slots.count - 1].malformed = true }
-            slots[offset: slots.count - 1].awaitingEnd = false
-            slots[offset: slots.count - 1].close = true
+            if current.answer == nil { current.malformed = true }
+            current.awaitingEnd = false
+            current.close = true
         } else {
             var slot = Slot()
             slot.malformed = true
             slots.append(slot)
-            nextSlot += 1
         }
         refusing = true
         flush()

@@ -15,16 +15,8 @@ import Synchronization
 public final class RelayMetrics: DeliveryObserver {
     public let registry = PrometheusCollectorRegistry()
     private let factory: PrometheusMetricsFactory
-    private let counters = Mutex<[String: CoreMetrics.Counter]>([:])
-    /// `relay_events_ingested_total` by (source, provider, type): counted for every event, so
-    /// looked up without building the general cache's string key.
-    private let ingestedCounters = Mutex<[IngestedKey: CoreMetrics.Counter]>([:])
-    private struct IngestedKey: Hashable {
-        var source: String
-        var provider: String
-        var type: String
-    }
-    private let timers = Mutex<[String: CoreMetrics.Timer]>([:])
+    private let counters = Mutex<[MetricKey: CoreMetrics.Counter]>([:])
+    private let timers = Mutex<[MetricKey: CoreMetrics.Timer]>([:])
     private let batchSizes: Recorder
     private let commitTime: CoreMetrics.Timer
     /// Minute-by-minute counts for the console (`GET /admin/activity`, `GET /admin/destinations`).
@@ -55,9 +47,27 @@ public final class RelayMetrics: DeliveryObserver {
         Self.cached(timers, name, labels) { CoreMetrics.Timer(label: name, dimensions: labels, factory: factory) }
     }
 
+    /// A metric's name and label values: hashed as they are, with no string built per lookup
+    /// (the ingested-events counter is looked up for every event).
+    private struct MetricKey: Hashable {
+        var name: String
+        var labels: [String]
+
+        init(_ name: String, _ labels: [(String, String)]) {
+            self.name = name
+            var flat: [String] = []
+            flat.reserveCapacity(labels.count * 2)
+            for (label, value) in labels {
+                flat.append(label)
+                flat.append(value)
+            }
+            self.labels = flat
+        }
+    }
+
     /// One metric object per name and labels, made once (the registry's own lookup is slower).
-    private static func cached<Metric>(_ cache: borrowing Mutex<[String: Metric]>, _ name: String, _ labels: [(String, String)], make: () -> Metric) -> Metric {
-        let key = name + labels.map { "|\($0.0)=\($0.1)" }.joined()
+    private static func cached<Metric>(_ cache: borrowing Mutex<[MetricKey: Metric]>, _ name: String, _ labels: [(String, String)], make: () -> Metric) -> Metric {
+        let key = MetricKey(name, labels)
         return cache.withLock { cache in
             if let known = cache[key] { return known }
             let made = make()
@@ -71,14 +81,7 @@ public final class RelayMetrics: DeliveryObserver {
     func ingested(_ result: IngestResult, source: SourceConfig) {
         activity.stored(result.routed.count)
         for (event, _) in result.routed {
-            let key = IngestedKey(source: source.name, provider: event.provider, type: event.type)
-            let ingested = ingestedCounters.withLock { counters in
-                if let known = counters[key] { return known }
-                let made = self.counter("relay_events_ingested_total", [("source", key.source), ("provider", key.provider), ("type", key.type)])
-                counters[key] = made
-                return made
-            }
-            ingested.increment()
+            counter("relay_events_ingested_total", [("source", source.name), ("provider", event.provider), ("type", event.type)]).increment()
         }
         if result.duplicates > 0 {
             counter("relay_ingest_duplicates_total", [("source", source.name)]).increment(by: Int64(result.duplicates))

@@ -139,60 +139,80 @@ extension PostgresStore: IngestStore {
         // copies arriving at once on any instance exactly one is stored. Keys are inserted in a
         // stable order, so concurrent statements lock them in the same order. An event goes in
         // only if its key did (or it has none); its deliveries join it in its own partition.
+        let insert: PostgresQuery = """
+            WITH c AS (
+                SELECT * FROM unnest(
+                    \(events.map(\.id))::text[], \(events.map(\.receivedAt.milliseconds))::bigint[], \(sources)::text[],
+                    \(events.map { PostgresStore.text($0.provider) })::text[], \(events.map { PostgresStore.text($0.type) })::text[],
+                    \(events.map { PostgresStore.text($0.status) })::text[], \(providerIDs)::text[], \(events.map { ByteBuffer(bytes: $0.encoded()) })::bytea[],
+                    \(batch.map { ByteBuffer(bytes: candidates[$0].decision.encoded()) })::bytea[], \(batch.map { keyed[$0] })::boolean[])
+                    AS c(id, received_at, source, provider, type, status, provider_event_id, event, decision, keyed)
+            ), k AS (
+                INSERT INTO relay_dedup (source, provider_event_id, event_id, received_at)
+                SELECT source, provider_event_id, id, received_at FROM c WHERE keyed ORDER BY source, provider_event_id
+                ON CONFLICT DO NOTHING RETURNING event_id
+            ), e AS (
+                INSERT INTO relay_event (id, received_at, source, provider, type, status, provider_event_id, event, decision)
+                SELECT id, received_at, source, provider, type, status, provider_event_id, event, decision FROM c
+                WHERE NOT keyed OR id IN (SELECT event_id FROM k)
+                RETURNING seq, id, received_at
+            )
+            INSERT INTO relay_delivery (event_seq, received_at, destination, due_at, ordering_key)
+            SELECT e.seq, e.received_at, x.destination, e.received_at, nullif(x.ordering_key, '')
+            FROM e JOIN unnest(\(deliveries.map(\.0))::text[], \(deliveries.map(\.1))::text[], \(deliveries.map(\.2))::text[])
+                AS x(event_id, destination, ordering_key) ON x.event_id = e.id
+            """
+        // Positions in `batch` (and so in `sources` and `providerIDs`) of the keyed candidates.
+        let keyedPositions = batch.indices.filter { keyed[batch[$0]] }
+        // After the insert, in a statement of its own (a new snapshot, in READ COMMITTED): the
+        // event id under each keyed candidate's key. Its own id: stored; another: a duplicate of
+        // an event committed before (the insert waited for it).
+        let lookup: PostgresQuery? = keyedPositions.isEmpty ? nil : """
+            SELECT d.source, d.provider_event_id, d.event_id FROM relay_dedup d
+            JOIN unnest(\(keyedPositions.map { sources[$0] })::text[], \(keyedPositions.map { providerIDs[$0] })::text[]) AS k(source, provider_event_id)
+            ON d.source = k.source AND d.provider_event_id = k.provider_event_id
+            """
         // In an explicit transaction: its COMMIT is answered only once the commit is durable.
         // A lone statement (an implicit transaction) has its rows complete before PostgreSQL
         // commits it at the protocol's Sync, so its answer could come before the commit.
-        // The ids behind conflicting keys are read in the same transaction, so a batch that
-        // committed is never answered with an error.
-        let earlierID: [Int: String] = try await client.withTransaction(logger: logger) { connection in
-            let rows = try await connection.query("""
-                WITH c AS (
-                    SELECT * FROM unnest(
-                        \(events.map(\.id))::text[], \(events.map(\.receivedAt.milliseconds))::bigint[], \(sources)::text[],
-                        \(events.map { PostgresStore.text($0.provider) })::text[], \(events.map { PostgresStore.text($0.type) })::text[],
-                        \(events.map { PostgresStore.text($0.status) })::text[], \(providerIDs)::text[], \(events.map { ByteBuffer(bytes: $0.encoded()) })::bytea[],
-                        \(batch.map { ByteBuffer(bytes: candidates[$0].decision.encoded()) })::bytea[], \(batch.map { keyed[$0] })::boolean[])
-                        AS c(id, received_at, source, provider, type, status, provider_event_id, event, decision, keyed)
-                ), k AS (
-                    INSERT INTO relay_dedup (source, provider_event_id, event_id, received_at)
-                    SELECT source, provider_event_id, id, received_at FROM c WHERE keyed ORDER BY source, provider_event_id
-                    ON CONFLICT DO NOTHING RETURNING event_id
-                ), e AS (
-                    INSERT INTO relay_event (id, received_at, source, provider, type, status, provider_event_id, event, decision)
-                    SELECT id, received_at, source, provider, type, status, provider_event_id, event, decision FROM c
-                    WHERE NOT keyed OR id IN (SELECT event_id FROM k)
-                    RETURNING seq, id, received_at
-                ), d AS (
-                    INSERT INTO relay_delivery (event_seq, received_at, destination, due_at, ordering_key)
-                    SELECT e.seq, e.received_at, x.destination, e.received_at, nullif(x.ordering_key, '')
-                    FROM e JOIN unnest(\(deliveries.map(\.0))::text[], \(deliveries.map(\.1))::text[], \(deliveries.map(\.2))::text[])
-                        AS x(event_id, destination, ordering_key) ON x.event_id = e.id
-                )
-                SELECT id FROM e
-                """, logger: logger)
-            var stored: Set<String> = []
-            for try await id in rows.decode(String.self) { stored.insert(id) }
-            // A key that was there already: the id of the event stored under it (committed, since
-            // the insert waited for it).
-            var earlierID: [Int: String] = [:]
-            // Positions in `batch` (and so in `sources` and `providerIDs`).
-            let conflicting = batch.indices.filter { keyed[batch[$0]] && !stored.contains(events[$0].id) }
-            if !conflicting.isEmpty {
-                var existing: [String: String] = [:]
-                let rows = try await connection.query("""
-                    SELECT d.source, d.provider_event_id, d.event_id FROM relay_dedup d
-                    JOIN unnest(\(conflicting.map { sources[$0] })::text[], \(conflicting.map { providerIDs[$0] })::text[]) AS k(source, provider_event_id)
-                    ON d.source = k.source AND d.provider_event_id = k.provider_event_id
-                    """, logger: logger)
-                for try await (source, providerID, id) in rows.decode((String, String, String).self) { existing[source + "\u{0}" + providerID] = id }
-                for position in conflicting {
-                    guard let id = existing[sources[position] + "\u{0}" + providerIDs[position]] else {
-                        throw PostgresStoreError("a de-duplication key vanished just after it conflicted")
-                    }
-                    earlierID[batch[position]] = id
-                }
+        // BEGIN, the insert, the lookup and COMMIT are queued on the connection at once:
+        // postgres-nio sends each as the one before it completes, from the connection's event
+        // loop, so a batch costs one wait here and not a hop through the concurrency pool per
+        // statement. A failed statement aborts the transaction, and the COMMIT after it then
+        // rolls back (its tag says ROLLBACK): the batch is answered with the statement's error.
+        let logger = self.logger
+        let rows: [PostgresRow] = try await client.withConnection { connection in
+            typealias Answer = EventLoopFuture<PostgresQueryResult>
+            let begin: Answer = connection.query("BEGIN", logger: logger)
+            let inserted: Answer = connection.query(insert, logger: logger)
+            let looked: Answer? = lookup.map { connection.query($0, logger: logger) }
+            let commit: Answer = connection.query("COMMIT", logger: logger)
+            // Every answer is awaited, so the connection goes back to the pool only with the
+            // transaction over; the first failure is the batch's.
+            var failure: (any Error)?
+            func answer(_ future: EventLoopFuture<PostgresQueryResult>) async -> PostgresQueryResult? {
+                do { return try await future.get() } catch { failure = failure ?? error; return nil }
             }
-            return earlierID
+            _ = await answer(begin)
+            _ = await answer(inserted)
+            let found = if let looked { await answer(looked) } else { PostgresQueryResult?.none }
+            let committed = await answer(commit)
+            if let failure { throw failure }
+            guard committed?.metadata.command == "COMMIT" else { throw PostgresStoreError("PostgreSQL did not commit an ingest batch") }
+            return found.map(Array.init) ?? []
+        }
+        var existing: [String: String] = [:]
+        for row in rows {
+            let (source, providerID, id) = try row.decode((String, String, String).self)
+            existing[source + "\u{0}" + providerID] = id
+        }
+        // A key that was there already: the id of the event stored under it.
+        var earlierID: [Int: String] = [:]
+        for position in keyedPositions {
+            guard let id = existing[sources[position] + "\u{0}" + providerIDs[position]] else {
+                throw PostgresStoreError("a de-duplication key vanished just after it was written")
+            }
+            if id != events[position].id { earlierID[batch[position]] = id }
         }
         return candidates.indices.map { index in
             if let earlier = duplicateOf[index] {

@@ -135,47 +135,27 @@ extension PostgresStore: IngestStore {
         let deliveries = batch.flatMap { index in
             candidates[index].decision.destinations.map { (candidates[index].event.id, $0, candidates[index].decision.orderingKeys[$0].map(PostgresStore.text) ?? "") }
         }
-        // ON CONFLICT DO NOTHING waits for a concurrent uncommitted insert of the same key, so of
+        // relay_ingest (PostgresSchema, version 10) stores the batch with one statement: ON
+        // CONFLICT DO NOTHING waits for a concurrent uncommitted insert of the same key, so of
         // copies arriving at once on any instance exactly one is stored. Keys are inserted in a
         // stable order, so concurrent statements lock them in the same order. An event goes in
         // only if its key did (or it has none); its deliveries join it in its own partition.
+        // It answers the event id under each keyed candidate's key: its own id, stored; another,
+        // a duplicate of an event committed before (the insert waited for it).
         let insert: PostgresQuery = """
-            WITH c AS (
-                SELECT * FROM unnest(
-                    \(events.map(\.id))::text[], \(events.map(\.receivedAt.milliseconds))::bigint[], \(sources)::text[],
-                    \(events.map { PostgresStore.text($0.provider) })::text[], \(events.map { PostgresStore.text($0.type) })::text[],
-                    \(events.map { PostgresStore.text($0.status) })::text[], \(providerIDs)::text[], \(events.map { ByteBuffer(bytes: $0.encoded()) })::bytea[],
-                    \(batch.map { ByteBuffer(bytes: candidates[$0].decision.encoded()) })::bytea[], \(batch.map { keyed[$0] })::boolean[])
-                    AS c(id, received_at, source, provider, type, status, provider_event_id, event, decision, keyed)
-            ), k AS (
-                INSERT INTO relay_dedup (source, provider_event_id, event_id, received_at)
-                SELECT source, provider_event_id, id, received_at FROM c WHERE keyed ORDER BY source, provider_event_id
-                ON CONFLICT DO NOTHING RETURNING event_id
-            ), e AS (
-                INSERT INTO relay_event (id, received_at, source, provider, type, status, provider_event_id, event, decision)
-                SELECT id, received_at, source, provider, type, status, provider_event_id, event, decision FROM c
-                WHERE NOT keyed OR id IN (SELECT event_id FROM k)
-                RETURNING seq, id, received_at
-            )
-            INSERT INTO relay_delivery (event_seq, received_at, destination, due_at, ordering_key)
-            SELECT e.seq, e.received_at, x.destination, e.received_at, nullif(x.ordering_key, '')
-            FROM e JOIN unnest(\(deliveries.map(\.0))::text[], \(deliveries.map(\.1))::text[], \(deliveries.map(\.2))::text[])
-                AS x(event_id, destination, ordering_key) ON x.event_id = e.id
+            SELECT * FROM relay_ingest(
+                \(events.map(\.id))::text[], \(events.map(\.receivedAt.milliseconds))::bigint[], \(sources)::text[],
+                \(events.map { PostgresStore.text($0.provider) })::text[], \(events.map { PostgresStore.text($0.type) })::text[],
+                \(events.map { PostgresStore.text($0.status) })::text[], \(providerIDs)::text[], \(events.map { ByteBuffer(bytes: $0.encoded()) })::bytea[],
+                \(batch.map { ByteBuffer(bytes: candidates[$0].decision.encoded()) })::bytea[], \(batch.map { keyed[$0] })::boolean[],
+                \(deliveries.map(\.0))::text[], \(deliveries.map(\.1))::text[], \(deliveries.map(\.2))::text[])
             """
         // Positions in `batch` (and so in `sources` and `providerIDs`) of the keyed candidates.
         let keyedPositions = batch.indices.filter { keyed[batch[$0]] }
-        // After the insert, in a statement of its own (a new snapshot, in READ COMMITTED): the
-        // event id under each keyed candidate's key. Its own id: stored; another: a duplicate of
-        // an event committed before (the insert waited for it).
-        let lookup: PostgresQuery? = keyedPositions.isEmpty ? nil : """
-            SELECT d.source, d.provider_event_id, d.event_id FROM relay_dedup d
-            JOIN unnest(\(keyedPositions.map { sources[$0] })::text[], \(keyedPositions.map { providerIDs[$0] })::text[]) AS k(source, provider_event_id)
-            ON d.source = k.source AND d.provider_event_id = k.provider_event_id
-            """
         // In an explicit transaction: its COMMIT is answered only once the commit is durable.
         // A lone statement (an implicit transaction) has its rows complete before PostgreSQL
         // commits it at the protocol's Sync, so its answer could come before the commit.
-        // BEGIN, the insert, the lookup and COMMIT are queued on the connection at once:
+        // BEGIN, the insert and COMMIT are queued on the connection at once:
         // postgres-nio sends each as the one before it completes, from the connection's event
         // loop, so a batch costs one wait here and not a hop through the concurrency pool per
         // statement. A failed statement aborts the transaction, and the COMMIT after it then
@@ -185,7 +165,6 @@ extension PostgresStore: IngestStore {
             typealias Answer = EventLoopFuture<PostgresQueryResult>
             let begin: Answer = connection.query("BEGIN", logger: logger)
             let inserted: Answer = connection.query(insert, logger: logger)
-            let looked: Answer? = lookup.map { connection.query($0, logger: logger) }
             let commit: Answer = connection.query("COMMIT", logger: logger)
             // Every answer is awaited, so the connection goes back to the pool only with the
             // transaction over; the first failure is the batch's.
@@ -194,8 +173,7 @@ extension PostgresStore: IngestStore {
                 do { return try await future.get() } catch { failure = failure ?? error; return nil }
             }
             _ = await answer(begin)
-            _ = await answer(inserted)
-            let found = if let looked { await answer(looked) } else { PostgresQueryResult?.none }
+            let found = await answer(inserted)
             let committed = await answer(commit)
             if let failure { throw failure }
             guard committed?.metadata.command == "COMMIT" else { throw PostgresStoreError("PostgreSQL did not commit an ingest batch") }

@@ -106,6 +106,10 @@ int ccurl_multi_set_max_total_connections(void *multi, long count) {
     return (int)curl_multi_setopt((CURLM *)multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, count);
 }
 
+int ccurl_multi_set_max_cached_connections(void *multi, long count) {
+    return (int)curl_multi_setopt((CURLM *)multi, CURLMOPT_MAXCONNECTS, count);
+}
+
 int ccurl_multi_next_done(void *multi, void **easy, int *result) {
     int queued = 0;
     CURLMsg *message;

@@ -13,6 +13,8 @@ extension DeliveryScheduler {
     /// One log line per failed attempt: a warning for a retry, an error for a dead delivery
     /// (replays add their id).
     static func log(_ record: DeliveryRecord, logger: Logger) {
+        // A success is not logged (its metric counts it): nothing is built for it.
+        if record.outcome == .succeeded { return }
         let prefix = record.replayID.isEmpty ? "" : "replay "
         var metadata: Logger.Metadata = [
             "destination": "\(record.destination)", "event_id": "\(record.eventID)", "attempt": "\(record.attempt)", "status": "\(record.status)",

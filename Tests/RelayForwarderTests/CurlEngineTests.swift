@@ -97,6 +97,31 @@ func makeEngine() throws -> CurlEngine {
         await downstream.stop()
     }
 
+    /// Connections to a destination outlive a lull: after 16 transfers at once and then one at a
+    /// time, the next 16 reuse the 16 open connections. libcurl's default cache keeps four idle
+    /// connections per transfer still running, so the lull used to close twelve of them (seen by
+    /// the kernel as this side's sockets in TIME-WAIT towards the downstream's port).
+    @Test func connectionsStayOpenThroughALull() async throws {
+        let downstream = TestDownstream()
+        let port = try await downstream.start()
+        let engine = try makeEngine()
+        func burst() async -> Int {
+            await withTaskGroup(of: Int.self) { group in
+                for _ in 0..<16 {
+                    // 100 ms each, all at once: sixteen connections.
+                    group.addTask { (try? await engine.send(OutboundRequest(url: "http://127.0.0.1:\(port)/slow/100")).get().status) == 204 ? 1 : 0 }
+                }
+                return await group.reduce(0, +)
+            }
+        }
+        #expect(await burst() == 16)
+        for _ in 0..<3 { #expect(try await engine.send(OutboundRequest(url: "http://127.0.0.1:\(port)/ok")).get().status == 204) }
+        #expect(await burst() == 16)
+        #expect(try closedConnections(towardsPort: port) == 0)
+        await engine.shutdown()
+        await downstream.stop()
+    }
+
     @Test(.timeLimit(.minutes(2)))
     func thousandsOfRequestsLeaveNoTransferInFlightOrAlive() async throws {
         let downstream = TestDownstream()
@@ -131,6 +156,17 @@ func makeEngine() throws -> CurlEngine {
         await engine.shutdown()
         await downstream.stop()
     }
+}
+
+/// Sockets of this machine in TIME-WAIT whose peer is 127.0.0.1:`port` (closed by this side), from
+/// /proc/net/tcp: its addresses are hexadecimal, its state 06 is TIME-WAIT.
+func closedConnections(towardsPort port: Int) throws -> Int {
+    let table = try String(contentsOfFile: "/proc/net/tcp", encoding: .utf8)
+    let peer = "0100007F:" + String(format: "%04X", port)
+    return table.split(separator: "\n").dropFirst().filter { line in
+        let fields = line.split(separator: " ")
+        return fields.count > 3 && fields[2] == peer && fields[3] == "06"
+    }.count
 }
 
 @Suite struct StatusLineTests {

@@ -54,6 +54,9 @@ int ccurl_multi_perform(void *multi, int *running);
 int ccurl_multi_poll(void *multi, int timeout_ms);
 int ccurl_multi_wakeup(void *multi);
 int ccurl_multi_set_max_total_connections(void *multi, long count);
+/// CURLMOPT_MAXCONNECTS: idle connections kept for reuse (libcurl's default, four per easy
+/// handle currently added, shrinks whenever few transfers are running).
+int ccurl_multi_set_max_cached_connections(void *multi, long count);
 /// Reads the next finished transfer: returns 1 and fills `easy` and `result`, or 0 if none.
 int ccurl_multi_next_done(void *multi, void **easy, int *result);
 

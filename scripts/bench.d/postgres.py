@@ -135,6 +135,7 @@ class Bench:
         out = os.path.join(self.work, f"wrk-{name}-c{conns}.txt")
         threads = min(conns, 2)
         log(f"postgres: {name}, {conns} conns: wrk -t {threads} -c {conns} -d {self.duration}")
+        os.sync()  # nothing of an earlier run waiting to be written back (as scripts/bench's run_wrk)
         commits, cpu = self.commits(), self.cluster.cpu_seconds()
         with open(out, "w") as f:
             subprocess.run(["wrk", "-t", str(threads), "-c", str(conns), "-d", self.duration, "--latency", "-s", os.path.join(HERE, "post.lua"), url],

@@ -22,7 +22,7 @@ extension DeliveryScheduler {
         if !record.replayID.isEmpty { metadata["replay_id"] = "\(record.replayID)" }
         switch record.outcome {
         case .succeeded:
-            return
+            break  // returned above
         case .retry:
             metadata["error"] = "\(record.error)"
             metadata["next_attempt"] = "\(record.nextDue?.rfc3339 ?? "")"

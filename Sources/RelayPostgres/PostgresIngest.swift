@@ -124,7 +124,7 @@ extension PostgresStore: IngestStore {
         var duplicateOf: [Int: Int] = [:]
         var keyed = [Bool](repeating: false, count: candidates.count)
         for (index, candidate) in candidates.enumerated() where !candidate.event.providerEventID.isEmpty {
-            let key = candidate.event.source + "\u{0}" + candidate.event.providerEventID
+            let key = Self.key(candidate.event.source, candidate.event.providerEventID)
             if let earlier = first[key] { duplicateOf[index] = earlier } else { first[key] = index; keyed[index] = true }
         }
         let batch = candidates.indices.filter { duplicateOf[$0] == nil }
@@ -163,7 +163,9 @@ extension PostgresStore: IngestStore {
         let logger = self.logger
         let rows: [PostgresRow] = try await client.withConnection { connection in
             typealias Answer = EventLoopFuture<PostgresQueryResult>
-            let begin: Answer = connection.query("BEGIN", logger: logger)
+            // READ COMMITTED whatever the server's default: relay_ingest's lookup relies on
+            // each statement's new snapshot.
+            let begin: Answer = connection.query("BEGIN ISOLATION LEVEL READ COMMITTED", logger: logger)
             let inserted: Answer = connection.query(insert, logger: logger)
             let commit: Answer = connection.query("COMMIT", logger: logger)
             // Every answer is awaited, so the connection goes back to the pool only with the
@@ -182,13 +184,14 @@ extension PostgresStore: IngestStore {
         var existing: [String: String] = [:]
         for row in rows {
             let (source, providerID, id) = try row.decode((String, String, String).self)
-            existing[source + "\u{0}" + providerID] = id
+            existing[Self.key(source, providerID)] = id
         }
         // A key that was there already: the id of the event stored under it.
         var earlierID: [Int: String] = [:]
         for position in keyedPositions {
-            guard let id = existing[sources[position] + "\u{0}" + providerIDs[position]] else {
-                throw PostgresStoreError("a de-duplication key vanished just after it was written")
+            // relay_ingest fails (and rolls back) rather than answer without a keyed candidate's row.
+            guard let id = existing[Self.key(sources[position], providerIDs[position])] else {
+                throw PostgresStoreError("relay_ingest answered without a de-duplication key it stored or found")
             }
             if id != events[position].id { earlierID[batch[position]] = id }
         }
@@ -205,6 +208,11 @@ extension PostgresStore: IngestStore {
 }
 
 extension PostgresStore {
+    /// A de-duplication key (source, provider event id) as one dictionary key.
+    static func key(_ source: String, _ providerEventID: String) -> String {
+        source + "\u{0}" + providerEventID
+    }
+
     /// `value` as a PostgreSQL text value: PostgreSQL text cannot hold NUL, which a JSON string
     /// may (`"\u0000"`), so each becomes U+FFFD. Used for the columns that index events and
     /// for the filters that match them; the event's own bytes are stored untouched.

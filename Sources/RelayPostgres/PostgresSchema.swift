@@ -242,11 +242,21 @@ enum PostgresSchema {
             // compression threshold for a typical order: compressed with lz4 rather than the
             // default pglz, which took about a quarter of the database's CPU per ingested event
             // (perf, scripts/bench --store postgres). Partitions made later inherit the setting.
-            // A server built without lz4 (or older than PostgreSQL 14) keeps pglz.
+            // A server built without lz4 (or older than PostgreSQL 14) keeps pglz. SET
+            // COMPRESSION does not recurse, so the days already there are set one by one.
             """
-            DO $$ BEGIN
+            DO $$
+            DECLARE
+                part regclass;
+            BEGIN
                 EXECUTE 'ALTER TABLE relay_event ALTER COLUMN event SET COMPRESSION lz4';
                 EXECUTE 'ALTER TABLE relay_attempt ALTER COLUMN record SET COMPRESSION lz4';
+                FOR part IN SELECT inhrelid::regclass FROM pg_inherits WHERE inhparent = 'relay_event'::regclass LOOP
+                    EXECUTE format('ALTER TABLE %s ALTER COLUMN event SET COMPRESSION lz4', part);
+                END LOOP;
+                FOR part IN SELECT inhrelid::regclass FROM pg_inherits WHERE inhparent = 'relay_attempt'::regclass LOOP
+                    EXECUTE format('ALTER TABLE %s ALTER COLUMN record SET COMPRESSION lz4', part);
+                END LOOP;
             EXCEPTION WHEN feature_not_supported OR syntax_error OR invalid_parameter_value THEN NULL;
             END $$
             """,
@@ -259,11 +269,15 @@ enum PostgresSchema {
             // this one's insert waited for it. A function, not the statements themselves, so
             // each connection parses and plans them once, not once per batch (about a tenth of
             // a batch's time in the database on 2 cores). Parameters by position: some share
-            // their names with columns.
+            // their names with columns. A keyed candidate whose key has no row (deleted by
+            // retention between the two statements) fails the call, so the transaction rolls
+            // back and the whole batch is answered 503, never half-stored.
             """
             CREATE FUNCTION relay_ingest(
                 text[], bigint[], text[], text[], text[], text[], text[], bytea[], bytea[], boolean[], text[], text[], text[]
             ) RETURNS TABLE (key_source text, key_provider_event_id text, key_event_id text) LANGUAGE plpgsql VOLATILE AS $$
+            DECLARE
+                keys_found bigint;
             BEGIN
                 WITH c AS (
                     SELECT * FROM unnest($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
@@ -285,6 +299,10 @@ enum PostgresSchema {
                     SELECT d.source, d.provider_event_id, d.event_id FROM relay_dedup d
                     JOIN unnest($3, $7, $10) AS k(source, provider_event_id, keyed)
                     ON k.keyed AND d.source = k.source AND d.provider_event_id = k.provider_event_id;
+                GET DIAGNOSTICS keys_found = ROW_COUNT;
+                IF keys_found <> (SELECT count(*) FROM unnest($10) AS k(keyed) WHERE k.keyed) THEN
+                    RAISE EXCEPTION 'a de-duplication key vanished just after it was written';
+                END IF;
             END $$
             """,
         ]),

@@ -104,6 +104,8 @@ func makeEngine() throws -> CurlEngine {
     @Test func connectionsStayOpenThroughALull() async throws {
         let downstream = TestDownstream()
         let port = try await downstream.start()
+        // A socket left by an earlier holder of this port (another suite's downstream) is not ours.
+        let before = try closedConnections(towardsPort: port)
         let engine = try makeEngine()
         func burst() async -> Int {
             await withTaskGroup(of: Int.self) { group in
@@ -117,7 +119,7 @@ func makeEngine() throws -> CurlEngine {
         #expect(await burst() == 16)
         for _ in 0..<3 { #expect(try await engine.send(OutboundRequest(url: "http://127.0.0.1:\(port)/ok")).get().status == 204) }
         #expect(await burst() == 16)
-        #expect(try closedConnections(towardsPort: port) == 0)
+        #expect(try closedConnections(towardsPort: port) <= before)
         await engine.shutdown()
         await downstream.stop()
     }

@@ -367,6 +367,27 @@ import Testing
         }
     }
 
+    /// A day's partitions dropped elsewhere (another instance's retention) while this instance
+    /// still counts the day as made: the next batch for that day makes them again and is stored,
+    /// not refused.
+    @Test func aDayDroppedElsewhereIsMadeAgainForTheNextBatch() async throws {
+        try await withStore { store in
+            let start = Timestamp(milliseconds: 1_800_000_000_000)
+            let events = TestEvents(start: start)
+            _ = try await store.store([events.candidate("first")])
+            let day = PostgresStore.day(of: start.milliseconds)
+            try await store.execute(sql: """
+                DO $$ DECLARE d text := to_char(timestamp '1970-01-01' + \(day) * interval '1 day', 'YYYYMMDD');
+                BEGIN EXECUTE format('DROP TABLE relay_delivery_%s, relay_attempt_%s, relay_event_%s', d, d, d); END $$
+                """)
+            #expect(try await store.integer(sql: "SELECT count(*)::bigint FROM relay_event") == 0)
+            let second = events.candidate("second", at: 1_000)
+            let outcomes = try await store.store([second])
+            #expect(outcomes.map { if case .stored = $0 { "stored" } else { "duplicate" } } == ["stored"])
+            #expect(try await store.detail(id: second.event.id) != nil)
+        }
+    }
+
     /// A database made by an earlier version (version 3, before day partitions) keeps its
     /// events, deliveries and attempts through the migration to partitioned tables.
     @Test func migratingFromUnpartitionedTablesKeepsEverything() async throws {

@@ -31,14 +31,19 @@ import Testing
         // least (1,000 - 8) / 100 s (minus the time they spend on the way, a few ms).
         let span = times[999] - times[0]
         #expect(span >= .milliseconds(9_800), "1,000 attempts arrived within \(span)")
-        // No second at the sink holds more than the rate plus one burst.
+        // No second at the sink holds more than the rate plus one burst, give or take the
+        // attempts whose way from the relay to the sink took longer than their neighbours': the
+        // bucket spaces starts, and the sink sees arrivals. Arrivals within one second started
+        // within one second plus that spread, so allow 50 ms of it (5 more at 100/s; a clean
+        // clone's CI run under load once saw 109 against 108).
+        let jitter = rate / 20
         var busiest = 0
         var start = 0
         for end in times.indices {
             while times[end] - times[start] >= .seconds(1) { start += 1 }
             busiest = max(busiest, end - start + 1)
         }
-        #expect(busiest <= rate + burst, "\(busiest) requests within one second")
+        #expect(busiest <= rate + burst + jitter, "\(busiest) requests within one second")
         let status = try await relay.admin("/admin/destinations")
         let limited = status.json?["destinations"]?.arrayValue?.first { $0["name"]?.stringValue == "limited" }
         #expect(limited?["rate_per_s"]?.doubleValue == Double(rate) && (limited?["rate_limited"]?.doubleValue ?? 0) > 0, "\(String(describing: limited))")

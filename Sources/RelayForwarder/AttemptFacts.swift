@@ -13,24 +13,24 @@ extension DeliveryScheduler {
     /// One log line per failed attempt: a warning for a retry, an error for a dead delivery
     /// (replays add their id).
     static func log(_ record: DeliveryRecord, logger: Logger) {
-        // A success is not logged (its metric counts it): nothing is built for it.
-        if record.outcome == .succeeded { return }
-        let prefix = record.replayID.isEmpty ? "" : "replay "
-        var metadata: Logger.Metadata = [
-            "destination": "\(record.destination)", "event_id": "\(record.eventID)", "attempt": "\(record.attempt)", "status": "\(record.status)",
-        ]
-        if !record.replayID.isEmpty { metadata["replay_id"] = "\(record.replayID)" }
+        let level: Logger.Level, message: String
+        var metadata: Logger.Metadata
         switch record.outcome {
         case .succeeded:
-            break  // returned above
+            return  // not logged (its metric counts it): nothing is built for it
         case .retry:
-            metadata["error"] = "\(record.error)"
-            metadata["next_attempt"] = "\(record.nextDue?.rfc3339 ?? "")"
-            logger.warning("\(prefix)delivery failed; will retry", metadata: metadata)
+            (level, message) = (.warning, "delivery failed; will retry")
+            metadata = ["error": "\(record.error)", "next_attempt": "\(record.nextDue?.rfc3339 ?? "")"]
         case .dead:
-            metadata["reason"] = "\(record.error)"
+            (level, message) = (.error, "delivery dead")
+            metadata = ["reason": "\(record.error)"]
             if record.replayID.isEmpty { metadata["paused_destination"] = "\(record.pausedDestination)" }
-            logger.error("\(prefix)delivery dead", metadata: metadata)
         }
+        metadata["destination"] = "\(record.destination)"
+        metadata["event_id"] = "\(record.eventID)"
+        metadata["attempt"] = "\(record.attempt)"
+        metadata["status"] = "\(record.status)"
+        if !record.replayID.isEmpty { metadata["replay_id"] = "\(record.replayID)" }
+        logger.log(level: level, "\(record.replayID.isEmpty ? "" : "replay ")\(message)", metadata: metadata)
     }
 }

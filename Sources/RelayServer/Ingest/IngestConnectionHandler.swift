@@ -180,8 +180,7 @@ final class IngestConnectionHandler: ChannelDuplexHandler {
         current.awaitingEnd = true
     }
 
-    private func bodyDeadlinePassed() {
-        guard let request = reading else { return }
+    private func bodyDeadlinePassed(_ request: Reading) {
         reading = nil
         current.answer = handling.bodyTimedOut(request.source)
         current.close = true
@@ -310,7 +309,7 @@ final class IngestConnectionHandler: ChannelDuplexHandler {
     private func timerDue() {
         guard let context, !closed else { return }
         let now = NIODeadline.now()
-        if let request = reading, request.deadline <= now { bodyDeadlinePassed() }
+        if let request = reading, request.deadline <= now { bodyDeadlinePassed(request) }
         guard !closed else { return }
         let idleAt = lastRead + idleTimeout
         if slots.isEmpty && idleAt <= now { return close(context) }

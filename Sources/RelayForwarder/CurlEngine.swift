@@ -72,48 +72,75 @@ public final class CurlEngine: HTTPTransport, Sendable {
     private let live = CurlTransfer.LiveCount()
 
     public func send(_ request: OutboundRequest) async -> Result<TransportResponse, TransportFailure> {
-        let id = shared.withLock { state -> UInt64 in
-            defer { state.nextID += 1 }
-            return state.nextID
-        }
         // Cancellation can arrive before the transfer is handed to the engine (a task cancelled
         // already runs the handler first); the phase decides who answers the continuation.
         let phase = Mutex(SendPhase.preparing)
         return await withTaskCancellationHandler {
             await withCheckedContinuation { continuation in
-                let transfer = CurlTransfer(id: id, request: request, live: live, continuation: continuation)
-                let accepted = shared.withLock { state -> Bool in
-                    guard !state.stopping else { return false }
-                    let cancelledEarly = phase.withLock { phase -> Bool in
-                        if phase == .cancelledEarly { return true }
-                        phase = .submitted
-                        return false
+                submit(request, completion: { continuation.resume(returning: $0) }) { id in
+                    phase.withLock { phase -> Bool in
+                        if case .cancelledEarly = phase { return false }
+                        phase = .submitted(id)
+                        return true
                     }
-                    guard !cancelledEarly else { return false }
-                    state.submitted.append(transfer)
-                    state.inFlight += 1
-                    return true
-                }
-                if accepted {
-                    _ = ccurl_multi_wakeup(multi.pointer)
-                } else {
-                    let stopped = shared.withLock { $0.stopping }
-                    transfer.finish(.failure(TransportFailure(kind: .cancelled, message: stopped ? "the forwarding engine is stopped" : "cancelled")))
                 }
             }
         } onCancel: {
-            let submitted = phase.withLock { phase -> Bool in
-                if phase == .submitted { return true }
+            let submitted = phase.withLock { phase -> UInt64? in
+                if case .submitted(let id) = phase { return id }
                 phase = .cancelledEarly
-                return false
+                return nil
             }
-            guard submitted else { return }
-            shared.withLock { $0.cancelled.append(id) }
-            _ = ccurl_multi_wakeup(multi.pointer)
+            if let submitted { cancel(submitted) }
         }
     }
 
-    private enum SendPhase { case preparing, submitted, cancelledEarly }
+    /// Starts `request` on the engine thread, which calls `completion` when it finishes: no task
+    /// and no continuation per request.
+    public func start(_ request: OutboundRequest, completion: @escaping @Sendable (Result<TransportResponse, TransportFailure>) -> Void) -> TransferCancel {
+        guard let id = submit(request, completion: completion, unlessCancelled: { _ in true }) else { return TransferCancel {} }
+        return TransferCancel { [self] in cancel(id) }
+    }
+
+    /// Hands a transfer to the engine thread (unless the engine is stopping, or `proceed`, told
+    /// its id under the engine's lock, says no: then it finishes at once as cancelled) and
+    /// returns its id.
+    /// The thread is woken only when nothing else waits to be taken: one wake-up takes them all.
+    @discardableResult
+    private func submit(
+        _ request: OutboundRequest, completion: @escaping @Sendable (Result<TransportResponse, TransportFailure>) -> Void,
+        unlessCancelled proceed: (UInt64) -> Bool
+    ) -> UInt64? {
+        let transfer = CurlTransfer(request: request, live: live, completion: completion)
+        let (id, wake, stopping) = shared.withLock { state -> (UInt64?, Bool, Bool) in
+            guard !state.stopping else { return (nil, false, true) }
+            let id = state.nextID
+            state.nextID += 1
+            guard proceed(id) else { return (nil, false, false) }
+            transfer.id = id
+            let wake = state.submitted.isEmpty && state.cancelled.isEmpty
+            state.submitted.append(transfer)
+            state.inFlight += 1
+            return (id, wake, false)
+        }
+        if wake { _ = ccurl_multi_wakeup(multi.pointer) }
+        if id == nil {
+            transfer.finish(.failure(TransportFailure(kind: .cancelled, message: stopping ? "the forwarding engine is stopped" : "cancelled")))
+        }
+        return id
+    }
+
+    /// Cuts a transfer short; one that already finished is left alone.
+    private func cancel(_ id: UInt64) {
+        shared.withLock { $0.cancelled.append(id) }
+        _ = ccurl_multi_wakeup(multi.pointer)
+    }
+
+    private enum SendPhase {
+        case preparing
+        case submitted(UInt64)
+        case cancelledEarly
+    }
 
     /// Stops the engine: transfers still in flight finish as cancelled. Returns once the
     /// thread has released every handle.

@@ -3,17 +3,18 @@ import Foundation
 import Synchronization
 
 /// One request in flight in the `CurlEngine`: the easy handle, its header list, the bounded
-/// response capture and the continuation to resume.
+/// response capture and the completion to call.
 ///
 /// `@unchecked Sendable`: it is created by the caller and handed to the engine thread through
 /// the engine's mutex; from then on only the engine thread touches its mutable state (libcurl
 /// calls the callbacks on that thread, inside `curl_multi_perform`). `finish` runs only on the
-/// engine thread and the transfer leaves the engine's table when it does, so the continuation
-/// is resumed exactly once.
+/// engine thread (or on the caller's, for a transfer the engine never took) and the transfer
+/// leaves the engine's table when it does, so the completion is called exactly once.
 final class CurlTransfer: @unchecked Sendable {
-    let id: UInt64
+    /// Set by the engine under its lock before the engine thread sees the transfer.
+    var id: UInt64 = 0
     let request: OutboundRequest
-    private var continuation: CheckedContinuation<Result<TransportResponse, TransportFailure>, Never>?
+    private var completion: (@Sendable (Result<TransportResponse, TransportFailure>) -> Void)?
     var easy: UnsafeMutableRawPointer?
     var headerList: UnsafeMutableRawPointer?
 
@@ -30,10 +31,9 @@ final class CurlTransfer: @unchecked Sendable {
 
     private let live: LiveCount
 
-    init(id: UInt64, request: OutboundRequest, live: LiveCount, continuation: CheckedContinuation<Result<TransportResponse, TransportFailure>, Never>) {
-        self.id = id
+    init(request: OutboundRequest, live: LiveCount, completion: @escaping @Sendable (Result<TransportResponse, TransportFailure>) -> Void) {
         self.request = request
-        self.continuation = continuation
+        self.completion = completion
         self.live = live
         live.value.add(1, ordering: .relaxed)
     }
@@ -87,8 +87,8 @@ final class CurlTransfer: @unchecked Sendable {
     }
 
     func finish(_ result: Result<TransportResponse, TransportFailure>) {
-        let continuation = self.continuation
-        self.continuation = nil
-        continuation?.resume(returning: result)
+        let completion = self.completion
+        self.completion = nil
+        completion?(result)
     }
 }

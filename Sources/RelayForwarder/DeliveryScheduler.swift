@@ -1,5 +1,6 @@
 import Logging
 import RelayCore
+import Synchronization
 
 /// Turns stored deliveries into HTTP attempts and keeps each one trying until the destination
 /// accepts it, refuses it for good, or its retry policy runs out.
@@ -71,6 +72,11 @@ public actor DeliveryScheduler: DeliveryEngine {
     /// Attempts running (live and replay).
     var running = 0
     private let signal = WakeSignal()
+    /// Results of batch-started attempts (`startAttempts`), waiting for the dispatch loop.
+    private let arrived = ArrivedResults()
+    /// Batch-started attempts still running, by number: shutdown cuts them short.
+    private var batchedInFlight: [UInt64: TransferCancel] = [:]
+    private var nextBatchedAttempt: UInt64 = 0
     /// What running replays still send, for the store's retention.
     let replaysNeed = ReplayFloor()
     private var stopping = false
@@ -163,21 +169,27 @@ public actor DeliveryScheduler: DeliveryEngine {
 
     // MARK: - Sending
 
-    /// Starts due attempts as child tasks until stopped, then drains them.
+    /// Starts due attempts until stopped, then drains them. Attempts whose events the store
+    /// reads as a batch start as one (`startAttempts`); the rest (enrichment, a store that reads
+    /// events one at a time) run as child tasks.
     private func dispatchLoop() async {
         await withDiscardingTaskGroup { group in
             while !stopping {
+                await applyArrived()
                 let now = clock.now()
                 let batch = await store.claim(now: now)
                 var next = batch.nextDue
+                var attempts: [LiveAttempt] = []
                 for claim in batch.claims {
                     guard let destination = destinations[claim.destination] else {
                         await store.release(claim)  // removed by a reload just now
                         continue
                     }
                     running += 1
-                    let template = templates[claim.destination]
-                    group.addTask { await self.attempt(claim, destination: destination, template: template) }
+                    attempts.append(LiveAttempt(claim: claim, destination: destination, template: templates[claim.destination]))
+                }
+                for attempt in await startAttempts(attempts) {
+                    group.addTask { await self.attempt(attempt.claim, destination: attempt.destination, template: attempt.template) }
                 }
                 await adoptReplays(now: now)
                 let (replayAttempts, replayDue) = dispatchReplays(now: now)
@@ -195,7 +207,67 @@ public actor DeliveryScheduler: DeliveryEngine {
         timerTask?.cancel()
     }
 
-    /// One attempt of a live delivery: send, resolve, hand the result to the store.
+    /// A claimed live delivery about to be attempted.
+    private struct LiveAttempt {
+        var claim: DeliveryClaim
+        var destination: DestinationConfig
+        var template: BodyTemplate?
+    }
+
+    /// Starts attempts from this actor, their events read as one batch and each request handed
+    /// to the transport with a completion: no task, no continuation and no hop back here per
+    /// attempt. Their results come back together (`applyArrived`). Returns the attempts left
+    /// for a task each: those that enrich (a call of their own first), or all of them when the
+    /// store reads events one at a time.
+    private func startAttempts(_ attempts: [LiveAttempt]) async -> [LiveAttempt] {
+        var inTasks: [LiveAttempt] = [], batched: [LiveAttempt] = []
+        for attempt in attempts {
+            if attempt.destination.enrich != nil && attempt.template != nil { inTasks.append(attempt) } else { batched.append(attempt) }
+        }
+        guard !batched.isEmpty else { return inTasks }
+        guard let events = await store.events(batched.map(\.claim.event)), events.count == batched.count else { return attempts }
+        let now = clock.now()
+        let (arrived, signal) = (self.arrived, self.signal)
+        for (attempt, event) in zip(batched, events) {
+            let number = nextBatchedAttempt
+            nextBatchedAttempt += 1
+            let (claim, policy) = (attempt.claim, attempt.destination.retry)
+            let completion: @Sendable (Result<TransportResponse, TransportFailure>) -> Void = { result in
+                arrived.append(ArrivedResults.Result(number: number, claim: claim, policy: policy, result: result))
+                signal.wake()
+            }
+            switch event {
+            case .success(let stored):
+                let request = Self.outbound(stored, attempt: claim.attempts + 1, destination: attempt.destination, template: attempt.template, replay: false, now: now, extra: [:])
+                batchedInFlight[number] = transport.start(request, completion: completion)
+            case .failure(let error):
+                completion(.failure(TransportFailure(kind: .other, message: "cannot read the event from the store: \(error)")))
+            }
+        }
+        return inTasks
+    }
+
+    /// The batch-started attempts that finished: resolved, then handed to the store together.
+    private func applyArrived() async {
+        let finished = arrived.takeAll()
+        guard !finished.isEmpty else { return }
+        let now = clock.now()
+        var completed: [CompletedAttempt] = []
+        completed.reserveCapacity(finished.count)
+        for item in finished {
+            batchedInFlight[item.number] = nil
+            if case .failure(let failure) = item.result, failure.kind == .cancelled {
+                await store.release(item.claim)  // shutdown: the next start retries it
+                continue
+            }
+            let resolution = resolve(item.claim, policy: item.policy, result: item.result, now: now)
+            completed.append(CompletedAttempt(item.claim, resolution, maxBackoffMillis: item.policy.maxBackoffMillis))
+        }
+        await store.completeAll(completed, now: now)
+        running -= finished.count
+    }
+
+    /// One attempt of a live delivery in a task of its own: send, resolve, hand the result to the store.
     private nonisolated func attempt(_ claim: DeliveryClaim, destination: DestinationConfig, template: BodyTemplate?) async {
         let result = await send(claim.event, attempt: claim.attempts + 1, destination: destination, template: template, replay: false)
         await finish(claim, policy: destination.retry, result: result)
@@ -217,11 +289,18 @@ public actor DeliveryScheduler: DeliveryEngine {
             case .failure(let failure): return .failure(failure)
             }
         }
-        let request = DeliveryRequest(event: stored, destination: destination, template: template, attempt: attempt, replay: replay, now: clock.now(), extra: extra)
-        return await transport.send(OutboundRequest(
+        return await transport.send(Self.outbound(stored, attempt: attempt, destination: destination, template: template, replay: replay, now: clock.now(), extra: extra))
+    }
+
+    /// The request an attempt sends.
+    private static func outbound(
+        _ event: Event, attempt: Int, destination: DestinationConfig, template: BodyTemplate?, replay: Bool, now: Timestamp, extra: [String: JSONValue]
+    ) -> OutboundRequest {
+        let request = DeliveryRequest(event: event, destination: destination, template: template, attempt: attempt, replay: replay, now: now, extra: extra)
+        return OutboundRequest(
             url: request.url, headers: request.headers, body: request.body,
             timeoutMillis: destination.timeoutMillis, connectTimeoutMillis: destination.connectTimeoutMillis
-        ))
+        )
     }
 
     /// Resolves an attempt and hands the result to the store; only then is the attempt over
@@ -236,23 +315,43 @@ public actor DeliveryScheduler: DeliveryEngine {
             return
         }
         let now = clock.now()
+        let resolution = resolve(claim, policy: policy, result: result, now: now)
+        await store.complete(claim, resolution, now: now, maxBackoffMillis: policy.maxBackoffMillis)
+    }
+
+    /// What an attempt's result means, logged and counted.
+    private func resolve(_ claim: DeliveryClaim, policy: RetryPolicy, result: Result<TransportResponse, TransportFailure>, now: Timestamp) -> AttemptResolution {
         let resolution = AttemptResolution.resolve(
             Self.facts(of: result), eventSequence: claim.event.sequence, eventID: claim.eventID, destination: claim.destination,
             attempt: claim.attempts + 1, since: claim.receivedAt, now: now, policy: policy, random: random
         )
         Self.log(resolution.record, logger: logger)
         observer?.attempted(destination: claim.destination, outcome: resolution.record.outcome, duration: .milliseconds(resolution.record.durationMillis), replay: false)
-        await store.complete(claim, resolution, now: now, maxBackoffMillis: policy.maxBackoffMillis)
+        return resolution
     }
 
-    /// Waits (at most the drain timeout, in real time) for the attempts in flight.
+    /// Waits (at most the drain timeout, in real time) for the attempts in flight, then cuts
+    /// the batch-started ones still running short and waits (at most 5 s more) for them to end:
+    /// their claims go back to the store. (Attempts in tasks are cut by cancelling the tasks.)
     private func drain() async {
         let deadline = ContinuousClock.now + configuration.drainTimeout
         while running > 0 && ContinuousClock.now < deadline {
-            // Shutdown may come as a cancellation: this wait is bounded and must not spin, so it
-            // sleeps in a task of its own, which the cancellation does not reach.
-            await Task { try? await Task.sleep(for: .milliseconds(50)) }.value
+            await applyArrived()
+            if running == 0 { break }
+            await pause(.milliseconds(50))
         }
+        for cancel in batchedInFlight.values { cancel() }
+        let cutoff = ContinuousClock.now + .seconds(5)
+        while !batchedInFlight.isEmpty && ContinuousClock.now < cutoff {
+            await pause(.milliseconds(10))
+            await applyArrived()
+        }
+    }
+
+    /// Shutdown may come as a cancellation: its waits are bounded and must not spin, so each
+    /// sleeps in a task of its own, which the cancellation does not reach.
+    private func pause(_ duration: Duration) async {
+        await Task { try? await Task.sleep(for: duration) }.value
     }
 
     // MARK: - Waking
@@ -293,5 +392,29 @@ public actor DeliveryScheduler: DeliveryEngine {
             timerTask = nil
         }
         wake()
+    }
+}
+
+/// Where the transport's thread leaves the results of batch-started attempts for the dispatch
+/// loop, which takes them all at once.
+final class ArrivedResults: Sendable {
+    struct Result: Sendable {
+        var number: UInt64
+        var claim: DeliveryClaim
+        var policy: RetryPolicy
+        var result: Swift.Result<TransportResponse, TransportFailure>
+    }
+
+    private let results = Mutex<[Result]>([])
+
+    func append(_ result: Result) {
+        results.withLock { $0.append(result) }
+    }
+
+    func takeAll() -> [Result] {
+        results.withLock { results in
+            defer { results = [] }
+            return results
+        }
     }
 }

@@ -90,5 +90,29 @@ public struct TransportFailure: Error, Sendable, CustomStringConvertible {
 /// Sends forwarded requests. `CurlEngine` in production; tests of pure policy use a fake.
 public protocol HTTPTransport: Sendable {
     func send(_ request: OutboundRequest) async -> Result<TransportResponse, TransportFailure>
+    /// Starts `request` and returns at once; `completion` is called exactly once with its
+    /// result, on the transport's own thread (it must not block). The returned handle cuts the
+    /// request short (its result is then a `.cancelled` failure, unless it finished first).
+    func start(_ request: OutboundRequest, completion: @escaping @Sendable (Result<TransportResponse, TransportFailure>) -> Void) -> TransferCancel
+}
+
+extension HTTPTransport {
+    /// In a task of its own, through `send`.
+    public func start(_ request: OutboundRequest, completion: @escaping @Sendable (Result<TransportResponse, TransportFailure>) -> Void) -> TransferCancel {
+        let task = Task { completion(await send(request)) }
+        return TransferCancel { task.cancel() }
+    }
+}
+
+/// Cuts a started transfer short (`HTTPTransport.start`); a transfer that already finished is
+/// left alone.
+public struct TransferCancel: Sendable {
+    private let action: @Sendable () -> Void
+
+    public init(_ action: @escaping @Sendable () -> Void) {
+        self.action = action
+    }
+
+    public func callAsFunction() { action() }
 }
 

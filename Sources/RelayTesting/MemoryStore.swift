@@ -151,6 +151,15 @@ public final class MemoryStore: IngestStore, EventStore, AttemptRecorder, Delive
         return event
     }
 
+    /// Batch reads, so the engine's batched attempts are what the scheduler's tests exercise.
+    public func events(_ references: [EventReference]) async -> [Result<Event, any Error>]? {
+        var events: [Result<Event, any Error>] = []
+        for reference in references {
+            do { events.append(.success(try await event(reference))) } catch { events.append(.failure(error)) }
+        }
+        return events
+    }
+
     public func mark() async throws -> UInt64 { UInt64(state.withLock { $0.events.count }) }
 
     // MARK: - DeliveryStore

@@ -97,6 +97,45 @@ func makeEngine() throws -> CurlEngine {
         await downstream.stop()
     }
 
+    /// `start` without a task: many requests started at once each complete exactly once with
+    /// their own answer; one cut short completes as cancelled, long before its answer; after
+    /// shutdown a start completes at once as cancelled.
+    @Test func startedTransfersCompleteOnceAndCanBeCutShort() async throws {
+        let downstream = TestDownstream()
+        let port = try await downstream.start()
+        let engine = try makeEngine()
+        let results = Mutex<[Int: [Result<TransportResponse, TransportFailure>]]>([:])
+        for index in 0..<50 {
+            _ = engine.start(OutboundRequest(url: "http://127.0.0.1:\(port)/status/\(index % 2 == 0 ? 204 : 503)")) { result in
+                results.withLock { $0[index, default: []].append(result) }
+            }
+        }
+        #expect(await eventually(timeout: .seconds(30)) { results.withLock { $0.count } == 50 })
+        for (index, answers) in results.withLock({ $0 }) {
+            #expect(answers.count == 1, "request \(index) completed \(answers.count) times")
+            #expect((try? answers.first?.get().status) == (index % 2 == 0 ? 204 : 503))
+        }
+        let slow = Mutex<[Result<TransportResponse, TransportFailure>]>([])
+        let cancel = engine.start(OutboundRequest(url: "http://127.0.0.1:\(port)/slow/30000")) { result in slow.withLock { $0.append(result) } }
+        try #require(await downstream.wait(timeout: .seconds(30)) { $0.count == 51 }, "the slow request never reached the downstream")
+        let started = Date()
+        cancel()
+        cancel()  // a second cut changes nothing
+        #expect(await eventually(timeout: .seconds(10)) { slow.withLock { !$0.isEmpty } })
+        #expect(Date().timeIntervalSince(started) < 10, "completed by the cut, not by the 30 s answer")
+        let cut = slow.withLock { $0 }
+        #expect(cut.count == 1)
+        if case .failure(let failure) = cut.first { #expect(failure.kind == .cancelled) } else { Issue.record("expected cancellation, got \(cut)") }
+        #expect(engine.inFlight == 0)
+        await engine.shutdown()
+        let stopped = Mutex<[Result<TransportResponse, TransportFailure>]>([])
+        _ = engine.start(OutboundRequest(url: "http://127.0.0.1:\(port)/")) { result in stopped.withLock { $0.append(result) } }
+        let afterStop = stopped.withLock { $0 }
+        #expect(afterStop.count == 1, "a stopped engine completes at once")
+        if case .failure(let failure) = afterStop.first { #expect(failure.kind == .cancelled) } else { Issue.record("a stopped engine sent a request") }
+        await downstream.stop()
+    }
+
     /// Connections to a destination outlive a lull: after 16 transfers at once and then one at a
     /// time, the next 16 reuse the 16 open connections. libcurl's default cache keeps four idle
     /// connections per transfer still running, so the lull used to close twelve of them (seen by

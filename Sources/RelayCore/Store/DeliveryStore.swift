@@ -24,6 +24,18 @@ public struct DeliveryClaim: Sendable, Equatable {
     }
 }
 
+/// A claimed delivery's attempt, resolved: what `DeliveryStore.completeAll` applies.
+public struct CompletedAttempt: Sendable {
+    public var claim: DeliveryClaim
+    public var resolution: AttemptResolution
+    /// The destination's retry policy's cap on backoff (what `complete` is handed).
+    public var maxBackoffMillis: Int64
+
+    public init(_ claim: DeliveryClaim, _ resolution: AttemptResolution, maxBackoffMillis: Int64) {
+        (self.claim, self.resolution, self.maxBackoffMillis) = (claim, resolution, maxBackoffMillis)
+    }
+}
+
 /// What `DeliveryStore.claim` hands out: the deliveries to attempt now, and when more may be due.
 public struct ClaimBatch: Sendable {
     public var claims: [DeliveryClaim]
@@ -69,6 +81,9 @@ public protocol DeliveryStore: Sendable {
     func claim(now: Timestamp) async -> ClaimBatch
     /// Applies and records the resolution of a claimed delivery's attempt.
     func complete(_ claim: DeliveryClaim, _ resolution: AttemptResolution, now: Timestamp, maxBackoffMillis: Int64) async
+    /// Applies and records the resolutions of several attempts, in order, as `complete` does
+    /// for each (a store of one process records them with one write).
+    func completeAll(_ attempts: [CompletedAttempt], now: Timestamp) async
     /// Gives a claimed delivery back unattempted (shutdown cut its attempt).
     func release(_ claim: DeliveryClaim) async
     /// Records a replay's attempt (it never changes the event's own deliveries, except that a
@@ -90,11 +105,24 @@ public protocol DeliveryStore: Sendable {
     func replayStatus(id: String) async -> ReplayStatus?
     /// The event a delivery sends.
     func event(_ reference: EventReference) async throws -> Event
+    /// The events of several deliveries at once, in order, each its event or why it cannot be
+    /// read: the engine then starts their attempts as one batch, with no task of their own. Nil
+    /// when the store reads events one at a time (a database: each attempt then runs in a task
+    /// of its own, its read beside the others').
+    func events(_ references: [EventReference]) async -> [Result<Event, any Error>]?
     /// Every destination's lane.
     func statuses() async -> [String: DestinationStatus]
     /// Keeps retention from deleting anything until `releaseRetention()` (a replay is planned).
     func holdRetention() async
     func releaseRetention() async
+}
+
+extension DeliveryStore {
+    public func completeAll(_ attempts: [CompletedAttempt], now: Timestamp) async {
+        for attempt in attempts { await complete(attempt.claim, attempt.resolution, now: now, maxBackoffMillis: attempt.maxBackoffMillis) }
+    }
+
+    public func events(_ references: [EventReference]) async -> [Result<Event, any Error>]? { nil }
 }
 
 /// Where a replay's item stands.

@@ -262,6 +262,14 @@ public actor JournalDeliveryStore: DeliveryStore {
         journalOutcome(resolution.record)
     }
 
+    /// Applies every resolution, then journals their outcomes as one append.
+    public func completeAll(_ attempts: [CompletedAttempt], now: Timestamp) {
+        for attempt in attempts {
+            ledger.lane(attempt.claim.destination).state.complete(attempt.claim.event.sequence, attempt.resolution, now: now, maxBackoffMillis: attempt.maxBackoffMillis)
+        }
+        journalOutcomes(attempts.map(\.resolution.record))
+    }
+
     public func release(_ claim: DeliveryClaim) {
         ledger.lane(claim.destination).state.release(claim.event.sequence)
     }
@@ -302,6 +310,32 @@ public actor JournalDeliveryStore: DeliveryStore {
         return try await io.run { try Event(decoding: try journal.read(at: JournalPosition(reference.locator)).payload) }
     }
 
+    /// As `event`, for a batch: what has dropped out of the journal's memory is read in one
+    /// go on the blocking-I/O pool.
+    public nonisolated func events(_ references: [EventReference]) async -> [Result<Event, any Error>]? {
+        let journal = self.journal
+        let recent = references.map { journal.recentRecord(at: JournalPosition($0.locator)) }
+        let missing = zip(references, recent).compactMap { reference, record in record == nil ? JournalPosition(reference.locator) : nil }
+        var fromDisk: IndexingIterator<[Result<Event, any Error>]>
+        do {
+            fromDisk = missing.isEmpty ? [].makeIterator() : try await io.run {
+                missing.map { position in Result { try Event(decoding: try journal.read(at: position).payload) } }
+            }.makeIterator()
+        } catch {
+            fromDisk = missing.map { _ in .failure(error) }.makeIterator()
+        }
+        var events: [Result<Event, any Error>] = []
+        events.reserveCapacity(references.count)
+        for record in recent {
+            if let record {
+                events.append(Result { try Event(decoding: record.payload) })
+            } else if let event = fromDisk.next() {
+                events.append(event)
+            }
+        }
+        return events
+    }
+
     public func statuses() -> [String: DestinationStatus] {
         ledger.lanes.mapValues(\.status)
     }
@@ -311,11 +345,17 @@ public actor JournalDeliveryStore: DeliveryStore {
     /// that cannot be written is written again a second later; a checkpoint is saved only when
     /// every outcome it reflects is in the journal (see `saveCheckpoint`).
     private func journalOutcome(_ record: DeliveryRecord) {
+        journalOutcomes([record])
+    }
+
+    /// Several outcomes as one append (one write for the writer); each failed one is tried again.
+    private func journalOutcomes(_ records: [DeliveryRecord]) {
+        guard !records.isEmpty else { return }
         let failures = outcomeFailures
-        journal.append([record.journalEntry]) { result in
+        journal.append(records.map(\.journalEntry)) { result in
             guard case .failure(let error) = result else { return }
-            failures.value.add(1, ordering: .sequentiallyConsistent)  // before any later completion runs
-            Task { await self.outcomeFailed(record, error) }
+            failures.value.add(records.count, ordering: .sequentiallyConsistent)  // before any later completion runs
+            Task { for record in records { await self.outcomeFailed(record, error) } }
         }
     }
 

@@ -5,10 +5,10 @@ import NIOCore
 import Synchronization
 
 /// A Hummingbird server on `127.0.0.1:0` for the providers' API fakes: every GET and POST goes
-/// to one handler. `stop()` says so to slow handlers (`stopped`) before it cancels the server.
+/// to one handler. `stop()` says so to slow handlers (`stopped`) before it shuts the server down.
 final class LoopbackServer: Sendable {
     private let port = Mutex<Int?>(nil)
-    private let task = Mutex<Task<Void, any Error>?>(nil)
+    private let run = GracefulRun()
     private let stopping = Atomic<Bool>(false)
     let name: String
 
@@ -29,7 +29,7 @@ final class LoopbackServer: Sendable {
             onServerRunning: { [self] channel in self.port.withLock { $0 = channel.localAddress?.port } },
             logger: Logger(label: name, factory: { _ in SwiftLogNoOpLogHandler() })
         )
-        task.withLock { $0 = Task { try await app.runService(gracefulShutdownSignals: []) } }
+        run.start(app, logger: app.logger)
         for _ in 0..<500 {
             if let port = port.withLock({ $0 }) { return port }
             try await Task.sleep(for: .milliseconds(10))
@@ -39,9 +39,7 @@ final class LoopbackServer: Sendable {
 
     func stop() async {
         stopping.store(true, ordering: .relaxed)
-        let running = task.withLock { $0 }
-        running?.cancel()
-        _ = try? await running?.value
+        await run.stop()
     }
 
     /// Sleeps without throwing, ending early once stopping.

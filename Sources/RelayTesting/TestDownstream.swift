@@ -34,7 +34,7 @@ public final class TestDownstream: Sendable {
     /// counting by scanning every earlier request made a busy downstream quadratic.
     private let seen = Mutex<[String: Int]>([:])
     private let port = Mutex<Int?>(nil)
-    private let task = Mutex<Task<Void, any Error>?>(nil)
+    private let run = GracefulRun()
     private let stopping = Atomic<Bool>(false)
 
     public init() {}
@@ -84,7 +84,7 @@ public final class TestDownstream: Sendable {
             onServerRunning: { [self] channel in self.port.withLock { $0 = channel.localAddress?.port } },
             logger: Logger(label: "test-downstream", factory: { _ in SwiftLogNoOpLogHandler() })
         )
-        task.withLock { $0 = Task { try await app.runService(gracefulShutdownSignals: []) } }
+        run.start(app, logger: app.logger)
         for _ in 0..<500 {
             if let port = port.withLock({ $0 }) { return port }
             try await Task.sleep(for: .milliseconds(10))
@@ -127,8 +127,6 @@ public final class TestDownstream: Sendable {
 
     public func stop() async {
         stopping.store(true, ordering: .relaxed)
-        let running = task.withLock { $0 }
-        running?.cancel()
-        _ = try? await running?.value
+        await run.stop()
     }
 }

@@ -258,8 +258,7 @@ public actor JournalDeliveryStore: DeliveryStore {
     }
 
     public func complete(_ claim: DeliveryClaim, _ resolution: AttemptResolution, now: Timestamp, maxBackoffMillis: Int64) {
-        ledger.lane(claim.destination).state.complete(claim.event.sequence, resolution, now: now, maxBackoffMillis: maxBackoffMillis)
-        journalOutcome(resolution.record)
+        completeAll([CompletedAttempt(claim, resolution, maxBackoffMillis: maxBackoffMillis)], now: now)
     }
 
     /// Applies every resolution, then journals their outcomes as one append.
@@ -275,7 +274,7 @@ public actor JournalDeliveryStore: DeliveryStore {
     }
 
     public func recordReplayAttempt(_ record: DeliveryRecord, position: Int, state: ReplayItemState) -> Bool {
-        journalOutcome(record)
+        journalOutcomes([record])
         // A retry of a dead delivery that held its key succeeded: the key moves on (start-up
         // does the same when it reads the record back).
         if record.outcome == .succeeded { ledger.releaseHold(record.destination, ofEvent: record.eventSequence) }
@@ -316,14 +315,15 @@ public actor JournalDeliveryStore: DeliveryStore {
         let journal = self.journal
         let recent = references.map { journal.recentRecord(at: JournalPosition($0.locator)) }
         let missing = zip(references, recent).compactMap { reference, record in record == nil ? JournalPosition(reference.locator) : nil }
-        var fromDisk: IndexingIterator<[Result<Event, any Error>]>
-        do {
-            fromDisk = missing.isEmpty ? [].makeIterator() : try await io.run {
-                missing.map { position in Result { try Event(decoding: try journal.read(at: position).payload) } }
-            }.makeIterator()
-        } catch {
-            fromDisk = missing.map { _ in .failure(error) }.makeIterator()
+        var read: [Result<Event, any Error>] = []
+        if !missing.isEmpty {
+            do {
+                read = try await io.run { missing.map { position in Result { try Event(decoding: try journal.read(at: position).payload) } } }
+            } catch {
+                read = missing.map { _ in .failure(error) }
+            }
         }
+        var fromDisk = read.makeIterator()
         var events: [Result<Event, any Error>] = []
         events.reserveCapacity(references.count)
         for record in recent {
@@ -340,32 +340,30 @@ public actor JournalDeliveryStore: DeliveryStore {
         ledger.lanes.mapValues(\.status)
     }
 
-    /// Journals an outcome without waiting: it is already applied in memory, and if a crash
-    /// loses the record the attempt is only made again after the restart (at-least-once). One
-    /// that cannot be written is written again a second later; a checkpoint is saved only when
-    /// every outcome it reflects is in the journal (see `saveCheckpoint`).
-    private func journalOutcome(_ record: DeliveryRecord) {
-        journalOutcomes([record])
-    }
-
-    /// Several outcomes as one append (one write for the writer); each failed one is tried again.
+    /// Journals outcomes without waiting, as one append (one write for the writer): they are
+    /// already applied in memory, and if a crash loses a record the attempt is only made again
+    /// after the restart (at-least-once). Outcomes that cannot be written are written again
+    /// together a second later; a checkpoint is saved only when every outcome it reflects is in
+    /// the journal (see `saveCheckpoint`).
     private func journalOutcomes(_ records: [DeliveryRecord]) {
         guard !records.isEmpty else { return }
         let failures = outcomeFailures
         journal.append(records.map(\.journalEntry)) { result in
             guard case .failure(let error) = result else { return }
             failures.value.add(records.count, ordering: .sequentiallyConsistent)  // before any later completion runs
-            Task { for record in records { await self.outcomeFailed(record, error) } }
+            Task { await self.outcomesFailed(records, error) }
         }
     }
 
-    private func outcomeFailed(_ record: DeliveryRecord, _ error: any Error) async {
-        logger.error("cannot journal a delivery outcome; will try again", metadata: ["destination": "\(record.destination)", "event_id": "\(record.eventID)", "error": "\(error)"])
-        if journal.isClosing { return }  // the delivery is attempted again after the restart
+    private func outcomesFailed(_ records: [DeliveryRecord], _ error: any Error) async {
+        for record in records {
+            logger.error("cannot journal a delivery outcome; will try again", metadata: ["destination": "\(record.destination)", "event_id": "\(record.eventID)", "error": "\(error)"])
+        }
+        if journal.isClosing { return }  // the deliveries are attempted again after the restart
         retryingOutcomes += 1
         try? await Task.sleep(for: .seconds(1))
         retryingOutcomes -= 1
-        journalOutcome(record)
+        journalOutcomes(records)
     }
 
     final class FailureCount: Sendable {

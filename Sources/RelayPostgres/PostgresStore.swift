@@ -1,5 +1,6 @@
 import Logging
 import NIOCore
+import NIOPosix
 import PostgresNIO
 import RelayCore
 import Synchronization
@@ -48,7 +49,29 @@ public final class PostgresStore: Sendable {
         // Every statement finds the store's tables first; every commit waits for the WAL flush.
         configuration.options.additionalStartupParameters = [("search_path", schema), ("synchronous_commit", "on"), ("application_name", "relay")]
         client = PostgresClient(configuration: configuration, backgroundLogger: logger)
-        ingest = IngestBatcher()
+        // The ingest flusher's own connection, with the same settings, on one of the loops the
+        // ingest listener also runs on.
+        var ingestConfiguration = PostgresConnection.Configuration(
+            host: url.host, port: url.port, username: url.user, password: url.password, database: url.database, tls: try Self.connectionTLS(url.sslMode)
+        )
+        ingestConfiguration.options.connectTimeout = .seconds(5)
+        ingestConfiguration.options.additionalStartupParameters = configuration.options.additionalStartupParameters
+        ingest = IngestBatcher(loop: MultiThreadedEventLoopGroup.singleton.next(), configuration: ingestConfiguration)
+    }
+
+    /// `tls(_:)` for a single connection, which takes a TLS context made up front.
+    private static func connectionTLS(_ mode: PostgresURL.SSLMode) throws(PostgresURLError) -> PostgresConnection.Configuration.TLS {
+        var tls = TLSConfiguration.makeClientConfiguration()
+        if mode == .require { tls.certificateVerification = .none }
+        let context: NIOSSLContext
+        do { context = try NIOSSLContext(configuration: tls) } catch {
+            throw PostgresURLError("sslmode", "cannot set up TLS for sslmode=\(mode.rawValue): \(error)")
+        }
+        switch mode {
+        case .disable: return .disable
+        case .prefer: return .prefer(context)
+        case .require, .verifyFull: return .require(context)
+        }
     }
 
     private static func tls(_ mode: PostgresURL.SSLMode) -> PostgresClient.Configuration.TLS {
@@ -69,6 +92,7 @@ public final class PostgresStore: Sendable {
     /// Runs the connection pool until cancelled.
     public func run() async {
         await client.run()
+        stopIngest()
     }
 
     /// Checks the server keeps commits durable, then creates or migrates the schema; gives up

@@ -30,7 +30,7 @@ import Glibc
     static func routes(api: Int, sink: Int, every: String = "1h") -> String {
         """
         { "sources": { "fs": { "provider": "fastspring", "secret": "\(Fixtures.fastSpringSecret)",
-                               "reconcile": { "url": "http://127.0.0.1:\(api)", "username": "env:FS_API_USER", "password": "env:FS_API_PASS", "every": "\(every)", "lookback": "3d", "timeout_ms": 1000 } } },
+                               "reconcile": { "url": "http://127.0.0.1:\(api)", "username": "env:FS_API_USER", "password": "env:FS_API_PASS", "every": "\(every)", "lookback": "3d", "timeout_ms": 2000 } } },
           "destinations": { "orders": { "url": "http://127.0.0.1:\(sink)/orders", "retry": { "initial_backoff_ms": 20, "max_backoff_ms": 40 } } },
           "routes": [ { "name": "all", "to": ["orders"] } ] }
         """
@@ -179,7 +179,7 @@ import Glibc
         let sink = try await downstream.start()
         let relay = try await LiveRelay(routes: """
         { "sources": { "runa": { "provider": "runa", "secret": "\(Fixtures.runaSecret)",
-                                 "reconcile": { "url": "http://127.0.0.1:\(apiPort)", "api_key": "env:RUNA_API_KEY", "every": "1h", "lookback": "3d", "timeout_ms": 1000 } } },
+                                 "reconcile": { "url": "http://127.0.0.1:\(apiPort)", "api_key": "env:RUNA_API_KEY", "every": "1h", "lookback": "3d", "timeout_ms": 2000 } } },
           "destinations": { "orders": { "url": "http://127.0.0.1:\(sink)/orders" } },
           "routes": [ { "name": "all", "to": ["orders"] } ] }
         """, environment: ["RUNA_API_KEY": api.apiKey], store: try store.configuration())
@@ -243,7 +243,7 @@ import Glibc
         let sink = try await downstream.start()
         let relay = try await LiveRelay(routes: #"""
         { "sources": { "runa": { "provider": "runa", "secret": "\#(Fixtures.runaSecret)",
-                                 "reconcile": { "url": "http://127.0.0.1:\#(apiPort)", "api_key": "env:RUNA_API_KEY", "every": "1h", "timeout_ms": 1000 } } },
+                                 "reconcile": { "url": "http://127.0.0.1:\#(apiPort)", "api_key": "env:RUNA_API_KEY", "every": "1h", "timeout_ms": 2000 } } },
           "destinations": { "alerts": { "url": "http://127.0.0.1:\#(sink)/alerts", "enrich": "runa-order",
                                         "retry": { "max_attempts": 50, "initial_backoff_ms": 50, "max_backoff_ms": 100 },
                                         "body_template": "{\"text\":\"Runa order {{order_id}} {{status}}: {{order.description}} ({{order.total_price}} {{order.currency}})\"}" } },

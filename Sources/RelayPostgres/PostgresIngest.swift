@@ -81,11 +81,14 @@ extension PostgresStore: IngestStore {
     /// Closes the flusher's connection; requests from now on are refused (503).
     func stopIngest() {
         ingest.state.withLock { $0.stopped = true }
-        ingest.loop.execute {
-            let connection = self.ingest.connection.value
-            self.ingest.connection.value = nil
-            connection?.close().whenComplete { _ in }
-        }
+        ingest.loop.execute { self.dropIngestConnection() }
+    }
+
+    /// Closes the flusher's connection, if any; the next batch connects again (on the loop).
+    private func dropIngestConnection() {
+        let connection = ingest.connection.value
+        ingest.connection.value = nil
+        connection?.close().whenComplete { _ in }
     }
 
     /// Commits the next batch of what is queued, or ends the flusher when nothing is (on the loop).
@@ -107,11 +110,9 @@ extension PostgresStore: IngestStore {
         // The call limit covers the whole commit: connecting, making a day's partition, the
         // statements. Past it the outcome is unknown, so the connection is closed (the server
         // rolls back what it has not committed) and the batch answered 503.
-        let deadline = ingest.loop.scheduleTask(in: .nanoseconds(Int64(callLimit.components.seconds) * 1_000_000_000 + callLimit.components.attoseconds / 1_000_000_000)) {
+        let deadline = ingest.loop.scheduleTask(in: TimeAmount(callLimit)) {
             guard !flush.answered.value else { return }
-            let connection = self.ingest.connection.value
-            self.ingest.connection.value = nil
-            connection?.close().whenComplete { _ in }
+            self.dropIngestConnection()
             self.finish(flush, .failure(PostgresStoreError("PostgreSQL did not answer an ingest commit within \(self.callLimit)")))
         }
         commit(flush, retried: false) { result in
@@ -204,10 +205,7 @@ extension PostgresStore: IngestStore {
                 if let failure {
                     // A statement's error leaves the connection usable; anything else (the
                     // connection broke) has the next batch connect again.
-                    if (failure as? PSQLError)?.serverInfo == nil {
-                        self.ingest.connection.value = nil
-                        connection.close().whenComplete { _ in }
-                    }
+                    if (failure as? PSQLError)?.serverInfo == nil { self.dropIngestConnection() }
                     if !retried, (failure as? PSQLError)?.serverInfo?[.sqlState] == "23514" {
                         self.forgetDays(days)
                         return self.commit(flush, retried: true, done: done)
@@ -250,7 +248,6 @@ private struct IngestStatement: Sendable {
     let batch: [Int]
     /// Positions in `batch` of the keyed candidates, with their (text) key.
     let keyed: [(position: Int, key: String)]
-    let ids: [String]
 
     /// The statement that stores `candidates` in one go: the de-duplication keys (by source and
     /// provider event id), the new events with their routing decisions, and their deliveries.
@@ -290,7 +287,6 @@ private struct IngestStatement: Sendable {
         self.duplicateOf = duplicateOf
         self.batch = batch
         self.keyed = batch.indices.filter { keyed[batch[$0]] }.map { ($0, PostgresStore.key(sources[$0], providerIDs[$0])) }
-        ids = events.map(\.id)
     }
 
     /// One outcome per candidate, from the rows `relay_ingest` answered.
@@ -307,7 +303,7 @@ private struct IngestStatement: Sendable {
             guard let id = existing[key] else {
                 throw PostgresStoreError("relay_ingest answered without a de-duplication key it stored or found")
             }
-            if id != ids[position] { earlierID[batch[position]] = id }
+            if id != candidates[batch[position]].event.id { earlierID[batch[position]] = id }
         }
         return candidates.indices.map { index in
             if let earlier = duplicateOf[index] {

@@ -59,34 +59,32 @@ public final class PostgresStore: Sendable {
         ingest = IngestBatcher(loop: MultiThreadedEventLoopGroup.singleton.next(), configuration: ingestConfiguration)
     }
 
-    /// `tls(_:)` for a single connection, which takes a TLS context made up front.
-    private static func connectionTLS(_ mode: PostgresURL.SSLMode) throws(PostgresURLError) -> PostgresConnection.Configuration.TLS {
+    /// The TLS settings `mode` asks for; nil for none.
+    private static func tlsConfiguration(_ mode: PostgresURL.SSLMode) -> TLSConfiguration? {
         var tls = TLSConfiguration.makeClientConfiguration()
-        if mode == .require { tls.certificateVerification = .none }
-        let context: NIOSSLContext
-        do { context = try NIOSSLContext(configuration: tls) } catch {
-            throw PostgresURLError("sslmode", "cannot set up TLS for sslmode=\(mode.rawValue): \(error)")
-        }
         switch mode {
-        case .disable: return .disable
-        case .prefer: return .prefer(context)
-        case .require, .verifyFull: return .require(context)
+        case .disable: return nil
+        case .prefer, .verifyFull: return tls
+        case .require:
+            // Encrypted, but the server's certificate is not checked (libpq's `require`).
+            tls.certificateVerification = .none
+            return tls
         }
     }
 
     private static func tls(_ mode: PostgresURL.SSLMode) -> PostgresClient.Configuration.TLS {
-        switch mode {
-        case .disable: .disable
-        case .prefer: .prefer(.makeClientConfiguration())
-        case .require:
-            // Encrypted, but the server's certificate is not checked (libpq's `require`).
-            {
-                var tls = TLSConfiguration.makeClientConfiguration()
-                tls.certificateVerification = .none
-                return .require(tls)
-            }()
-        case .verifyFull: .require(.makeClientConfiguration())
+        guard let tls = tlsConfiguration(mode) else { return .disable }
+        return mode == .prefer ? .prefer(tls) : .require(tls)
+    }
+
+    /// `tls(_:)` for a single connection, which takes a TLS context made up front.
+    private static func connectionTLS(_ mode: PostgresURL.SSLMode) throws(PostgresURLError) -> PostgresConnection.Configuration.TLS {
+        guard let tls = tlsConfiguration(mode) else { return .disable }
+        let context: NIOSSLContext
+        do { context = try NIOSSLContext(configuration: tls) } catch {
+            throw PostgresURLError("sslmode", "cannot set up TLS for sslmode=\(mode.rawValue): \(error)")
         }
+        return mode == .prefer ? .prefer(context) : .require(context)
     }
 
     /// Runs the connection pool until cancelled.

@@ -7,6 +7,7 @@ import RelayJournal
 import RelayPostgres
 import RelayForwarder
 import RelayServer
+import NIOCore
 
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Run the relay: ingest, journal, routing and forwarding.")
@@ -47,6 +48,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "With --store: the schema the tables live in (several relays may share one database).")
     var storeSchema: String = "relay"
 
+    @Option(help: "Event-loop threads for the ingest and admin listeners and the database connections (default: one per core). Several instances on one machine: give each its share of the cores.")
+    var eventLoops: Int?
+
     @OptionGroup var logging: LoggingOptions
 
     /// `--retention` in milliseconds (0 keeps everything), or nil if malformed.
@@ -58,10 +62,13 @@ struct Serve: AsyncParsableCommand {
         guard (1...3600).contains(bodyTimeout) else { throw ValidationError("--body-timeout: must be 1…3600 seconds, not \(bodyTimeout)") }
         guard (1...3600).contains(idleTimeout) else { throw ValidationError("--idle-timeout: must be 1…3600 seconds, not \(idleTimeout)") }
         guard checkpointRecords >= 1 else { throw ValidationError("--checkpoint-records: must be at least 1, not \(checkpointRecords)") }
+        if let eventLoops, !(1...256).contains(eventLoops) { throw ValidationError("--event-loops: must be 1…256, not \(eventLoops)") }
         guard deliveryWindow >= 2 else { throw ValidationError("--delivery-window: must be at least 2, not \(deliveryWindow)") }
     }
 
     func run() async throws {
+        // Before anything starts the shared event loops: their count is fixed at first use.
+        if let eventLoops { NIOSingletons.groupLoopCountSuggestion = eventLoops }
         exitWithParentIfAsked()
         let logger = try logging.bootstrap(label: "relay")
         let curl = ccurl_global_init()

@@ -104,4 +104,35 @@ private func runRelayBlocking(_ arguments: [String], environment: [String: Strin
         #expect(missing.status != 0)
         #expect(missing.err.hasPrefix("relay: journal verify:"))
     }
+    /// `relay serve --event-loops N` runs the shared event loops on N threads (several
+    /// instances on one machine each take their share of the cores); out of range is refused
+    /// with a line naming the option, before anything starts.
+    @Test(.timeLimit(.minutes(1)))
+    func eventLoopsSetsTheLoopThreadsAndRefusesOutOfRange() async throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        try dir.write("routes.json", #"{ "sources": { "shop": { "provider": "generic" } } }"#)
+        let serve = ["serve", "--config", dir.path + "/routes.json", "--data", dir.path + "/data", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"]
+        for bad in ["0", "257", "two"] {
+            let result = try await runRelay(serve + ["--event-loops", bad])
+            #expect(result.status == 64, "--event-loops \(bad): exit \(result.status)")
+            #expect(result.err.split(separator: "\n").first?.contains("--event-loops") == true, "\(result.err)")
+        }
+        func loopThreads(_ pid: Int32) throws -> Int {
+            try FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task").filter { task in
+                let comm = (try? String(contentsOfFile: "/proc/\(pid)/task/\(task)/comm", encoding: .utf8)) ?? ""
+                return comm.hasPrefix("NIO-SGLTN")
+            }.count
+        }
+        for loops in [1, 3] {
+            let process = try RelayProcess(arguments: serve + ["--event-loops", "\(loops)"], logPath: dir.path + "/relay-\(loops).log")
+            let port = try await process.waitForPort(message: "ingest listening")
+            let response = try await TestHTTPClient.send(port: port, method: "POST", path: "/webhooks/shop", body: Array(#"{"id":"e\#(loops)"}"#.utf8))
+            #expect(response.status == 200)
+            #expect(try loopThreads(process.pid) == loops, "relay log:\n\(process.log)")
+            process.signal(SIGTERM)
+            #expect(await process.waitForExit() == 0)
+        }
+    }
 }
+

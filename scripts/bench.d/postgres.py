@@ -10,8 +10,8 @@ duration as the journal's rows (read back from RUNS_TSV for the ratios):
     to 1 and to 3 instances on the same database (the 3 with --event-loops set to their share
     of the cores, and once more with the default);
   - end to end at 64 connections (ingest -> PostgreSQL -> libcurl -> relay sink) for 1 and
-    3 instances (their share of the cores each): the acknowledgement rate, and deliveries per second until every accepted
-    event was delivered;
+    3 instances (their share of the cores each): the acknowledgement rate, and deliveries per
+    second until every accepted event was delivered;
   - kill-to-rescue: an instance holding claims (to a sink answering after 5 s) killed with
     kill -9, and the seconds until its claims are pending again for the others.
 For each ingest run: PostgreSQL commits per acknowledged request (group commit at work when

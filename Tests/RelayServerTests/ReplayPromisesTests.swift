@@ -319,7 +319,7 @@ private func replayed(_ requests: [TestDownstream.Received]) -> [TestDownstream.
         let base = "http://127.0.0.1:\(port)"
         let routes = """
         { "sources": { "shop": { "provider": "generic", "fields": { "id": "/id", "type": "/type" } } },
-          "destinations": { "fast": { "url": "\(base)/fast" }, "slow": { "url": "\(base)/slow/400" } },
+          "destinations": { "fast": { "url": "\(base)/fast" }, "slow": { "url": "\(base)/slow/1000" } },
           "routes": [ { "name": "all", "to": ["fast"] } ] }
         """
         let relay = try await LiveRelay(routes: routes)
@@ -328,7 +328,8 @@ private func replayed(_ requests: [TestDownstream.Received]) -> [TestDownstream.
         for i in 0..<4 { before.append(try eventID(try await relay.post("shop", body: json("{\"id\":\"b\(i)\",\"type\":\"order.x\"}")))) }
         #expect(await downstream.wait { $0.count == 4 })
 
-        // One at a time to a destination answering in 400 ms: the replay runs for 1.6 s.
+        // One at a time to a destination answering in 1 s: the replay runs for 4 s, time enough
+        // for four posts and a look at its state even on a loaded machine (400 ms was not once).
         let answer = try await relay.admin("/admin/replay", method: "POST", body: json(#"{"filter":{"type":"order.*"},"destinations":["slow"],"concurrency":1}"#))
         #expect(answer.json?["matched_events"]?.doubleValue == 4)
         let id = try #require(replayID(answer))
@@ -343,7 +344,7 @@ private func replayed(_ requests: [TestDownstream.Received]) -> [TestDownstream.
         #expect(progress?["succeeded"]?.doubleValue == 4)
         #expect(progress?["attempts"]?.doubleValue == 4)
         let sent = replayed(downstream.requests)
-        #expect(sent.allSatisfy { $0.path == "/slow/400" })
+        #expect(sent.allSatisfy { $0.path == "/slow/1000" })
         #expect(sent.compactMap { $0.header("webhook-id") }.sorted() == before.sorted(), "only the events stored before it was asked for")
         // The later events match the same filter (a replay asked for now would take all eight)
         // and were delivered live.

@@ -104,6 +104,7 @@ private func runRelayBlocking(_ arguments: [String], environment: [String: Strin
         #expect(missing.status != 0)
         #expect(missing.err.hasPrefix("relay: journal verify:"))
     }
+
     /// `relay serve --event-loops N` runs the shared event loops on N threads (several
     /// instances on one machine each take their share of the cores); out of range is refused
     /// with a line naming the option, before anything starts.
@@ -135,4 +136,3 @@ private func runRelayBlocking(_ arguments: [String], environment: [String: Strin
         }
     }
 }
-

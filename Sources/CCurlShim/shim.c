@@ -2,6 +2,12 @@
 #include <curl/curl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
 
 static pthread_once_t ccurl_once = PTHREAD_ONCE_INIT;
 static int ccurl_init_result = 0;
@@ -127,4 +133,115 @@ void ccurl_ignore_sigpipe(void) { signal(SIGPIPE, SIG_IGN); }
 
 int ccurl_easy_perform(void *easy) {
     return (int)curl_easy_perform((CURL *)easy);
+}
+
+/* The engine thread's event loop: libcurl's socket interface driven by epoll. libcurl says
+ * which sockets to watch (CURLMOPT_SOCKETFUNCTION) and when to time out (TIMERFUNCTION); a
+ * round acts only on the sockets that are ready, where curl_multi_perform and curl_multi_poll
+ * walk every transfer on every wake-up. An eventfd in the same epoll set wakes the loop from
+ * other threads. */
+struct ccurl_loop {
+    CURLM *multi;
+    int epoll_fd;
+    int event_fd;
+    /* When libcurl wants CURL_SOCKET_TIMEOUT, in CLOCK_MONOTONIC milliseconds; -1 for never. */
+    long long deadline_ms;
+};
+
+static long long ccurl_now_ms(void) {
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+}
+
+static int ccurl_socket_callback(CURL *easy, curl_socket_t socket, int what, void *userp, void *socketp) {
+    (void)easy;
+    (void)socketp;
+    struct ccurl_loop *loop = userp;
+    if (what == CURL_POLL_REMOVE) {
+        epoll_ctl(loop->epoll_fd, EPOLL_CTL_DEL, socket, NULL);  /* already gone if closed */
+        return 0;
+    }
+    struct epoll_event event = {0};
+    event.data.fd = socket;
+    if (what & CURL_POLL_IN) event.events |= EPOLLIN;
+    if (what & CURL_POLL_OUT) event.events |= EPOLLOUT;
+    if (epoll_ctl(loop->epoll_fd, EPOLL_CTL_MOD, socket, &event) != 0 && errno == ENOENT) {
+        epoll_ctl(loop->epoll_fd, EPOLL_CTL_ADD, socket, &event);
+    }
+    return 0;
+}
+
+static int ccurl_timer_callback(CURLM *multi, long timeout_ms, void *userp) {
+    (void)multi;
+    struct ccurl_loop *loop = userp;
+    loop->deadline_ms = timeout_ms < 0 ? -1 : ccurl_now_ms() + timeout_ms;
+    return 0;
+}
+
+void *ccurl_loop_new(void *multi) {
+    struct ccurl_loop *loop = calloc(1, sizeof *loop);
+    if (loop == NULL) return NULL;
+    loop->multi = multi;
+    loop->deadline_ms = -1;
+    loop->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+    loop->event_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    struct epoll_event event = {0};
+    event.events = EPOLLIN;
+    event.data.fd = loop->event_fd;
+    if (loop->epoll_fd < 0 || loop->event_fd < 0 || epoll_ctl(loop->epoll_fd, EPOLL_CTL_ADD, loop->event_fd, &event) != 0
+        || curl_multi_setopt(multi, CURLMOPT_SOCKETFUNCTION, ccurl_socket_callback) != CURLM_OK
+        || curl_multi_setopt(multi, CURLMOPT_SOCKETDATA, loop) != CURLM_OK
+        || curl_multi_setopt(multi, CURLMOPT_TIMERFUNCTION, ccurl_timer_callback) != CURLM_OK
+        || curl_multi_setopt(multi, CURLMOPT_TIMERDATA, loop) != CURLM_OK) {
+        ccurl_loop_free(loop);
+        return NULL;
+    }
+    return loop;
+}
+
+void ccurl_loop_free(void *pointer) {
+    struct ccurl_loop *loop = pointer;
+    if (loop == NULL) return;
+    curl_multi_setopt(loop->multi, CURLMOPT_SOCKETFUNCTION, NULL);
+    curl_multi_setopt(loop->multi, CURLMOPT_TIMERFUNCTION, NULL);
+    if (loop->epoll_fd >= 0) close(loop->epoll_fd);
+    if (loop->event_fd >= 0) close(loop->event_fd);
+    free(loop);
+}
+
+int ccurl_loop_wakeup(void *pointer) {
+    struct ccurl_loop *loop = pointer;
+    uint64_t one = 1;
+    return write(loop->event_fd, &one, sizeof one) == sizeof one ? 0 : -1;
+}
+
+int ccurl_loop_run_once(void *pointer, int max_wait_ms) {
+    struct ccurl_loop *loop = pointer;
+    int running = 0;
+    int wait_ms = max_wait_ms;
+    if (loop->deadline_ms >= 0) {
+        long long left = loop->deadline_ms - ccurl_now_ms();
+        if (left < wait_ms) wait_ms = left < 0 ? 0 : (int)left;
+    }
+    struct epoll_event events[128];
+    int ready = epoll_wait(loop->epoll_fd, events, 128, wait_ms);
+    for (int i = 0; i < ready; i++) {
+        int fd = events[i].data.fd;
+        if (fd == loop->event_fd) {
+            uint64_t count;
+            while (read(loop->event_fd, &count, sizeof count) == sizeof count) {}
+            continue;
+        }
+        int flags = 0;
+        if (events[i].events & EPOLLIN) flags |= CURL_CSELECT_IN;
+        if (events[i].events & EPOLLOUT) flags |= CURL_CSELECT_OUT;
+        if (events[i].events & (EPOLLERR | EPOLLHUP)) flags |= CURL_CSELECT_ERR;
+        curl_multi_socket_action(loop->multi, fd, flags, &running);
+    }
+    if (loop->deadline_ms >= 0 && ccurl_now_ms() >= loop->deadline_ms) {
+        loop->deadline_ms = -1;  /* the action may set a new one */
+        curl_multi_socket_action(loop->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    }
+    return ready < 0 && errno != EINTR ? -1 : 0;
 }

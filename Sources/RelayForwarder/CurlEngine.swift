@@ -4,9 +4,10 @@ import Foundation
 import Logging
 import Synchronization
 
-/// Forwards requests with libcurl: one dedicated thread owns one multi handle and loops on
-/// `curl_multi_poll`; `send` hands a transfer over through a mutex and wakes the loop with
-/// `curl_multi_wakeup`. No blocking curl call ever runs on Swift's cooperative pool.
+/// Forwards requests with libcurl: one dedicated thread owns one multi handle and drives it
+/// through libcurl's socket interface on epoll (`ccurl_loop_run_once`), so each round acts only
+/// on the connections that are ready; `send` hands a transfer over through a mutex and wakes
+/// the loop through its eventfd. No blocking curl call ever runs on Swift's cooperative pool.
 /// Connections are reused across requests through the multi handle's connection cache.
 public final class CurlEngine: HTTPTransport, Sendable {
     public struct Configuration: Sendable {
@@ -31,10 +32,12 @@ public final class CurlEngine: HTTPTransport, Sendable {
         var inFlight = 0
     }
 
-    /// The multi handle, as a value the compiler lets cross threads. Only the engine thread uses
-    /// it, except `curl_multi_wakeup`, which libcurl documents as callable from any thread.
+    /// The multi handle and its event loop, as values the compiler lets cross threads. Only the
+    /// engine thread uses them, except `ccurl_loop_wakeup` (a write to an eventfd), which any
+    /// thread may call.
     private struct MultiHandle: @unchecked Sendable {
         let pointer: UnsafeMutableRawPointer
+        let loop: UnsafeMutableRawPointer
     }
 
     public let configuration: Configuration
@@ -54,7 +57,11 @@ public final class CurlEngine: HTTPTransport, Sendable {
         // 300 a second under scripts/bench's end-to-end load, seen as TIME-WAIT on the relay's
         // side). The cache keeps as many as may be open.
         _ = ccurl_multi_set_max_cached_connections(pointer, configuration.maxConnections)
-        self.multi = MultiHandle(pointer: pointer)
+        guard let loop = ccurl_loop_new(pointer) else {
+            ccurl_multi_cleanup(pointer)
+            throw TransportFailure(kind: .other, message: "cannot set up the forwarding engine's event loop (epoll)")
+        }
+        self.multi = MultiHandle(pointer: pointer, loop: loop)
         self.configuration = configuration
         self.logger = logger
         let thread = Thread { [self] in
@@ -123,7 +130,7 @@ public final class CurlEngine: HTTPTransport, Sendable {
             state.inFlight += 1
             return (id, wake, false)
         }
-        if wake { _ = ccurl_multi_wakeup(multi.pointer) }
+        if wake { _ = ccurl_loop_wakeup(multi.loop) }
         if id == nil {
             transfer.finish(.failure(TransportFailure(kind: .cancelled, message: stopping ? "the forwarding engine is stopped" : "cancelled")))
         }
@@ -133,7 +140,7 @@ public final class CurlEngine: HTTPTransport, Sendable {
     /// Cuts a transfer short; one that already finished is left alone.
     private func cancel(_ id: UInt64) {
         shared.withLock { $0.cancelled.append(id) }
-        _ = ccurl_multi_wakeup(multi.pointer)
+        _ = ccurl_loop_wakeup(multi.loop)
     }
 
     private enum SendPhase {
@@ -152,7 +159,7 @@ public final class CurlEngine: HTTPTransport, Sendable {
                 state.exitWaiters.append(continuation)
                 return false
             }
-            if done { continuation.resume() } else { _ = ccurl_multi_wakeup(multi.pointer) }
+            if done { continuation.resume() } else { _ = ccurl_loop_wakeup(multi.loop) }
         }
     }
 
@@ -187,8 +194,10 @@ public final class CurlEngine: HTTPTransport, Sendable {
                 active = [:]
                 break
             }
-            var running: Int32 = 0
-            _ = ccurl_multi_perform(multi.pointer, &running)
+            if ccurl_loop_run_once(multi.loop, 1000) != 0 {
+                logger.error("the forwarding engine's epoll wait failed; retrying", metadata: ["errno": "\(errno)"])
+                Thread.sleep(forTimeInterval: 0.01)
+            }
             var easy: UnsafeMutableRawPointer?
             var code: Int32 = 0
             while ccurl_multi_next_done(multi.pointer, &easy, &code) == 1 {
@@ -197,9 +206,9 @@ public final class CurlEngine: HTTPTransport, Sendable {
                 guard active.removeValue(forKey: transfer.id) != nil else { continue }
                 complete(transfer, outcome(of: transfer, easy: easy, code: code), pool: &pool)
             }
-            _ = ccurl_multi_poll(multi.pointer, 1000)
         }
         for handle in pool { ccurl_easy_cleanup(handle) }
+        ccurl_loop_free(multi.loop)
         ccurl_multi_cleanup(multi.pointer)
         let waiters = shared.withLock { state in
             state.stopped = true

@@ -5,7 +5,8 @@
 #include <stdint.h>
 
 /// Non-variadic wrappers around libcurl, because Swift cannot call C variadic functions such as
-/// curl_easy_setopt. Handles are passed as opaque pointers; no logic lives here.
+/// curl_easy_setopt. Handles are passed as opaque pointers; the only logic is the engine
+/// thread's epoll loop (`ccurl_loop_*`), whose callbacks libcurl calls as C functions.
 
 /// Initialises libcurl once for the whole process (CURL_GLOBAL_DEFAULT).
 /// Returns 0 on success, a CURLcode otherwise. Safe to call more than once.
@@ -59,6 +60,19 @@ int ccurl_multi_set_max_total_connections(void *multi, long count);
 int ccurl_multi_set_max_cached_connections(void *multi, long count);
 /// Reads the next finished transfer: returns 1 and fills `easy` and `result`, or 0 if none.
 int ccurl_multi_next_done(void *multi, void **easy, int *result);
+
+/// The engine thread's event loop: the multi handle's socket interface on epoll (the one piece
+/// of logic here, since libcurl's socket and timer callbacks are C). Only the engine thread
+/// runs it; `ccurl_loop_wakeup` may be called from any thread.
+/// Registers the callbacks on `multi`; NULL if epoll or the eventfd cannot be made.
+void *ccurl_loop_new(void *multi);
+void ccurl_loop_free(void *loop);
+/// Makes the current or next `ccurl_loop_run_once` return at once. 0 on success.
+int ccurl_loop_wakeup(void *loop);
+/// Waits (at most `max_wait_ms`, less when libcurl's timer is due sooner) for ready sockets,
+/// a wake-up or the timer, and lets libcurl act on them. Finished transfers are then read
+/// with ccurl_multi_next_done. Returns 0, or -1 if epoll failed.
+int ccurl_loop_run_once(void *loop, int max_wait_ms);
 
 /// Ignores SIGPIPE for the process (writes to a closed socket must not kill the relay).
 void ccurl_ignore_sigpipe(void);

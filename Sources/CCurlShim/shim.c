@@ -104,9 +104,6 @@ void *ccurl_multi_init(void) { return curl_multi_init(); }
 void ccurl_multi_cleanup(void *multi) { curl_multi_cleanup((CURLM *)multi); }
 int ccurl_multi_add(void *multi, void *easy) { return (int)curl_multi_add_handle((CURLM *)multi, (CURL *)easy); }
 int ccurl_multi_remove(void *multi, void *easy) { return (int)curl_multi_remove_handle((CURLM *)multi, (CURL *)easy); }
-int ccurl_multi_perform(void *multi, int *running) { return (int)curl_multi_perform((CURLM *)multi, running); }
-int ccurl_multi_poll(void *multi, int timeout_ms) { return (int)curl_multi_poll((CURLM *)multi, NULL, 0, timeout_ms, NULL); }
-int ccurl_multi_wakeup(void *multi) { return (int)curl_multi_wakeup((CURLM *)multi); }
 
 int ccurl_multi_set_max_total_connections(void *multi, long count) {
     return (int)curl_multi_setopt((CURLM *)multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, count);

@@ -7,7 +7,7 @@ import Synchronization
 ///
 /// `@unchecked Sendable`: it is created by the caller and handed to the engine thread through
 /// the engine's mutex; from then on only the engine thread touches its mutable state (libcurl
-/// calls the callbacks on that thread, inside `curl_multi_perform`). `finish` runs only on the
+/// calls the callbacks on that thread, inside `curl_multi_socket_action`). `finish` runs only on the
 /// engine thread (or on the caller's, for a transfer the engine never took) and the transfer
 /// leaves the engine's table when it does, so the completion is called exactly once.
 final class CurlTransfer: @unchecked Sendable {

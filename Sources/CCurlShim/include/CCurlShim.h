@@ -51,9 +51,6 @@ void *ccurl_multi_init(void);
 void ccurl_multi_cleanup(void *multi);
 int ccurl_multi_add(void *multi, void *easy);
 int ccurl_multi_remove(void *multi, void *easy);
-int ccurl_multi_perform(void *multi, int *running);
-int ccurl_multi_poll(void *multi, int timeout_ms);
-int ccurl_multi_wakeup(void *multi);
 int ccurl_multi_set_max_total_connections(void *multi, long count);
 /// CURLMOPT_MAXCONNECTS: idle connections kept for reuse (libcurl's default, four per easy
 /// handle currently added, shrinks whenever few transfers are running).

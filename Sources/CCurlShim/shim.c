@@ -223,6 +223,7 @@ int ccurl_loop_run_once(void *pointer, int max_wait_ms) {
     }
     struct epoll_event events[128];
     int ready = epoll_wait(loop->epoll_fd, events, 128, wait_ms);
+    int wait_error = ready < 0 ? errno : 0;  /* libcurl's calls below may change errno */
     for (int i = 0; i < ready; i++) {
         int fd = events[i].data.fd;
         if (fd == loop->event_fd) {
@@ -240,5 +241,7 @@ int ccurl_loop_run_once(void *pointer, int max_wait_ms) {
         loop->deadline_ms = -1;  /* the action may set a new one */
         curl_multi_socket_action(loop->multi, CURL_SOCKET_TIMEOUT, 0, &running);
     }
-    return ready < 0 && errno != EINTR ? -1 : 0;
+    if (wait_error == 0 || wait_error == EINTR) return 0;
+    errno = wait_error;  /* for the caller's log line */
+    return -1;
 }
